@@ -1,0 +1,57 @@
+"""The `humact` command line.
+
+Each subcommand lives in its own module under `humact.commands` and exposes
+`add_parser(subparsers)`, which registers an argparse parser whose default
+`func(args) -> int` runs it. Modules import their heavy dependencies inside
+`func`, so `humact --help` stays fast. Add a command by adding its module name
+to `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from humact import __version__
+
+#: Subcommand modules in `humact.commands`, in the order `--help` lists them.
+COMMANDS: tuple[str, ...] = (
+    "setup",
+    "extract",
+)
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one clear line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="humact", description="Human-centric video action understanding."
+    )
+    parser.add_argument("--version", action="version", version=f"humact {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"humact.commands.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"humact {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

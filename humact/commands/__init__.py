@@ -1,0 +1,1 @@
+"""One module per `humact` subcommand (see `humact.cli`)."""

@@ -1,0 +1,1 @@
+"""Evaluation: AVA frame-mAP, Kinetics-TPS score, recognition metrics and plots."""

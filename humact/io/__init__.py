@@ -1,0 +1,1 @@
+"""Reading and writing files: atomic writes, safe pickles, result formats."""

@@ -1,0 +1,1 @@
+"""Perception: person detection, 2D pose, tracking, pose-refined boxes and body parts."""

@@ -1,0 +1,1 @@
+"""Skeleton action recognition: graphs, ST-GCN / ST-GCN++, PoseConv3D, PYSKL-style pipelines, datasets."""
