@@ -1,0 +1,116 @@
+"""PoseConv3D (Duan et al., CVPR 2022): a 3D CNN over stacked keypoint / limb heatmaps.
+
+Model = PYSKL's `Recognizer3D` with a `ResNet3dSlowOnly` backbone (see
+`humact.video_models.resnet3d.posec3d_slowonly_r50`) and an `I3DHead`.
+
+Input: (N, K, T, H, W) heatmap volumes (K = 17 COCO keypoints or 19 limbs, e.g.
+T = 48 frames, 56 x 56 pixels), as made by GeneratePoseTarget; at test time
+(N, clips, K, T, H, W) with clips x flip views, whose softmax probabilities are averaged.
+
+Loads PYSKL checkpoints strictly: `{'state_dict': ...}` or a bare dict, a
+`module.` prefix (DataParallel) stripped, MMAction2's older `cls_head.fc.*` renamed
+to `cls_head.fc_cls.*`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from humact.video_models.heads import I3DHead, average_clips
+from humact.video_models.resnet3d import ResNet3d, posec3d_slowonly_r50
+
+__all__ = ["PoseConv3D", "posec3d_slowonly_r50_model", "checkpoint_filter_fn", "load_pyskl_checkpoint"]
+
+
+class PoseConv3D(nn.Module):
+    """Backbone + I3D head. Parameter names are PYSKL's (`backbone.*`, `cls_head.fc_cls.*`)."""
+
+    def __init__(self, backbone: ResNet3d, cls_head: I3DHead, *, average_clips: str = "prob") -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cls_head = cls_head
+        self.average_clips_mode = average_clips
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, T, H, W) -> (N, 512, T/2, H/8, W/8) last-stage features."""
+        return self.backbone(x)[-1]
+
+    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
+        """(N, C, T', H', W') -> (N, num_classes) logits."""
+        return self.cls_head(feat)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K, T, H, W) -> (N, num_classes) logits (training and single-clip use)."""
+        return self.forward_head(self.forward_features(x))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Test mode: (N, clips, K, T, H, W) -> (N, num_classes) clip-averaged scores
+        (probabilities with the default `average_clips='prob'`). Call `.eval()` first."""
+        if x.dim() == 5:
+            x = x[:, None]
+        n, clips = x.shape[:2]
+        logits = self(x.reshape(n * clips, *x.shape[2:]))
+        return average_clips(logits, clips, self.average_clips_mode)
+
+
+def posec3d_slowonly_r50_model(*, num_classes: int = 60, in_channels: int = 17, dropout: float = 0.5,
+                               **backbone_kw) -> PoseConv3D:
+    """PYSKL's `slowonly_r50` PoseConv3D config (e.g. `configs/posec3d/slowonly_r50_ntu60_xsub/joint.py`).
+
+    2,024,860 parameters for 17 channels and 60 classes (PYSKL's own count).
+    """
+    backbone = posec3d_slowonly_r50(in_channels=in_channels, **backbone_kw)
+    head = I3DHead(in_channels=backbone.feat_dim, num_classes=num_classes, dropout=dropout)
+    return PoseConv3D(backbone, head)
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+    """Map a PYSKL / MMAction2 checkpoint onto our names.
+
+    Accepts `{'state_dict': sd}` or a bare `sd`; strips `module.`; renames
+    `cls_head.fc.` (older MMAction2 heads) to `cls_head.fc_cls.`.
+    """
+    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):
+        state_dict = state_dict["state_dict"]
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for k, v in state_dict.items():
+        if k.startswith("module."):
+            k = k[len("module."):]
+        if k.startswith("cls_head.fc."):
+            k = "cls_head.fc_cls." + k[len("cls_head.fc."):]
+        out[k] = v
+    return out
+
+
+def load_pyskl_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping) -> nn.Module:
+    """Load a PYSKL checkpoint (a path or an already loaded dict) into `model`, strictly.
+
+    Raises ValueError naming the file and the missing / unexpected / mis-shaped keys.
+    """
+    name = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "<state dict>"
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    sd = checkpoint_filter_fn(checkpoint)
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)})")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} "
+                         f"({len(unexpected)})")
+        if shapes:
+            parts.append("shape mismatch " + "; ".join(shapes[:5]))
+        raise ValueError(f"{name}: checkpoint does not match the model: " + "; ".join(parts))
+    model.load_state_dict(sd, strict=True)
+    return model

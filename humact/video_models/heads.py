@@ -1,0 +1,104 @@
+"""Classification heads for 3D CNN features, with MMAction2 / PYSKL parameter names.
+
+- `I3DHead`: global average pool -> dropout -> `fc_cls` (recognition; PYSKL's
+  PoseConv3D head, MMAction2's I3D / SlowOnly / CSN / SlowFast heads).
+- `BBoxHeadAVA`: per-RoI temporal average + spatial max pool -> dropout -> `fc_cls`
+  (MMAction2's AVA detector head; 81 outputs, index 0 = background).
+- `RGBPoseHead`: PYSKL's two-branch head of RGBPoseConv3D (`fc_rgb`, `fc_pose`).
+- `average_clips`: how multi-clip test scores become one video score.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["I3DHead", "BBoxHeadAVA", "RGBPoseHead", "average_clips"]
+
+
+class I3DHead(nn.Module):
+    """(N, C, T, H, W) feature map, or a tuple of them (SlowFast: concatenated on C) -> (N, num_classes) logits."""
+
+    def __init__(self, *, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc_cls = nn.Linear(in_channels, num_classes)
+
+    def pool(self, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Global average over T, H, W -> (N, C); a tuple is pooled per pathway then concatenated."""
+        if isinstance(x, (tuple, list)):
+            return torch.cat([t.mean(dim=(2, 3, 4)) for t in x], dim=1)
+        return x.mean(dim=(2, 3, 4))
+
+    def forward(self, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x = self.pool(x)
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"I3DHead: expected {self.in_channels} feature channels, got {x.shape[1]}")
+        return self.fc_cls(self.dropout(x))
+
+
+class BBoxHeadAVA(nn.Module):
+    """MMAction2's `BBoxHeadAVA`: (R, C, T, 8, 8) RoI features -> (R, num_classes) logits.
+
+    Temporal average pool then spatial max pool (MMAction2's defaults 'avg' / 'max'),
+    dropout, then `fc_cls`: one Linear, or with `mlp_head` Linear -> ReLU -> Linear
+    (keys `fc_cls.0`, `fc_cls.2`). AVA is multi-label: scores are sigmoids of these
+    logits, column 0 is the background class.
+    """
+
+    def __init__(self, *, in_channels: int = 2048, num_classes: int = 81, dropout: float = 0.5,
+                 mlp_head: bool = False) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if mlp_head:
+            self.fc_cls = nn.Sequential(nn.Linear(in_channels, in_channels), nn.ReLU(),
+                                        nn.Linear(in_channels, num_classes))
+        else:
+            self.fc_cls = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.mean(dim=2, keepdim=True)          # temporal average: (R, C, 1, h, w)
+        x = x.amax(dim=(3, 4))                   # spatial max: (R, C, 1)
+        x = self.dropout(x).reshape(x.shape[0], -1)
+        return self.fc_cls(x)
+
+
+class RGBPoseHead(nn.Module):
+    """PYSKL's `RGBPoseHead`: ((N, C_rgb, ...), (N, C_pose, ...)) -> {'rgb': logits, 'pose': logits}.
+
+    Each branch: global average pool, dropout, its own Linear (`fc_rgb`, `fc_pose`).
+    PYSKL trains both with loss weights (1, 1) and fuses test scores with per-head
+    weights (see `average_clips` and `humact.video_models.clips.fuse_scores`).
+    """
+
+    def __init__(self, *, in_channels: tuple[int, int] = (2048, 512), num_classes: int = 60,
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        self.in_channels = tuple(in_channels)
+        self.dropout_rgb = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout_pose = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc_rgb = nn.Linear(in_channels[0], num_classes)
+        self.fc_pose = nn.Linear(in_channels[1], num_classes)
+
+    def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rgb, pose = (t.mean(dim=(2, 3, 4)) for t in x)
+        return {"rgb": self.fc_rgb(self.dropout_rgb(rgb)), "pose": self.fc_pose(self.dropout_pose(pose))}
+
+
+def average_clips(scores: torch.Tensor, num_clips: int, mode: str = "prob") -> torch.Tensor:
+    """(N * num_clips, K) clip logits -> (N, K) video scores.
+
+    mode 'prob': mean of softmax probabilities (PYSKL's PoseConv3D test setting);
+    'score': mean of logits; 'none': mean without any normalisation of the result's
+    meaning (same as 'score', kept for MMAction2 config compatibility).
+    """
+    if scores.shape[0] % num_clips:
+        raise ValueError(f"average_clips: {scores.shape[0]} rows is not a multiple of num_clips={num_clips}")
+    scores = scores.reshape(-1, num_clips, scores.shape[-1])
+    if mode == "prob":
+        return scores.softmax(dim=-1).mean(dim=1)
+    if mode in ("score", "none"):
+        return scores.mean(dim=1)
+    raise ValueError(f"average_clips mode: expected 'prob', 'score' or 'none', got {mode!r}")
