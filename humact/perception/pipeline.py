@@ -1,0 +1,160 @@
+"""The perception pipeline: a video file in, a `VideoResult` out.
+
+    read_frames (humact.video)          frames (H, W, 3) uint8 RGB, one at a time
+      -> PoseBackend (backend.py)       Detections of that frame (boxes, COCO-17, landmarks)
+      -> refine_boxes (boxes.py)        person boxes grown to hold every confident keypoint
+      -> Tracker.update (tracking.py)   track ids
+    PoseTracks.from_detections          dense (persons, frames, ...) arrays
+      -> part_boxes (parts.py)          the 10 Kinetics-TPS part boxes
+    = VideoResult
+
+Frames stream through one at a time, so memory does not grow with video length.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from humact.perception.backend import PoseBackend
+from humact.types import Detections, VideoMeta, VideoResult
+from humact.video import probe, read_frames
+
+
+@dataclass
+class ExtractConfig:
+    """Settings of `extract_video` (the defaults are what `humact extract` uses).
+
+    Attributes:
+        backend: pose backend name (see `make_backend`).
+        detect_every: run the person detector every N frames; in between, people are
+            followed with the ROI of their previous landmarks.
+        threads: threads for the backend's interpreters and the decoder.
+        keypoint_threshold: keypoint score above which a keypoint counts as visible
+            (box refinement, part validity, drawing).
+        box_margin: margin added around the keypoints by box refinement, as a
+            fraction of the box size.
+    """
+
+    backend: str = "blazepose"
+    detect_every: int = 5
+    threads: int = 2
+    keypoint_threshold: float = 0.3
+    box_margin: float = 0.1
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, summed over frames (`benchmarks/perception.py` reports them)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    frames: int = 0
+
+    def add(self, stage: str, dt: float) -> None:
+        self.seconds[stage] += dt
+
+
+def make_backend(config: ExtractConfig) -> PoseBackend:
+    """Build the pose backend named in `config` (imported lazily: each pulls its own runtime)."""
+    if config.backend == "blazepose":
+        from humact.perception.blazepose import BlazePoseBackend
+
+        return BlazePoseBackend(detect_every=config.detect_every, num_threads=config.threads)
+    raise ValueError(f"unknown pose backend {config.backend!r}; available: blazepose")
+
+
+def extract_video(
+    path: str | os.PathLike,
+    *,
+    config: ExtractConfig | None = None,
+    backend: PoseBackend | None = None,
+    meta: VideoMeta | None = None,
+    on_frame: Callable[[int], None] | None = None,
+    times: StageTimes | None = None,
+) -> VideoResult:
+    """Detect, pose, track and part-box every person in the video at `path`.
+
+    Args:
+        config: settings; `ExtractConfig()` when None.
+        backend: a ready backend (reused across videos); built from `config` when None.
+        meta: the video's `probe` result, if the caller already has it.
+        on_frame: called with each frame index after it is processed (progress bars).
+        times: filled with seconds per stage when given.
+
+    Returns:
+        VideoResult with `tracks` (one row per track id, in id order) and `parts`.
+        A video in which nobody is found gives zero tracks, not an error.
+
+    Raises:
+        FileNotFoundError, humact.video.VideoError: the video cannot be read.
+    """
+    from humact.perception.boxes import refine_boxes
+    from humact.perception.parts import part_boxes
+    from humact.perception.tracking import Tracker
+    from humact.types import PoseTracks
+
+    config = config or ExtractConfig()
+    path = os.fspath(path)
+    meta = meta or probe(path)
+    backend = backend or make_backend(config)
+    backend.reset()
+    tracker = Tracker()
+    rows: list[Detections] = []
+    clock = time.perf_counter
+    t_prev = clock()
+    for t, rgb in read_frames(path, threads=config.threads):
+        t0 = clock()
+        det = backend(rgb, t)
+        t1 = clock()
+        det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
+                           image_size=(meta.width, meta.height))
+        det = tracker.update(det)
+        t2 = clock()
+        rows.append(det)
+        if times is not None:
+            times.add("decode", t0 - t_prev)
+            times.add("pose", t1 - t0)
+            times.add("track", t2 - t1)
+            times.frames += 1
+        if on_frame is not None:
+            on_frame(t)
+        t_prev = clock()
+    t0 = clock()
+    tracks = PoseTracks.from_detections(Detections.merge(rows), meta.num_frames)
+    parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
+    if times is not None:
+        times.add("track", clock() - t0)
+    return VideoResult(meta=meta, tracks=tracks, parts=parts, backend=getattr(backend, "name", config.backend))
+
+
+def write_annotated_video(
+    result: VideoResult,
+    out_path: str | os.PathLike,
+    *,
+    labels: dict[int, str] | None = None,
+    keypoint_threshold: float = 0.3,
+    on_frame: Callable[[int], None] | None = None,
+) -> None:
+    """Decode the video again and write it with skeletons, ids, boxes and `labels` drawn, atomically."""
+    from humact.draw import draw_frame
+    from humact.io.atomic import atomic_path
+    from humact.video import VideoWriter
+
+    meta = result.meta
+    with atomic_path(out_path) as tmp:
+        with VideoWriter(tmp, width=meta.width, height=meta.height, fps=meta.fps) as writer:
+            for t, rgb in read_frames(meta.path):
+                writer.write(draw_frame(rgb, t, result.tracks, result.parts, labels,
+                                        keypoint_threshold=keypoint_threshold))
+                if on_frame is not None:
+                    on_frame(t)
+
+
+def empty_tracks_count(result: VideoResult) -> int:
+    """Number of frames in which nobody was found."""
+    return int(np.sum(~result.tracks.valid.any(axis=0))) if result.tracks.num_persons else result.meta.num_frames

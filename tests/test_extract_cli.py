@@ -1,0 +1,153 @@
+"""`humact extract`: outputs, folder batches, re-runs, and every bad input the issue lists.
+
+The pose backend is replaced by a scripted one so these run without model files;
+the real backend is exercised in test_perception_real.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from humact.cli import main
+from humact.io.results import read_pyskl_pickle, read_result_json
+from humact.perception import pipeline
+from humact.types import Detections
+from humact.video import VideoWriter
+
+W, H = 96, 128
+
+
+class ScriptedBackend:
+    """One standing person drifting right; nobody in frames listed in `empty`."""
+
+    name = "scripted"
+
+    def __init__(self, empty: set[int] = frozenset()):
+        self.empty = set(empty)
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, frame: np.ndarray, frame_index: int) -> Detections:
+        if frame_index in self.empty or frame.mean() < 5:
+            return Detections.empty()
+        x = 30.0 + frame_index
+        kp = np.array([[x, 20 + 5 * v] for v in range(17)], np.float32)
+        kp[:, 0] += np.tile([0, 6], 9)[:17]
+        return Detections(
+            frame=[frame_index], xyxy=[[kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]],
+            score=[0.9], keypoints=kp[None], keypoint_scores=np.full((1, 17), 0.9, np.float32),
+        )
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    backend = ScriptedBackend()
+    monkeypatch.setattr(pipeline, "make_backend", lambda config: backend)
+    return backend
+
+
+def _video(path, n=8, level=120):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, width=W, height=H, fps=10) as w:
+        for _ in range(n):
+            w.write(np.full((H, W, 3), level, np.uint8))
+    return path
+
+
+def test_extract_writes_json_and_pyskl_pickle_per_video(tmp_path, scripted):
+    video = _video(tmp_path / "in" / "walk.mp4")
+    assert main(["extract", str(video), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    res = read_result_json(tmp_path / "out" / "walk.json")
+    assert res.tracks.num_persons == 1 and res.tracks.valid.all()
+    assert res.parts is not None and res.parts.boxes.shape == (1, 8, 10, 4)
+    anno = read_pyskl_pickle(tmp_path / "out" / "walk.pkl")
+    assert anno["keypoint"].shape == (1, 8, 17, 2) and anno["img_shape"] == (H, W)
+
+
+def test_extract_video_flag_writes_an_annotated_video(tmp_path, scripted):
+    from humact.video import probe
+
+    video = _video(tmp_path / "walk.mp4")
+    assert main(["extract", str(video), "--out", str(tmp_path / "out"), "--video", "--no-progress"]) == 0
+    meta = probe(tmp_path / "out" / "walk.mp4")
+    assert meta.num_frames == 8 and (meta.width, meta.height) == (W, H)
+
+
+def test_a_video_without_people_gives_an_empty_result_not_an_error(tmp_path, scripted):
+    video = _video(tmp_path / "dark.mp4", level=0)
+    assert main(["extract", str(video), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert read_result_json(tmp_path / "out" / "dark.json").tracks.num_persons == 0
+
+
+def test_a_folder_batch_skips_a_bad_video_reports_it_and_goes_on(tmp_path, scripted, capsys):
+    _video(tmp_path / "in" / "a.mp4")
+    (tmp_path / "in" / "b.mp4").write_text("not a video")
+    _video(tmp_path / "in" / "sub" / "c.avi")
+    assert main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    out = capsys.readouterr()
+    assert (tmp_path / "out" / "a.json").exists() and (tmp_path / "out" / "sub" / "c.json").exists()
+    assert not (tmp_path / "out" / "b.json").exists()
+    assert "b.mp4" in out.err and "not a video" in out.err
+    assert "2 processed, 0 already done (skipped), 1 failed" in out.out
+
+
+def test_a_rerun_skips_videos_already_done(tmp_path, scripted, capsys):
+    _video(tmp_path / "in" / "a.mp4")
+    args = ["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 0
+    stamp = os.stat(tmp_path / "out" / "a.json").st_mtime_ns
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "0 processed, 1 already done" in capsys.readouterr().out
+    assert os.stat(tmp_path / "out" / "a.json").st_mtime_ns == stamp
+
+
+def test_label_from_folder_labels_pickles_by_class_folder(tmp_path, scripted):
+    _video(tmp_path / "in" / "wave" / "x.mp4")
+    _video(tmp_path / "in" / "clap" / "y.mp4")
+    assert main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-progress",
+                 "--label-from-folder"]) == 0
+    assert json.loads((tmp_path / "out" / "labels.json").read_text()) == ["clap", "wave"]
+    assert read_pyskl_pickle(tmp_path / "out" / "wave" / "x.pkl")["label"] == 1
+    assert read_pyskl_pickle(tmp_path / "out" / "clap" / "y.pkl")["label"] == 0
+
+
+def test_a_missing_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["extract", str(tmp_path / "ghost.mp4"), "--out", str(tmp_path / "o")]) == 2
+    assert "ghost.mp4: no such file or directory" in capsys.readouterr().err
+
+
+def test_a_single_bad_video_fails_with_its_reason(tmp_path, scripted, capsys):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(b"\x00" * 1000)
+    assert main(["extract", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "bad.avi" in capsys.readouterr().err
+
+
+def test_a_folder_without_videos_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("x")
+    assert main(["extract", str(tmp_path / "docs"), "--out", str(tmp_path / "o")]) == 2
+    assert "no video files found" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    video = _video(tmp_path / "a.mp4")
+    (tmp_path / "taken").write_text("x")
+    assert main(["extract", str(video), "--out", str(tmp_path / "taken")]) == 2
+    assert "taken: output path exists and is not a directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only directories")
+def test_an_unwritable_output_directory_is_a_clear_error(tmp_path, capsys):
+    video = _video(tmp_path / "a.mp4")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    assert main(["extract", str(video), "--out", str(ro)]) == 2
+    assert "not writable" in capsys.readouterr().err
