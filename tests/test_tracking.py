@@ -1,0 +1,219 @@
+"""Tracking on synthetic trajectories: ids are stable, new, lost and re-found as specified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humact.perception.boxes import box_iou
+from humact.perception.tracking import COCO17_SIGMAS, Tracker, oks_matrix, track
+from humact.types import Detections
+
+# A frontal standing person, COCO-17 order, as (x, y) offsets in units of body height
+# from the top-centre of the body; the person's left is the image's right.
+_SKELETON = np.array([
+    [0.00, 0.06], [0.02, 0.05], [-0.02, 0.05], [0.05, 0.06], [-0.05, 0.06],
+    [0.12, 0.18], [-0.12, 0.18], [0.15, 0.33], [-0.15, 0.33], [0.16, 0.46], [-0.16, 0.46],
+    [0.08, 0.52], [-0.08, 0.52], [0.08, 0.72], [-0.08, 0.72], [0.08, 0.93], [-0.08, 0.93],
+])
+
+
+def _person(cx: float, top: float, height: float, rng=None, jitter: float = 0.0):
+    """(box (4,), keypoints (17, 2)) of a standing person of `height` pixels."""
+    kp = np.array([cx, top]) + _SKELETON * height
+    if rng is not None:
+        kp = kp + rng.normal(0.0, jitter * height, kp.shape)
+    box = np.array([cx - 0.2 * height, top, cx + 0.2 * height, top + height])
+    return box, kp
+
+
+def _detections(rows) -> Detections:
+    """rows: list of (frame, box, keypoints[, keypoint_scores]) -> Detections."""
+    if not rows:
+        return Detections.empty()
+    return Detections(
+        frame=[r[0] for r in rows], xyxy=[r[1] for r in rows], score=np.full(len(rows), 0.9),
+        keypoints=[r[2] for r in rows],
+        keypoint_scores=[r[3] if len(r) > 3 else np.ones(17) for r in rows])
+
+
+def _ids_by_truth(det: Detections, truth: list[str]) -> dict[str, set[int]]:
+    """For each true person label, the set of track ids its rows received."""
+    out: dict[str, set[int]] = {}
+    for label, tid in zip(truth, det.track_id):
+        out.setdefault(label, set()).add(int(tid))
+    return out
+
+
+def test_oks_is_one_for_identical_poses_and_falls_with_distance():
+    _, kp = _person(100, 0, 200)
+    shifted = [kp + d for d in (0.0, 5.0, 20.0)]
+    oks, common = oks_matrix(kp[None], np.ones((1, 17)), np.stack(shifted), np.ones((3, 17)), np.array([80 * 200.0]))
+    assert common.all()
+    assert oks[0, 0] == pytest.approx(1.0)
+    assert 1.0 > oks[0, 1] > oks[0, 2] > 0.0
+
+
+def test_oks_uses_the_coco_formula():
+    kp = np.zeros((1, 17, 2))
+    other = kp + np.array([3.0, 4.0])  # every keypoint 5 px away
+    area = 400.0
+    oks, _ = oks_matrix(kp, np.ones((1, 17)), other, np.ones((1, 17)), np.array([area]))
+    expected = np.mean(np.exp(-25.0 / (2 * area * (2 * COCO17_SIGMAS) ** 2)))
+    assert oks[0, 0] == pytest.approx(expected)
+
+
+def test_oks_counts_only_keypoints_visible_in_both_poses():
+    kp = np.zeros((1, 17, 2))
+    far = kp.copy()
+    far[0, 5:] = 1000.0  # only keypoints 0..4 agree ...
+    scores = np.zeros((1, 17))
+    scores[0, :5] = 1.0  # ... and only those are visible
+    oks, common = oks_matrix(kp, scores, far, np.ones((1, 17)), np.array([100.0]))
+    assert common[0, 0] and oks[0, 0] == pytest.approx(1.0)
+    oks, common = oks_matrix(kp, np.zeros((1, 17)), far, np.ones((1, 17)), np.array([100.0]))
+    assert not common[0, 0] and oks[0, 0] == 0.0
+
+
+def test_ids_are_consecutive_from_zero_in_order_of_first_appearance():
+    rows = []
+    for t in range(10):
+        rows.append((t, *_person(600, 100, 300)))
+        if t >= 3:
+            rows.append((t, *_person(200, 100, 300)))
+        if t >= 6:
+            rows.append((t, *_person(1000, 100, 300)))
+    out = track(_detections(rows), 10)
+    first_id = {}
+    for f, tid in zip(out.frame, out.track_id):
+        first_id.setdefault(int(tid), int(f))
+    assert sorted(first_id) == [0, 1, 2]
+    assert [first_id[i] for i in range(3)] == [0, 3, 6]
+
+
+def test_no_two_rows_of_a_frame_share_an_id():
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(30):  # five people in a crowd, jittering and drifting
+        for k in range(5):
+            rows.append((t, *_person(300 + 120 * k + 3 * t * (-1) ** k, 200, 400, rng, 0.02)))
+    out = track(_detections(rows), 30)
+    for t in range(30):
+        ids = out.track_id[out.frame == t]
+        assert len(np.unique(ids)) == len(ids) and (ids >= 0).all()
+
+
+def test_a_new_person_gets_a_new_id():
+    tracker = Tracker()
+    first = tracker.update(_detections([(0, *_person(300, 100, 300))]))
+    second = tracker.update(_detections([(1, *_person(302, 100, 300)), (1, *_person(900, 100, 300))]))
+    assert first.track_id.tolist() == [0]
+    assert second.track_id.tolist() == [0, 1]
+
+
+def test_a_person_who_disappears_for_a_few_frames_keeps_their_id():
+    rows, truth = [], []
+    for t in range(40):
+        rows.append((t, *_person(200 + 4 * t, 100, 300)))
+        truth.append("a")
+        if not 15 <= t < 22:  # b walks behind a pillar for 7 frames
+            rows.append((t, *_person(1400 - 5 * t, 120, 280)))
+            truth.append("b")
+    out = track(_detections(rows), 40, max_lost_frames=10)
+    ids = _ids_by_truth(out, truth)
+    assert ids == {"a": {0}, "b": {1}}
+
+
+def test_a_person_lost_longer_than_max_lost_frames_gets_a_new_id():
+    rows = [(t, *_person(500, 100, 300)) for t in list(range(5)) + list(range(15, 20))]
+    out = track(_detections(rows), 20, max_lost_frames=5)
+    assert out.track_id.tolist() == [0] * 5 + [1] * 5
+
+
+def test_people_crossing_keep_their_ids():
+    # a walks right in the back (smaller), b walks left in front (larger) and hides a
+    # for the 5 frames around the crossing.
+    rng = np.random.default_rng(1)
+    rows, truth = [], []
+    for t in range(40):
+        xa, xb = 300 + 20 * t, 1100 - 20 * t
+        if abs(xa - xb) > 120:
+            rows.append((t, *_person(xa, 150, 330, rng, 0.01)))
+            truth.append("a")
+        rows.append((t, *_person(xb, 100, 400, rng, 0.01)))
+        truth.append("b")
+    out = track(_detections(rows), 40)
+    ids = _ids_by_truth(out, truth)
+    assert len(ids["a"]) == 1 and len(ids["b"]) == 1 and ids["a"] != ids["b"]
+
+
+def test_two_people_walking_up_to_each_other_and_hugging_stay_two_tracks():
+    # They approach from both sides, then stand in an embrace with boxes overlapping
+    # (IoU ~0.5) while their poses jitter, for 30 frames.
+    rng = np.random.default_rng(2)
+    rows, truth = [], []
+    for t in range(60):
+        gap = max(80.0, 900.0 - 30.0 * t)
+        for label, sign in (("a", -1), ("b", 1)):
+            rows.append((t, *_person(960 + sign * gap / 2, 200, 600, rng, 0.015)))
+            truth.append(label)
+    out = track(_detections(rows), 60)
+    assert box_iou(out.xyxy[-2:-1], out.xyxy[-1:])[0, 0] == pytest.approx(0.5)
+    ids = _ids_by_truth(out, truth)
+    assert ids == {"a": {0}, "b": {1}}
+
+
+def test_identical_boxes_are_told_apart_by_their_keypoints():
+    # During an embrace a detector may give both people the same box; the skeletons
+    # still differ, and keypoint similarity must keep each on its own track.
+    rng = np.random.default_rng(3)
+    rows, truth = [], []
+    shared_box = np.array([700.0, 200.0, 1220.0, 800.0])
+    for t in range(20):
+        for label, cx in (("a", 860.0), ("b", 1060.0)):
+            _, kp = _person(cx, 200, 600, rng, 0.01)
+            rows.append((t, shared_box, kp))
+            truth.append(label)
+    # Present b first in odd frames, so row order cannot carry the identity.
+    order = [i for t in range(20) for i in ((2 * t, 2 * t + 1) if t % 2 == 0 else (2 * t + 1, 2 * t))]
+    det = _detections([rows[i] for i in order])
+    out = track(det, 20, use_motion=False)
+    ids = _ids_by_truth(out, [truth[i] for i in order])
+    assert ids == {"a": {0}, "b": {1}}
+
+
+def test_track_returns_rows_in_their_input_order():
+    rows = [(t, *_person(200 + 10 * t, 100, 300)) for t in range(5)] + \
+           [(t, *_person(900 - 10 * t, 100, 300)) for t in range(5)]
+    det = _detections(rows)
+    perm = np.random.default_rng(4).permutation(len(det))
+    out = track(det[perm], 5)
+    np.testing.assert_array_equal(out.frame, det.frame[perm])
+    np.testing.assert_array_equal(out.track_id, np.where(perm < 5, 0, 1))
+
+
+def test_tracks_shorter_than_min_track_length_are_discarded():
+    rows = [(t, *_person(300, 100, 300)) for t in range(10)]
+    rows += [(4, *_person(1200, 100, 300)), (5, *_person(1201, 100, 300))]  # a 2-frame ghost
+    rows += [(t, *_person(700, 100, 300)) for t in range(6, 10)]
+    out = track(_detections(rows), 10, min_track_length=3)
+    assert out.track_id.tolist() == [0] * 10 + [-1, -1] + [1] * 4
+
+
+def test_a_low_score_detection_starts_no_track():
+    det = _detections([(0, *_person(300, 100, 300))])
+    det.score[:] = 0.2
+    assert Tracker(new_track_score=0.5).update(det).track_id.tolist() == [-1]
+
+
+def test_update_rejects_rows_from_several_frames():
+    det = _detections([(0, *_person(300, 100, 300)), (1, *_person(300, 100, 300))])
+    with pytest.raises(ValueError, match="one frame"):
+        Tracker().update(det)
+
+
+def test_update_rejects_frames_out_of_order():
+    tracker = Tracker()
+    tracker.update(_detections([(5, *_person(300, 100, 300))]))
+    with pytest.raises(ValueError, match="increase"):
+        tracker.update(_detections([(3, *_person(300, 100, 300))]))
