@@ -1,0 +1,120 @@
+"""ST-GCN / ST-GCN++: architecture, checkpoint loading and parity with PYSKL."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from humact.skeleton.graph import Graph
+from humact.skeleton.stgcn import (
+    UnitGCN, build_model, convert_pyskl_state_dict, load_pyskl_checkpoint, stgcn, stgcnpp,
+)
+from conftest import shared_file
+
+
+def _n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_match_pyskl():
+    # PYSKL's counts (shared/reference/pyskl/results.json) for 60 classes.
+    assert _n_params(stgcn(num_classes=60, layout="coco")) == 3_088_704
+    assert _n_params(stgcnpp(num_classes=60, layout="coco")) == 1_393_016
+    assert _n_params(stgcnpp(num_classes=60, layout="nturgb+d")) == 1_403_144
+
+
+@pytest.mark.parametrize("adaptive", [None, "init", "importance", "offset"])
+@pytest.mark.parametrize("conv_pos", ["pre", "post"])
+def test_unit_gcn_equals_the_einsum_definition(adaptive, conv_pos):
+    torch.manual_seed(0)
+    A = torch.tensor(Graph("coco", "spatial").A, dtype=torch.float32)
+    unit = UnitGCN(5, 8, A, adaptive=adaptive, conv_pos=conv_pos, with_res=True).eval()
+    if hasattr(unit, "PA"):
+        unit.PA.data.uniform_(0.5, 1.5)
+    x = torch.randn(2, 5, 6, 17)
+    graph = unit.graph()
+    if conv_pos == "pre":
+        y = unit.conv(x).view(2, 3, 8, 6, 17)
+        y = torch.einsum("nkctv,kvw->nctw", y, graph)
+    else:
+        y = torch.einsum("nctv,kvw->nkctw", x, graph).reshape(2, 15, 6, 17)
+        y = unit.conv(y)
+    expected = torch.relu(unit.bn(y) + unit.down(x))
+    torch.testing.assert_close(unit(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_importance_graph_is_the_fixed_graph_times_a_learnable_mask():
+    A = torch.tensor(Graph("coco", "stgcn_spatial").A, dtype=torch.float32)
+    unit = UnitGCN(3, 4, A, adaptive="importance")
+    assert not isinstance(unit.A, torch.nn.Parameter) and isinstance(unit.PA, torch.nn.Parameter)
+    unit(torch.randn(1, 3, 4, 17)).sum().backward()
+    assert unit.PA.grad is not None and unit.PA.grad.abs().sum() > 0
+
+
+def test_forward_and_backward_give_features_logits_and_gradients_everywhere():
+    model = stgcnpp(num_classes=10, layout="kinect20")
+    x = torch.randn(2, 1, 20, 20, 3)
+    feat = model.forward_features(x)
+    assert feat.shape == (2, 1, 256, 5, 20)
+    logits = model.forward_head(feat)
+    assert logits.shape == (2, 10)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_predict_averages_softmax_over_clips():
+    model = stgcn(num_classes=5, layout="jhmdb15").eval()
+    x = torch.randn(1, 3, 1, 8, 15, 3)
+    with torch.no_grad():
+        per_clip = torch.softmax(model(x[0]), dim=1)
+    torch.testing.assert_close(model.predict(x), per_clip.mean(0, keepdim=True))
+
+
+def test_loader_strips_module_prefix_and_renames_mmaction2_head():
+    model = stgcnpp(num_classes=4, layout="coco")
+    sd = {("module." + k): v for k, v in model.state_dict().items()}
+    sd["module.cls_head.fc.weight"] = sd.pop("module.cls_head.fc_cls.weight")
+    sd["module.cls_head.fc.bias"] = sd.pop("module.cls_head.fc_cls.bias")
+    converted = convert_pyskl_state_dict({"state_dict": sd})
+    assert set(converted) == set(model.state_dict())
+    load_pyskl_checkpoint(stgcnpp(num_classes=4, layout="coco"), {"state_dict": sd})
+
+
+def test_loader_is_strict_and_names_the_offending_keys():
+    sd = stgcn(num_classes=4, layout="coco").state_dict()
+    wrong = stgcnpp(num_classes=4, layout="coco")
+    with pytest.raises(ValueError, match="PA"):
+        load_pyskl_checkpoint(wrong, sd)
+    sd2 = stgcn(num_classes=4, layout="coco").state_dict()
+    sd2["backbone.data_bn.weight"] = torch.ones(3)
+    with pytest.raises(ValueError, match="data_bn.weight"):
+        load_pyskl_checkpoint(stgcn(num_classes=4, layout="coco"), sd2)
+
+
+PARITY = [
+    ("stgcn_ntu60_hrnet", "stgcn", "coco"),
+    ("stgcnpp_ntu60_hrnet", "stgcnpp", "coco"),
+    ("stgcnpp_ntu60_3dkp", "stgcnpp", "nturgb+d"),
+]
+
+
+@pytest.mark.parametrize("name,variant,layout", PARITY)
+def test_pyskl_reference_features_and_logits_reproduced(name, variant, layout):
+    ref = torch.load(shared_file("reference", "pyskl", f"{name}.pt"), weights_only=True)
+    model = build_model(variant, num_classes=60, layout=layout)
+    load_pyskl_checkpoint(model, ref)
+    model.eval()
+    with torch.no_grad():
+        feat = model.forward_features(ref["input"])
+        logits = model.forward_head(feat)
+        prob = model.predict(ref["input"][:, None])
+    assert (feat - ref["feat"]).abs().max() < 1e-5
+    assert (logits - ref["logits"]).abs().max() < 1e-5
+    assert (prob - ref["prob"]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("name,variant,layout", PARITY)
+def test_pyskl_reference_graph_buffers_equal_our_graph(name, variant, layout):
+    ref = torch.load(shared_file("reference", "pyskl", f"{name}.pt"), weights_only=True)
+    ours = build_model(variant, num_classes=60, layout=layout).state_dict()["backbone.gcn.0.gcn.A"]
+    torch.testing.assert_close(ours, ref["state_dict"]["backbone.gcn.0.gcn.A"])
