@@ -42,7 +42,7 @@ from scipy.optimize import linear_sum_assignment
 from humact.perception.boxes import box_area, box_iou
 from humact.types import Detections
 
-__all__ = ["COCO17_SIGMAS", "oks_matrix", "Tracker", "track"]
+__all__ = ["COCO17_SIGMAS", "oks_matrix", "Tracker", "track", "prune_short_tracks"]
 
 #: Per-keypoint standard deviations of COCO's OKS, COCO-17 order (pycocotools).
 COCO17_SIGMAS: np.ndarray = np.array(
@@ -250,13 +250,20 @@ def track(det: Detections, num_frames: int, *, min_track_length: int = 1, **trac
     for t in range(num_frames):
         rows = order[bounds[t]:bounds[t + 1]]
         ids[rows] = tracker.update(det[rows], frame=t).track_id
-    ids = _relabel(ids, det.frame, min_track_length)
-    return dataclasses.replace(det, track_id=ids)
+    return prune_short_tracks(dataclasses.replace(det, track_id=ids), min_track_length=min_track_length)
+
+
+def prune_short_tracks(det: Detections, *, min_track_length: int) -> Detections:
+    """Discard tracks with fewer than `min_track_length` rows and renumber the rest.
+
+    For the sequential `Tracker`, whose ids are final as soon as they are given: run
+    this once the video is done. Rows of discarded tracks get `track_id` -1; the
+    remaining ids become 0, 1, ... in order of first appearance (frame, then old id).
+    """
+    return dataclasses.replace(det, track_id=_relabel(det.track_id, det.frame, min_track_length))
 
 
 def _relabel(ids: np.ndarray, frames: np.ndarray, min_track_length: int) -> np.ndarray:
-    """Drop ids with fewer than `min_track_length` rows; renumber the rest 0, 1, ...
-    in order of first appearance (frame, then old id)."""
     out = np.full_like(ids, -1)
     valid = ids >= 0
     if not valid.any():
