@@ -1,0 +1,940 @@
+"""AVA spatio-temporal action detection: file formats and the official frame-mAP, exactly and fast.
+
+Formats (https://research.google.com/ava/download.html):
+
+    ground truth  video_id,timestamp,x1,y1,x2,y2,action_id,person_id   (boxes in [0, 1])
+                  video_id,timestamp                                   (keyframe without people, newer files)
+    detections    video_id,timestamp,x1,y1,x2,y2,action_id,score
+    exclusions    video_id,timestamp
+    label map     pbtxt, `item { name: "..." id: N }` or `label { name: "..." label_id: N ... }`
+    proposals     pickle {"video_id,timestamp": (n, 5) [x1, y1, x2, y2, score]}
+
+Frame-mAP (`evaluate_ava`) reproduces the ActivityNet evaluator (`get_ava_performance.py`
+with the TensorFlow object_detection utilities it ships) number for number, in two
+`semantics`:
+
+- "activitynet-2019" (AVA v2.1 / v2.2 papers): keyframe key "%s,%04d" % (video, int(ts));
+  excluded keyframes are dropped from both files; every detected keyframe is scored
+  (detections on a keyframe without ground truth are false positives).
+- "activitynet-head" (AVA-Kinetics style files): key "%s,%.6f" % (video, float(ts)); no
+  exclusions; the keyframes scored are those of the ground truth (2-column rows
+  included); detections on other keyframes are ignored.
+
+In both, per keyframe only the 50 highest-scoring rows (all classes together) are kept
+(`cap=None` switches that off, as MMAction2 1.x and PySlowFast do), ids outside the label
+map are dropped, boxes with x1 >= x2 or y1 >= y2 are dropped after the cap, and matching
+is greedy per keyframe and class: in score order each detection takes its highest-IoU
+ground-truth box (first one on equal IoU), a true positive if IoU >= 0.5 and the box is
+free, otherwise a false positive. AP is VOC all-point AP over the detections of a class
+in the order `np.argsort(scores)[::-1]` (numpy's default sort, as the official code);
+mAP is the mean over label-map classes with ground truth.
+
+How ties are ordered, and why that is exact. The official code keeps each keyframe's
+rows in a heap of tuples (score, action_id, y1, x1, y2, x2) fed in file order, then
+sorts the heap's array by -score with a stable sort; the per-class arrays are the
+keyframes' results concatenated in order of each keyframe's first row in the file.
+The heap's array order differs from file order only among rows of equal score, and it
+changes a result only when (a) the cap cuts through a run of equal scores, (b) two
+kept rows of one class on one keyframe have equal scores, or (c) a detection's best
+IoU is shared by two different ground-truth boxes (the ground truth goes through the
+same heap, keyed by its 8th column). We find those keyframes vectorised and replay the
+official heap for them alone in Python (a few percent of keyframes on files written with
+4 decimals); every other keyframe's order is simply descending score. The per-class
+arrays are then built in the official concatenation order and sorted with the same
+`np.argsort` call, so ties across keyframes land exactly where the official code puts
+them.
+
+CSV parsing is vectorised NumPy over 32 MB chunks (a decimal field is parsed as an
+integer mantissa divided by a power of ten, which is the correctly rounded value, i.e.
+exactly Python's `float`); fields it cannot parse that way (exponents, quotes, more than
+15 significant digits) go through Python's `float` / `csv` for that chunk only.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from humact.io.atomic import atomic_write
+from humact.io.safe_pickle import safe_load
+
+__all__ = [
+    "SEMANTICS", "DEFAULT_CAP", "IOU_THRESHOLD", "AvaFormatError", "LabelMap", "AvaTable", "AvaDetections",
+    "AvaResult", "read_label_map", "read_exclusions", "read_ava_csv", "read_proposals",
+    "write_ava_detections", "write_label_map", "evaluate_ava", "evaluate_ava_files",
+    "average_precision", "precision_recall",
+]
+
+SEMANTICS = ("activitynet-2019", "activitynet-head")
+DEFAULT_CAP = 50          # rows kept per keyframe by the official evaluator
+IOU_THRESHOLD = 0.5       # PASCAL matching threshold used by AVA
+_CHUNK = 32 << 20         # bytes parsed per vectorised step: bounds the temporaries' memory
+
+
+class AvaFormatError(ValueError):
+    """An AVA file does not follow the format; the message names the file, line and field."""
+
+
+# --------------------------------------------------------------------------------------
+# Label map, exclusions, proposals
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class LabelMap:
+    """AVA classes: `ids` (1-based action ids, file order) and their `names`."""
+
+    ids: list[int]
+    names: list[str]
+
+    def name(self, class_id: int) -> str:
+        return self.names[self.ids.index(class_id)]
+
+    def as_dict(self) -> dict[int, str]:
+        return dict(zip(self.ids, self.names))
+
+
+_PBTXT_NAME = re.compile(r'^\s*name:\s*"(.*)"\s*$')
+_PBTXT_ID = re.compile(r"^\s*(?:id|label_id):\s*(-?\d+)\s*$")
+
+
+def read_label_map(path: str | os.PathLike) -> LabelMap:
+    """Read a label map pbtxt in either AVA style (`item {name id}` or `label {name label_id}`).
+
+    As the official reader, each `id:` / `label_id:` line closes an entry with the last
+    `name:` seen before it.
+    """
+    ids: list[int] = []
+    names: list[str] = []
+    name = None
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            m = _PBTXT_NAME.match(line)
+            if m:
+                name = m.group(1)
+                continue
+            m = _PBTXT_ID.match(line)
+            if m:
+                if name is None:
+                    raise AvaFormatError(f"{path}:{lineno}: id {m.group(1)} has no `name:` before it")
+                ids.append(int(m.group(1)))
+                names.append(name)
+    if not ids:
+        raise AvaFormatError(f"{path}: no `name:` / `id:` (or `label_id:`) entries found: not a label map pbtxt")
+    if min(ids) < 1:
+        raise AvaFormatError(f"{path}: field id: AVA class ids are 1-based, found {min(ids)}")
+    return LabelMap(ids, names)
+
+
+def write_label_map(path: str | os.PathLike, labels: LabelMap, style: str = "item") -> None:
+    """Write `labels` as pbtxt, `style` "item" (`id:`) or "label" (`label_id:`, with label_type)."""
+    out = []
+    for i, n in zip(labels.ids, labels.names):
+        if style == "item":
+            out.append(f'item {{\n  name: "{n}"\n  id: {i}\n}}\n')
+        elif style == "label":
+            out.append(f'label {{\n  name: "{n}"\n  label_id: {i}\n  label_type: PERSON_MOVEMENT\n}}\n')
+        else:
+            raise ValueError(f"style: expected 'item' or 'label', got {style!r}")
+    with atomic_write(path) as f:
+        f.write("".join(out))
+
+
+def _key_2019(video: str, ts: str, where: str):
+    try:
+        return video, int(ts)
+    except ValueError:
+        raise AvaFormatError(f"{where}: field timestamp: expected an integer second (activitynet-2019 "
+                             f"keys are '%s,%04d'), got {ts!r}") from None
+
+
+def _key_head(video: str, ts: str, where: str):
+    try:
+        return video, "%.6f" % float(ts)
+    except ValueError:
+        raise AvaFormatError(f"{where}: field timestamp: expected a number, got {ts!r}") from None
+
+
+def _key_fn(semantics: str):
+    if semantics == "activitynet-2019":
+        return _key_2019
+    if semantics == "activitynet-head":
+        return _key_head
+    raise ValueError(f"semantics: expected one of {SEMANTICS}, got {semantics!r}")
+
+
+def read_exclusions(path: str | os.PathLike, semantics: str = "activitynet-2019") -> set:
+    """Excluded keyframes `video_id,timestamp` as a set of keys (video, int(ts)) (or (video, "%.6f"))."""
+    key = _key_fn(semantics)
+    out = set()
+    with open(path, newline="", encoding="utf-8") as f:
+        for lineno, row in enumerate(csv.reader(f), 1):
+            if len(row) != 2:
+                raise AvaFormatError(f"{path}:{lineno}: expected 2 columns video_id,timestamp, got {len(row)}")
+            out.add(key(row[0], row[1], f"{path}:{lineno}"))
+    return out
+
+
+def read_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Person proposals pickle {"video_id,timestamp": (n, 5) float [x1, y1, x2, y2, score]}.
+
+    Read with the restricted unpickler: the file can only rebuild containers and arrays.
+    """
+    data = safe_load(path)
+    if not isinstance(data, dict):
+        raise AvaFormatError(f"{path}: expected a dict {{'video,timestamp': (n, 5) array}}, got {type(data).__name__}")
+    out = {}
+    for k, v in data.items():
+        arr = np.asarray(v, dtype=np.float64)
+        if not isinstance(k, str) or "," not in k:
+            raise AvaFormatError(f"{path}: key {k!r}: expected 'video_id,timestamp'")
+        if arr.ndim != 2 or arr.shape[1] not in (4, 5):
+            raise AvaFormatError(f"{path}: entry {k!r}: expected shape (n, 5) [x1, y1, x2, y2, score], got {arr.shape}")
+        out[k] = arr
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# CSV tables
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class AvaTable:
+    """The rows of an AVA ground-truth or detection CSV, grouped by keyframe.
+
+    Attributes:
+        keys: keyframe keys in order of first appearance in the file, (video_id, int(ts))
+            for activitynet-2019 or (video_id, "%.6f" % ts) for activitynet-head.
+        kf: (n,) int32 index into `keys` of each row.
+        boxes: (n, 4) float64 x1, y1, x2, y2, normalised to [0, 1].
+        action: (n,) int32 action id (1-based, as in the label map).
+        score: (n,) float64 the 8th column (detection score; person id in ground truth),
+            1.0 for 7-column rows (as the official reader).
+        line: (n,) int64 1-based line number of each row, for messages.
+    """
+
+    keys: list
+    kf: np.ndarray
+    boxes: np.ndarray
+    action: np.ndarray
+    score: np.ndarray
+    line: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.kf)
+
+
+class _Keys:
+    """Keyframe keys -> dense ids, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.ids: dict = {}
+        self.keys: list = []
+
+    def id(self, key) -> int:
+        i = self.ids.get(key)
+        if i is None:
+            i = self.ids[key] = len(self.keys)
+            self.keys.append(key)
+        return i
+
+
+_POW10_INT = np.array([10 ** i for i in range(19)], dtype=np.int64)
+_POW10_F = np.array([10.0 ** i for i in range(19)], dtype=np.float64)  # exact up to 1e22
+_MAX_EXACT = 1 << 53
+
+
+def _parse_decimals(buf: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Parse buf[start:end] fields as decimals; returns (value f64, has_dot bool, ok bool).
+
+    `ok` is False where the vectorised path cannot guarantee Python's `float` result
+    (characters other than an optional leading '-', digits and one '.', no digit, or more
+    than 15 significant digits); the caller re-parses those with `float`.
+    """
+    n = len(start)
+    value = np.zeros(n, np.float64)
+    has_dot = np.zeros(n, bool)
+    if n == 0:
+        return value, has_dot, np.ones(0, bool)
+    neg = buf[start] == 45  # '-'
+    s = start + neg
+    length = end - s
+    width = int(length.max()) if n else 0
+    ok = length > 0
+    if width == 0 or width > 17:
+        return value, has_dot, np.zeros(n, bool)
+    # Right-align every field in a (n, width) matrix; columns left of a field read as '0'.
+    cols = np.arange(width - 1, -1, -1, dtype=np.int64)        # offsets back from the end
+    idx = end[:, None] - 1 - cols[None, :]
+    inside = idx >= s[:, None]
+    ch = np.where(inside, buf[np.where(inside, idx, 0)], 48).astype(np.int16) - 48
+    dot = ch == -2
+    digit = (ch >= 0) & (ch <= 9)
+    ok &= np.all(digit | dot, axis=1)
+    ndot = dot.sum(axis=1)
+    ok &= (ndot <= 1) & (length > ndot)
+    has_dot = ndot == 1
+    d = np.where(digit, ch, 0).astype(np.int64)
+    mant_full = d @ _POW10_INT[width - 1::-1][:width] if width else np.zeros(n, np.int64)
+    # digits after the dot = number of columns right of it
+    frac = np.where(has_dot, width - 1 - np.argmax(dot, axis=1), 0)
+    hi = _POW10_INT[frac]
+    mant = np.where(has_dot, (mant_full // (hi * 10)) * hi + mant_full % hi, mant_full)
+    ok &= mant <= _MAX_EXACT
+    value = mant / _POW10_F[frac]
+    value = np.where(neg, -value, value)
+    return value, has_dot, ok
+
+
+def _iter_chunks(path) -> Iterable[tuple[bytes, int]]:
+    """Yield (chunk ending at a line end, 1-based line number of its first line)."""
+    line0 = 1
+    carry = b""
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(_CHUNK)
+            if not block:
+                break
+            block = carry + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            chunk, carry = block[: cut + 1], block[cut + 1:]
+            yield chunk, line0
+            line0 += chunk.count(b"\n")
+    if carry.strip():
+        yield carry + b"\n", line0
+
+
+def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019", columns: tuple = (7, 8),
+                 allow_empty_rows: bool = False, class_whitelist: set | None = None,
+                 drop_keys: set | None = None, only_keys: set | None = None,
+                 empty_keys: list | None = None) -> AvaTable:
+    """Read an AVA CSV (ground truth or detections) into an `AvaTable`.
+
+    Args:
+        path: the CSV file.
+        semantics: how timestamps become keyframe keys (see the module docstring).
+        columns: the accepted numbers of columns for box rows.
+        allow_empty_rows: accept 2-column `video_id,timestamp` rows (keyframes without people);
+            their keys are appended to `empty_keys` (in file order) and they give no row.
+        class_whitelist: if given, rows whose action id is not in it are dropped (as the
+            official reader does, before a row can open a keyframe).
+        drop_keys: keys whose rows are dropped (excluded keyframes).
+        only_keys: if given, rows whose key is not in it are dropped.
+        empty_keys: list that receives the keys of 2-column rows.
+
+    Raises:
+        AvaFormatError: wrong column count or an unparsable field (file, line and field named).
+    """
+    key_fn = _key_fn(semantics)
+    keys = _Keys()
+    parts: list[tuple] = []
+    for chunk, line0 in _iter_chunks(path):
+        if b"\"" in chunk or b" " in chunk or b"\t" in chunk or (b"\r" in chunk and b"\r" in chunk.replace(b"\r\n", b"")):
+            part = _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys)
+        else:
+            part = _parse_chunk_fast(chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk,
+                                     line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys)
+        rkeys, kf_local, boxes, action, score, line = part
+        keep = np.ones(len(kf_local), bool)
+        if class_whitelist is not None and len(action):
+            wl = np.fromiter(sorted(class_whitelist), np.int64)
+            keep &= np.isin(action, wl)
+        if drop_keys or only_keys is not None:
+            bad = np.array([(k in drop_keys) if drop_keys else False for k in rkeys], bool)
+            if only_keys is not None:
+                bad |= np.array([k not in only_keys for k in rkeys], bool)
+            if len(bad):
+                keep &= ~bad[kf_local]
+        if not keep.all():
+            kf_local, boxes, action, score, line = kf_local[keep], boxes[keep], action[keep], score[keep], line[keep]
+        # Global ids in order of first appearance of a surviving row.
+        if len(kf_local):
+            first = np.unique(kf_local, return_index=True)
+            order = first[0][np.argsort(first[1], kind="stable")]
+            remap = np.zeros(len(rkeys), np.int32)
+            for loc in order.tolist():
+                remap[loc] = keys.id(rkeys[loc])
+            kf = remap[kf_local]
+        else:
+            kf = np.zeros(0, np.int32)
+        parts.append((kf, boxes, action, score, line))
+    if parts:
+        kf, boxes, action, score, line = (np.concatenate(x) for x in zip(*parts))
+    else:
+        kf, boxes, action, score, line = (np.zeros(0, np.int32), np.zeros((0, 4)), np.zeros(0, np.int32),
+                                         np.zeros(0), np.zeros(0, np.int64))
+    return AvaTable(keys.keys, kf.astype(np.int32), boxes, action.astype(np.int32), score, line)
+
+
+def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys):
+    """Python `csv` + `float`/`int` on one chunk: the official reader's own conversions."""
+    rkeys: list = []
+    local: dict = {}
+    kf, boxes, action, score, line = [], [], [], [], []
+    for i, row in enumerate(csv.reader(io.StringIO(chunk.decode("utf-8"))), line0):
+        where = f"{path}:{i}"
+        if allow_empty_rows and len(row) == 2:
+            if empty_keys is not None:
+                empty_keys.append(key_fn(row[0], row[1], where))
+            continue
+        if len(row) not in columns:
+            raise AvaFormatError(f"{where}: expected {' or '.join(map(str, columns))} columns, got {len(row)}")
+        k = key_fn(row[0], row[1], where)
+        j = local.get(k)
+        if j is None:
+            j = local[k] = len(rkeys)
+            rkeys.append(k)
+        try:
+            b = [float(v) for v in row[2:6]]
+        except ValueError:
+            raise AvaFormatError(f"{where}: fields x1,y1,x2,y2: expected numbers, got {row[2:6]}") from None
+        try:
+            a = int(row[6])
+        except ValueError:
+            raise AvaFormatError(f"{where}: field action_id: expected an integer, got {row[6]!r}") from None
+        try:
+            s = float(row[7]) if len(row) == 8 else 1.0
+        except ValueError:
+            raise AvaFormatError(f"{where}: field score: expected a number, got {row[7]!r}") from None
+        kf.append(j), boxes.append(b), action.append(a), score.append(s), line.append(i)
+    return (rkeys, np.array(kf, np.int64), np.array(boxes, np.float64).reshape(-1, 4),
+            np.array(action, np.int64), np.array(score, np.float64), np.array(line, np.int64))
+
+
+_FIELD_NAMES = ("video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score/person_id")
+
+
+def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys):
+    buf = np.frombuffer(chunk, np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    starts = np.empty(len(nl), np.int64)
+    starts[0] = 0
+    starts[1:] = nl[:-1] + 1
+    blank = nl == starts
+    cm = np.flatnonzero(buf == 44)
+    first_comma = np.searchsorted(cm, starts)
+    ncomma = np.searchsorted(cm, nl) - first_comma
+    lines = np.arange(len(nl)) + line0
+    if blank.any():
+        i = int(np.argmax(blank))
+        raise AvaFormatError(f"{path}:{lines[i]}: empty line (expected {' or '.join(map(str, columns))} columns)")
+    allowed = {c - 1 for c in columns} | ({1} if allow_empty_rows else set())
+    bad = ~np.isin(ncomma, sorted(allowed))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise AvaFormatError(f"{path}:{lines[i]}: expected {' or '.join(map(str, columns))} columns, got {ncomma[i] + 1}")
+
+    def fields(sel, k):
+        c = cm[first_comma[sel][:, None] + np.arange(k)]
+        fs = np.concatenate([starts[sel][:, None], c + 1], axis=1)
+        fe = np.concatenate([c, nl[sel][:, None]], axis=1)
+        return fs, fe
+
+    def text(s, e):
+        return chunk[s:e].decode("utf-8")
+
+    if allow_empty_rows and (ncomma == 1).any():
+        sel = np.flatnonzero(ncomma == 1)
+        fs, fe = fields(sel, 1)
+        if empty_keys is not None:
+            for r in range(len(sel)):
+                empty_keys.append(key_fn(text(fs[r, 0], fe[r, 0]), text(fs[r, 1], fe[r, 1]), f"{path}:{lines[sel[r]]}"))
+    row_sel = np.flatnonzero(ncomma >= 6)
+    n = len(row_sel)
+    boxes = np.empty((n, 4), np.float64)
+    action = np.empty(n, np.int64)
+    score = np.ones(n, np.float64)
+    ts_val = np.empty(n, np.float64)
+    ts_dot = np.zeros(n, bool)
+    vid_s = np.empty(n, np.int64)
+    vid_e = np.empty(n, np.int64)
+    ts_s = np.empty(n, np.int64)
+    ts_e = np.empty(n, np.int64)
+    for k in (6, 7):
+        m = ncomma[row_sel] == k
+        if not m.any():
+            continue
+        sel = row_sel[m]
+        fs, fe = fields(sel, k)
+        vid_s[m], vid_e[m], ts_s[m], ts_e[m] = fs[:, 0], fe[:, 0], fs[:, 1], fe[:, 1]
+        for col in range(1, k + 1):
+            v, dot, ok = _parse_decimals(buf, fs[:, col], fe[:, col])
+            if not ok.all():
+                for r in np.flatnonzero(~ok).tolist():
+                    t = text(fs[r, col], fe[r, col])
+                    try:
+                        v[r] = float(t) if col != 6 else int(t)
+                    except ValueError:
+                        raise AvaFormatError(f"{path}:{lines[sel[r]]}: field {_FIELD_NAMES[col]}: expected a "
+                                             f"{'integer' if col in (1, 6) else 'number'}, got {t!r}") from None
+                    dot[r] = not (col == 6 or t.strip().lstrip("+-").isdigit())
+            if col == 1:
+                ts_val[m], ts_dot[m] = v, dot
+            elif col <= 5:
+                boxes[m, col - 2] = v
+            elif col == 6:
+                if dot.any():
+                    r = int(np.argmax(dot))
+                    raise AvaFormatError(f"{path}:{lines[sel[r]]}: field action_id: expected an integer, "
+                                         f"got {text(fs[r, col], fe[r, col])!r}")
+                action[m] = v.astype(np.int64)
+            else:
+                score[m] = v
+    # Keyframe keys: one Python key per (video run, timestamp) pair, not per row.
+    vw = int((vid_e - vid_s).max()) if n else 0
+    if n:
+        idx = vid_s[:, None] + np.arange(vw)
+        inside = idx < vid_e[:, None]
+        mat = np.where(inside, buf[np.where(inside, idx, 0)], 0)
+        change = np.ones(n, bool)
+        change[1:] = (mat[1:] != mat[:-1]).any(axis=1)
+        run = np.cumsum(change) - 1
+        run_start = np.flatnonzero(change)
+        video_of_run = [chunk[vid_s[i]:vid_e[i]].decode("utf-8") for i in run_start.tolist()]
+        # videos as dense codes (a video can appear in several runs)
+        vcode_map: dict = {}
+        run_code = np.array([vcode_map.setdefault(v, len(vcode_map)) for v in video_of_run], np.int64)
+        vcode = run_code[run]
+        if semantics == "activitynet-2019":
+            if ts_dot.any():
+                r = int(np.argmax(ts_dot))
+                key_fn(video_of_run[run[r]], chunk[ts_s[r]:ts_e[r]].decode(), f"{path}:{lines[row_sel[r]]}")
+            tsk = ts_val.astype(np.int64)
+            if np.any(np.abs(ts_val) >= 2 ** 31):
+                raise AvaFormatError(f"{path}: field timestamp: values beyond +-2^31 s are not keyframe times")
+            comb = vcode * (1 << 32) + (tsk + (1 << 31))
+            uniq, first, inv = np.unique(comb, return_index=True, return_inverse=True)
+            videos = list(vcode_map)
+            rkeys = [(videos[int(u) >> 32], int(tsk[f])) for u, f in zip(uniq.tolist(), first.tolist())]
+        else:
+            uts, tinv = np.unique(ts_val, return_inverse=True)
+            tkey = ["%.6f" % t for t in uts.tolist()]
+            # timestamps that format alike share a key, exactly as string keys do
+            tcode_map: dict = {}
+            tcode = np.array([tcode_map.setdefault(t, len(tcode_map)) for t in tkey], np.int64)[tinv.ravel()]
+            comb = vcode * (1 << 32) + tcode
+            uniq, first, inv = np.unique(comb, return_index=True, return_inverse=True)
+            videos, tkeys = list(vcode_map), list(tcode_map)
+            rkeys = [(videos[int(u) >> 32], tkeys[int(u) & 0xFFFFFFFF]) for u in uniq.tolist()]
+        kf_local = inv.ravel()
+    else:
+        rkeys, kf_local = [], np.zeros(0, np.int64)
+    return rkeys, kf_local, boxes, action, score, lines[row_sel].astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# Writers
+# --------------------------------------------------------------------------------------
+
+@dataclass
+class AvaDetections:
+    """Detections to write as an AVA CSV, one row per (person box, action).
+
+    Attributes:
+        video: (n,) video ids (str).
+        timestamp: (n,) int keyframe second.
+        boxes: (n, 4) float x1, y1, x2, y2 normalised to [0, 1] by the frame's width / height.
+        action: (n,) int 1-based action id.
+        score: (n,) float confidence.
+    """
+
+    video: np.ndarray
+    timestamp: np.ndarray
+    boxes: np.ndarray
+    action: np.ndarray
+    score: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.video)
+        self.video = np.asarray(self.video, dtype=object)
+        self.timestamp = np.asarray(self.timestamp)
+        self.boxes = np.asarray(self.boxes, np.float64).reshape(-1, 4)
+        self.action = np.asarray(self.action, np.int64)
+        self.score = np.asarray(self.score, np.float64)
+        for name in ("timestamp", "action", "score"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name}: expected shape ({n},), got {getattr(self, name).shape}")
+        if self.boxes.shape != (n, 4):
+            raise ValueError(f"boxes: expected shape ({n}, 4), got {self.boxes.shape}")
+
+    @classmethod
+    def from_action_scores(cls, video: str, timestamp: int, boxes_xyxy, frame_size: tuple[int, int],
+                           actions, class_ids: list[int]) -> "AvaDetections":
+        """Every (person, class) pair of an `ActionScores` at one keyframe.
+
+        Args:
+            video, timestamp: the keyframe.
+            boxes_xyxy: (M, 4) person boxes in pixels, one per row of `actions.scores`.
+            frame_size: (width, height) in pixels, to normalise the boxes.
+            actions: `humact.types.ActionScores` with M rows and C labels.
+            class_ids: the AVA action id of each of the C labels.
+        """
+        scores = np.asarray(actions.scores, np.float64)
+        m, c = scores.shape
+        if len(class_ids) != c:
+            raise ValueError(f"class_ids: expected {c} ids (one per label), got {len(class_ids)}")
+        b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+        if len(b) != m:
+            raise ValueError(f"boxes_xyxy: expected ({m}, 4), got {b.shape}")
+        w, h = frame_size
+        norm = np.clip(b / np.array([w, h, w, h], np.float64), 0.0, 1.0)
+        return cls(np.full(m * c, video, object), np.full(m * c, timestamp), np.repeat(norm, c, axis=0),
+                   np.tile(np.asarray(class_ids, np.int64), m), scores.ravel())
+
+
+def write_ava_detections(path: str | os.PathLike, dets: AvaDetections, decimals: int = 4,
+                         box_decimals: int = 3) -> None:
+    """Write detections as `video_id,timestamp,x1,y1,x2,y2,action_id,score` (atomically).
+
+    Timestamps are written `%04d`; boxes with `box_decimals`, scores with `decimals`.
+    """
+    bf = f"%.{box_decimals}f"
+    sf = f"%.{decimals}f"
+    rowf = f"%s,%04d,{bf},{bf},{bf},{bf},%d,{sf}\n"
+    with atomic_write(path) as f:
+        for v, t, b, a, s in zip(dets.video.tolist(), dets.timestamp.tolist(), dets.boxes.tolist(),
+                                 dets.action.tolist(), dets.score.tolist()):
+            f.write(rowf % (v, int(t), b[0], b[1], b[2], b[3], a, s))
+
+
+# --------------------------------------------------------------------------------------
+# Frame-mAP
+# --------------------------------------------------------------------------------------
+
+def precision_recall(scores: np.ndarray, tp: np.ndarray, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative precision and recall over detections sorted by `np.argsort(scores)[::-1]`.
+
+    Same computation (and the same tie order) as the official `compute_precision_recall`.
+    """
+    order = np.argsort(scores)[::-1]
+    t = tp.astype(int)[order]
+    ctp = np.cumsum(t)
+    cfp = np.cumsum(1 - t)
+    return ctp.astype(float) / (ctp + cfp), ctp.astype(float) / num_gt
+
+
+def average_precision(precision: np.ndarray, recall: np.ndarray) -> float:
+    """VOC all-point interpolated AP: pad, make precision non-increasing, sum recall steps x precision."""
+    if precision.size == 0:
+        return 0.0
+    recall = np.concatenate([[0], recall, [1]])
+    precision = np.concatenate([[0], precision, [0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.where(recall[1:] != recall[:-1])[0] + 1
+    return float(np.sum((recall[idx] - recall[idx - 1]) * precision[idx]))
+
+
+@dataclass
+class AvaResult:
+    """Frame-mAP and its parts.
+
+    Attributes:
+        mAP: mean AP over label-map classes with ground truth.
+        ap: {class id: AP} for those classes (AP 0 for a class with no detection).
+        names: {class id: name}.
+        num_gt: {class id: number of ground-truth (box, class) instances}.
+        curves: {class id: (precision, recall)} arrays in ranked order, for plots.
+        stats: counts (keyframes, rows kept, keyframes replayed for ties, ...).
+    """
+
+    mAP: float
+    ap: dict
+    names: dict
+    num_gt: dict
+    curves: dict = field(repr=False, default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"mAP": self.mAP, "per_class": [
+            {"id": c, "name": self.names[c], "ap": self.ap[c], "num_gt": self.num_gt[c]} for c in self.ap],
+            "stats": self.stats}
+
+
+def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    if len(sorted_keys) == 0:
+        return np.zeros(0, np.int64)
+    change = np.ones(len(sorted_keys), bool)
+    change[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return np.flatnonzero(change)
+
+
+def _heap_order(rows: list[tuple], capacity: int) -> list[tuple]:
+    """The official per-keyframe reader: heap of (score, action, y1, x1, y2, x2) tuples in
+    file order (capped at `capacity` rows if > 0), then a stable sort of the heap's array by -score."""
+    heap: list = []
+    for t in rows:
+        if capacity < 1 or len(heap) < capacity:
+            heapq.heappush(heap, t)
+        elif t[0] > heap[0][0]:
+            heapq.heapreplace(heap, t)
+    return sorted(heap, key=lambda t: -t[0])
+
+
+class _Same:
+    """A tuple element that compares equal to every other: carries a row's identity through
+    `heapq` without changing any comparison the official (identity-free) tuples make."""
+
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __lt__(self, other) -> bool:
+        return False
+
+    def __gt__(self, other) -> bool:
+        return False
+
+    def __eq__(self, other) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+def _replay_detections(det: AvaTable, keep_rows, which, capacity, kf, score, act, boxes):
+    """Replace the rows of keyframes `which` by the official reader's heap order and cap."""
+    wset = np.zeros(len(det.keys), bool)
+    wset[which] = True
+    drow = np.flatnonzero(keep_rows & wset[det.kf])
+    drow = drow[np.argsort(det.kf[drow], kind="stable")]  # file order inside each keyframe
+    n_kf, n_score, n_act, n_box = [], [], [], []
+    ds = _group_starts(det.kf[drow])
+    for a, z in zip(ds.tolist(), np.append(ds[1:], len(drow)).tolist()):
+        r = drow[a:z]
+        b = det.boxes[r]
+        rows = list(zip(det.score[r].tolist(), det.action[r].tolist(), b[:, 1].tolist(), b[:, 0].tolist(),
+                        b[:, 3].tolist(), b[:, 2].tolist()))
+        kept = _heap_order(rows, capacity)
+        n_kf.extend([int(det.kf[r[0]])] * len(kept))
+        for s_, a_, y1, x1, y2, x2 in kept:
+            n_score.append(s_), n_act.append(a_), n_box.append((x1, y1, x2, y2))
+    keep = ~wset[kf]
+    kf = np.concatenate([kf[keep], np.array(n_kf, kf.dtype)])
+    score = np.concatenate([score[keep], np.array(n_score, np.float64)])
+    act = np.concatenate([act[keep], np.array(n_act, act.dtype)])
+    boxes = np.concatenate([boxes[keep], np.array(n_box, np.float64).reshape(-1, 4)])
+    o = np.argsort(kf, kind="stable")
+    return kf[o], score[o], act[o], boxes[o]
+
+
+def _replay_ground_truth(g_kf, g_cls, g_boxes, g_score) -> np.ndarray:
+    """Permutation putting ground-truth rows (file order) in the official heap order per keyframe."""
+    o = np.argsort(g_kf, kind="stable")
+    out = []
+    gs = _group_starts(g_kf[o])
+    for a, z in zip(gs.tolist(), np.append(gs[1:], len(o)).tolist()):
+        r = o[a:z]
+        b = g_boxes[r]
+        rows = zip(g_score[r].tolist(), g_cls[r].tolist(), b[:, 1].tolist(), b[:, 0].tolist(),
+                   b[:, 3].tolist(), b[:, 2].tolist(), map(_Same, r.tolist()))
+        out.extend(t[6].i for t in _heap_order(list(rows), 0))
+    return np.array(out, np.int64)
+
+
+def _match(kf, cls, boxes, gt_kf, gt_cls, gt_boxes):
+    """Greedy matching of detections already in official order (grouped by keyframe).
+
+    Returns (tp (n,) bool, tied (n,) bool): `tied` marks detections whose best IoU
+    (>= threshold) is shared by ground-truth boxes that differ, where the ground truth's
+    own order decides.
+    """
+    n = len(kf)
+    tp = np.zeros(n, bool)
+    tied = np.zeros(n, bool)
+    if n == 0 or len(gt_kf) == 0:
+        return tp, tied
+    ncls = int(max(cls.max(), gt_cls.max())) + 1
+    gkey = gt_kf.astype(np.int64) * ncls + gt_cls
+    gorder = np.argsort(gkey, kind="stable")
+    gkey_s = gkey[gorder]
+    dkey = kf.astype(np.int64) * ncls + cls
+    lo = np.searchsorted(gkey_s, dkey, "left")
+    cnt = np.searchsorted(gkey_s, dkey, "right") - lo
+    has = np.flatnonzero(cnt > 0)
+    if len(has) == 0:
+        return tp, tied
+    c = cnt[has]
+    det_of_pair = np.repeat(has, c)
+    offs = np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c)
+    g = gorder[np.repeat(lo[has], c) + offs]
+    # IoU exactly as np_box_ops.iou, boxes as (y1, x1, y2, x2)
+    d = boxes[det_of_pair]
+    t = gt_boxes[g]
+    dy1, dx1, dy2, dx2 = d[:, 1], d[:, 0], d[:, 3], d[:, 2]
+    ty1, tx1, ty2, tx2 = t[:, 1], t[:, 0], t[:, 3], t[:, 2]
+    ih = np.maximum(0.0, np.minimum(dy2, ty2) - np.maximum(dy1, ty1))
+    iw = np.maximum(0.0, np.minimum(dx2, tx2) - np.maximum(dx1, tx1))
+    inter = ih * iw
+    union = ((dy2 - dy1) * (dx2 - dx1)) + ((ty2 - ty1) * (tx2 - tx1)) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    pstart = np.cumsum(c) - c
+    # np.argmax semantics: NaN wins, else first maximum
+    nan = np.isnan(iou)
+    iou_k = np.where(nan, np.inf, iou)
+    best = np.maximum.reduceat(iou_k, pstart)
+    is_best = iou_k == np.repeat(best, c)
+    first_best = np.minimum.reduceat(np.where(is_best, np.arange(len(g)), len(g)), pstart)
+    best_iou = iou[first_best]
+    best_g = g[first_best]
+    cand = best_iou >= IOU_THRESHOLD
+    # several different boxes at the best IoU: the ground truth's order decides
+    nbest = np.add.reduceat(is_best.astype(np.int64), pstart)
+    multi = (nbest > 1) & cand
+    if multi.any():
+        same = np.all(t == t[first_best][np.repeat(np.arange(len(c)), c)], axis=1) | ~is_best
+        all_same = np.logical_and.reduceat(same, pstart)
+        tied[has[multi & ~all_same]] = True
+    # first claimant (in detection order) of each box is the true positive
+    cd = has[cand]
+    if len(cd):
+        _, first = np.unique(best_g[cand], return_index=True)
+        tp[cd[first]] = True
+    return tp, tied
+
+
+def evaluate_ava(gt: AvaTable, det: AvaTable, labels: LabelMap, *, semantics: str = "activitynet-2019",
+                 cap: int | None = DEFAULT_CAP, gt_empty_keys: list | None = None) -> AvaResult:
+    """Frame-mAP of `det` against `gt`, exactly as the official evaluator (module docstring).
+
+    Args:
+        gt: ground truth read with `read_ava_csv(..., class_whitelist=label ids, drop_keys=exclusions)`.
+        det: detections read the same way (for activitynet-head, `only_keys` = the ground truth's keys).
+        labels: the label map; classes outside it must already be dropped from both tables.
+        semantics: "activitynet-2019" or "activitynet-head".
+        cap: rows kept per keyframe (highest scores), None for no cap.
+        gt_empty_keys: activitynet-head: keys of 2-column ground-truth rows (scored keyframes).
+    """
+    _key_fn(semantics)
+    capacity = 0 if cap is None else int(cap)
+    num_class = max(labels.ids)
+    # ---- ground truth: map its keyframes to detection keyframe ids ---------------------
+    det_id = {k: i for i, k in enumerate(det.keys)}
+    gt_keys_all = set(gt.keys) | set(gt_empty_keys or [])
+    gt2det = np.array([det_id.get(k, -1) for k in gt.keys], np.int64)
+    gkf = gt2det[gt.kf] if len(gt) else np.zeros(0, np.int64)
+    num_gt = np.bincount(gt.action, minlength=num_class + 1)[1:] if len(gt) else np.zeros(num_class, np.int64)
+    # ---- detections: keep only the keyframes the official code scores -------------------
+    if semantics == "activitynet-head":
+        scored = np.array([k in gt_keys_all for k in det.keys], bool)
+        keep_rows = scored[det.kf] if len(det) else np.zeros(0, bool)
+    else:
+        keep_rows = np.ones(len(det), bool)
+    rows = np.flatnonzero(keep_rows)
+    kf = det.kf[rows]
+    # group by keyframe (stable: file order inside a keyframe), then by descending score
+    order = rows[np.lexsort((-det.score[rows], kf))]
+    kf = det.kf[order]
+    sc = det.score[order]
+    starts = _group_starts(kf)
+    sizes = np.diff(np.append(starts, len(kf)))
+    rank = np.arange(len(kf)) - np.repeat(starts, sizes)
+    replay = np.zeros(len(det.keys), bool)
+    if capacity > 0:
+        big = sizes > capacity
+        b = starts[big]
+        cut_tie = sc[b + capacity - 1] == sc[b + capacity]
+        replay[kf[b[cut_tie]]] = True
+        kept = rank < capacity
+    else:
+        kept = np.ones(len(kf), bool)
+    order, kf, sc = order[kept], kf[kept], sc[kept]
+    act = det.action[order]
+    # equal scores of one class on one keyframe: the heap decides their order
+    same = np.zeros(len(kf), bool)
+    same[1:] = (kf[1:] == kf[:-1]) & (sc[1:] == sc[:-1])
+    if same.any():
+        tie_run = np.cumsum(~same)  # run id of equal (keyframe, score)
+        in_tie = same.copy()
+        in_tie[:-1] |= same[1:]
+        ti = np.flatnonzero(in_tie)
+        pair = tie_run[ti].astype(np.int64) * (num_class + 2) + act[ti]
+        u, cnts = np.unique(pair, return_counts=True)
+        if (cnts > 1).any():
+            dup_runs = set((u[cnts > 1] // (num_class + 2)).tolist())
+            rep_rows = ti[np.isin(tie_run[ti], list(dup_runs))]
+            replay[kf[rep_rows]] = True
+    boxes = det.boxes[order]
+    score = sc
+    # ---- replay the heap for the keyframes where ties decide the order ----------------------
+    which = np.flatnonzero(replay)
+    if len(which):
+        kf, score, act, boxes = _replay_detections(det, keep_rows, which, capacity, kf, score, act, boxes)
+    # invalid boxes are dropped after the cap
+    valid = (boxes[:, 1] < boxes[:, 3]) & (boxes[:, 0] < boxes[:, 2])
+    kf, score, act, boxes = kf[valid], score[valid], act[valid], boxes[valid]
+    act = act.astype(np.int64)
+    gmask = gkf >= 0
+    g_kf, g_cls, g_boxes, g_score = gkf[gmask], gt.action[gmask].astype(np.int64), gt.boxes[gmask], gt.score[gmask]
+    tp, tied = _match(kf, act, boxes, g_kf, g_cls, g_boxes)
+    n_gt_replayed = 0
+    if tied.any():
+        # the ground truth's heap order decides which box a tied detection takes
+        wk = np.unique(kf[tied])
+        n_gt_replayed = len(wk)
+        gsel = np.flatnonzero(np.isin(g_kf, wk))
+        perm = _replay_ground_truth(g_kf[gsel], g_cls[gsel], g_boxes[gsel], g_score[gsel])
+        gsel = gsel[perm]
+        dsel = np.flatnonzero(np.isin(kf, wk))
+        tp_sub, _ = _match(kf[dsel], act[dsel], boxes[dsel], g_kf[gsel], g_cls[gsel], g_boxes[gsel])
+        tp[dsel] = tp_sub
+    # ---- per class, in the official concatenation order ------------------------------------
+    corder = np.argsort(act, kind="stable")
+    act_s = act[corder]
+    cstart = np.searchsorted(act_s, np.arange(1, num_class + 2))
+    ap, curves, ngt = {}, {}, {}
+    names = labels.as_dict()
+    ap_full = np.full(num_class, np.nan)
+    for cid in labels.ids:
+        n_gt = int(num_gt[cid - 1])
+        if n_gt == 0:
+            continue
+        sl = corder[cstart[cid - 1]:cstart[cid]]
+        s_c, t_c = score[sl], tp[sl]
+        if len(s_c):
+            p, r = precision_recall(s_c, t_c, n_gt)
+        else:
+            p, r = np.zeros(0), np.zeros(0)
+        ap_full[cid - 1] = average_precision(p, r)
+        ap[cid] = float(ap_full[cid - 1])
+        curves[cid] = (p, r)
+        ngt[cid] = n_gt
+    mAP = float(np.nanmean(ap_full)) if ap else float("nan")
+    stats = {"keyframes_scored": int(len(np.unique(kf))), "detection_rows_scored": int(len(kf)),
+             "keyframes_replayed_for_ties": int(len(which)), "keyframes_gt_replayed": int(n_gt_replayed), "ground_truth_rows": int(len(gt)),
+             "semantics": semantics, "cap": cap}
+    return AvaResult(mAP, ap, names, ngt, curves, stats)
+
+
+def evaluate_ava_files(gt_csv, det_csv, label_map, exclusions=None, *, semantics: str = "activitynet-2019",
+                       cap: int | None = DEFAULT_CAP) -> AvaResult:
+    """Read the files and evaluate (see `evaluate_ava`).
+
+    Args:
+        gt_csv, det_csv: ground-truth and detection CSV paths.
+        label_map: pbtxt path or a `LabelMap`.
+        exclusions: excluded-timestamps CSV (activitynet-2019 only) or None.
+    """
+    labels = label_map if isinstance(label_map, LabelMap) else read_label_map(label_map)
+    whitelist = set(labels.ids)
+    if semantics == "activitynet-head" and exclusions is not None:
+        raise ValueError("exclusions: activitynet-head semantics take no exclusion file")
+    excluded = read_exclusions(exclusions, semantics) if exclusions is not None else set()
+    empty: list = []
+    gt = read_ava_csv(gt_csv, semantics=semantics, class_whitelist=whitelist, drop_keys=excluded,
+                      allow_empty_rows=semantics == "activitynet-head", empty_keys=empty)
+    only = (set(gt.keys) | set(empty)) if semantics == "activitynet-head" else None
+    det = read_ava_csv(det_csv, semantics=semantics, columns=(8,), class_whitelist=whitelist,
+                       drop_keys=excluded, only_keys=only)
+    return evaluate_ava(gt, det, labels, semantics=semantics, cap=cap, gt_empty_keys=empty)
