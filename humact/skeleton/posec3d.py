@@ -21,6 +21,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from humact.video_models.checkpoint import load_strict, read_checkpoint
 from humact.video_models.heads import I3DHead, average_clips
 from humact.video_models.resnet3d import ResNet3d, posec3d_slowonly_r50
 
@@ -76,16 +77,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict
     Accepts `{'state_dict': sd}` or a bare `sd`; strips `module.`; renames
     `cls_head.fc.` (older MMAction2 heads) to `cls_head.fc_cls.`.
     """
-    if "state_dict" in state_dict and isinstance(state_dict["state_dict"], Mapping):
-        state_dict = state_dict["state_dict"]
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
-        if k.startswith("cls_head.fc."):
-            k = "cls_head.fc_cls." + k[len("cls_head.fc."):]
-        out[k] = v
-    return out
+    state_dict, _ = read_checkpoint(state_dict)
+    return OrderedDict(("cls_head.fc_cls." + k[len("cls_head.fc."):] if k.startswith("cls_head.fc.") else k, v)
+                       for k, v in state_dict.items())
 
 
 def load_pyskl_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapping) -> nn.Module:
@@ -93,24 +87,5 @@ def load_pyskl_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapp
 
     Raises ValueError naming the file and the missing / unexpected / mis-shaped keys.
     """
-    name = str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "<state dict>"
-    if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    sd = checkpoint_filter_fn(checkpoint)
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:5]}{' ...' if len(missing) > 5 else ''} ({len(missing)})")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''} "
-                         f"({len(unexpected)})")
-        if shapes:
-            parts.append("shape mismatch " + "; ".join(shapes[:5]))
-        raise ValueError(f"{name}: checkpoint does not match the model: " + "; ".join(parts))
-    model.load_state_dict(sd, strict=True)
-    return model
+    state_dict, name = read_checkpoint(checkpoint)
+    return load_strict(model, checkpoint_filter_fn(state_dict), name)

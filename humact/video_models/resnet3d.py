@@ -202,7 +202,8 @@ def make_res_layer(inplanes: int, planes: int, blocks: int, *, spatial_stride: i
                    temporal_stride: int = 1, dilation: int = 1, style: str = "pytorch",
                    inflate=1, inflate_style: str = "3x1x1", non_local=0,
                    non_local_cfg: dict | None = None, lateral_inplanes: int = 0,
-                   advanced_downsample: bool = False) -> nn.Sequential:
+                   advanced_downsample: bool = False, block: type = None,
+                   block_kw: dict | None = None) -> nn.Sequential:
     """One ResNet stage (`layer{i}`) of bottleneck blocks.
 
     The shortcut of the first block is a strided 1x1x1 conv + BN when the shape
@@ -211,6 +212,8 @@ def make_res_layer(inplanes: int, planes: int, blocks: int, *, spatial_stride: i
     average pool does the striding. `lateral_inplanes` are extra input channels
     concatenated from SlowFast's fast path, seen only by the first block.
     """
+    block = block or Bottleneck3d
+    block_kw = block_kw or {}
     inflate = _per_block(inflate, blocks, "inflate")
     non_local = _per_block(non_local, blocks, "non_local")
     first_in = inplanes + lateral_inplanes
@@ -224,14 +227,14 @@ def make_res_layer(inplanes: int, planes: int, blocks: int, *, spatial_stride: i
         else:
             downsample = ConvBNAct(first_in, planes * Bottleneck3d.expansion, 1, act=False,
                                    stride=(temporal_stride, spatial_stride, spatial_stride))
-    layers = [Bottleneck3d(first_in, planes, spatial_stride=spatial_stride, temporal_stride=temporal_stride,
-                           dilation=dilation, downsample=downsample, style=style, inflate=inflate[0] == 1,
-                           inflate_style=inflate_style, non_local=non_local[0] == 1,
-                           non_local_cfg=non_local_cfg)]
+    layers = [block(first_in, planes, spatial_stride=spatial_stride, temporal_stride=temporal_stride,
+                    dilation=dilation, downsample=downsample, style=style, inflate=inflate[0] == 1,
+                    inflate_style=inflate_style, non_local=non_local[0] == 1,
+                    non_local_cfg=non_local_cfg, **block_kw)]
     for i in range(1, blocks):
-        layers.append(Bottleneck3d(planes * Bottleneck3d.expansion, planes, dilation=dilation, style=style,
-                                   inflate=inflate[i] == 1, inflate_style=inflate_style,
-                                   non_local=non_local[i] == 1, non_local_cfg=non_local_cfg))
+        layers.append(block(planes * Bottleneck3d.expansion, planes, dilation=dilation, style=style,
+                            inflate=inflate[i] == 1, inflate_style=inflate_style,
+                            non_local=non_local[i] == 1, non_local_cfg=non_local_cfg, **block_kw))
     return nn.Sequential(*layers)
 
 
@@ -315,7 +318,7 @@ class ResNet3d(nn.Module):
                  inflate=(1, 1, 1, 1), inflate_style: str = "3x1x1", non_local=(0, 0, 0, 0),
                  non_local_cfg: dict | None = None, lateral_inplanes: Sequence[int] | None = None,
                  advanced_downsample: bool = False, norm_eval: bool = False, bn_frozen: bool = False,
-                 frozen_stages: int = -1) -> None:
+                 frozen_stages: int = -1, block: type | None = None, block_kw: dict | None = None) -> None:
         super().__init__()
         if depth not in STAGE_BLOCKS:
             raise ValueError(f"ResNet3d depth: expected one of {sorted(STAGE_BLOCKS)}, got {depth}")
@@ -356,7 +359,7 @@ class ResNet3d(nn.Module):
                                    temporal_stride=temporal_strides[i], dilation=dilations[i], style=style,
                                    inflate=inflate[i], inflate_style=inflate_style, non_local=non_local[i],
                                    non_local_cfg=non_local_cfg, lateral_inplanes=lateral_inplanes[i],
-                                   advanced_downsample=advanced_downsample)
+                                   advanced_downsample=advanced_downsample, block=block, block_kw=block_kw)
             inplanes = planes * Bottleneck3d.expansion
             self.add_module(f"layer{i + 1}", layer)
             self.res_layers.append(f"layer{i + 1}")

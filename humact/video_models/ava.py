@@ -1,0 +1,94 @@
+"""Spatio-temporal action detectors for AVA (MMAction2's `FastRCNN` + `AVARoIHead`).
+
+A person box (from any detector, or AVA's proposals) on the clip's key frame is
+pooled from the backbone's last feature map(s) and classified into 80 atomic
+actions (multi-label, sigmoid) plus background (index 0, MMAction2's layout).
+
+    clip (N, 3, T, H, W) --backbone--> feature map(s)
+    (feature map(s), rois (R, 5)) --RoIExtractor3D--> (R, C, 1, 8, 8)
+    --BBoxHeadAVA--> (R, 81) logits
+
+Keys: `backbone.*`, `roi_head.bbox_head.fc_cls.*` (the extractor has no parameters),
+matching MMAction2's AVA checkpoints (`slowonly_r50_4x16_ava21`, `slowfast_r50_4x16_ava21`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.video_models.heads import BBoxHeadAVA
+from humact.video_models.resnet3d import ResNet3d, slowonly_r50
+from humact.video_models.roi import RoIExtractor3D
+from humact.video_models.slowfast import ResNet3dSlowFast
+
+__all__ = ["AVARoIHead", "AVADetector", "slowonly_r50_ava", "slowfast_r50_ava", "load_mmaction2_detector"]
+
+
+class AVARoIHead(nn.Module):
+    """RoI extractor (no parameters) + `BBoxHeadAVA`; attribute names as in MMAction2."""
+
+    def __init__(self, *, in_channels: int, num_classes: int = 81, dropout: float = 0.5, mlp_head: bool = False,
+                 output_size: int = 8, spatial_scale: float = 1 / 16) -> None:
+        super().__init__()
+        self.bbox_roi_extractor = RoIExtractor3D(output_size=output_size, spatial_scale=spatial_scale,
+                                                 sampling_ratio=0, aligned=True, temporal_pool="avg")
+        self.bbox_head = BBoxHeadAVA(in_channels=in_channels, num_classes=num_classes, dropout=dropout,
+                                     mlp_head=mlp_head)
+
+    def forward(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        return self.bbox_head(self.bbox_roi_extractor(feats, rois))
+
+
+class AVADetector(nn.Module):
+    """Backbone + AVA RoI head. `forward(clip, rois)` -> (R, num_classes) logits."""
+
+    def __init__(self, backbone: ResNet3d | ResNet3dSlowFast, roi_head: AVARoIHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.roi_head = roi_head
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(N, 3, T, H, W) -> the backbone's outputs (SlowOnly: 1 map; SlowFast: slow, fast)."""
+        return tuple(self.backbone(x))
+
+    def forward_head(self, feats: tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
+        """feats + rois (R, 5) `[batch_index, x1, y1, x2, y2]` in input pixels -> (R, num_classes) logits."""
+        return self.roi_head(feats, rois)
+
+    def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x), rois)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """(R, num_classes) sigmoid scores (AVA is multi-label); column 0 is background."""
+        return self.forward(x, rois).sigmoid()
+
+
+def slowonly_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, mlp_head: bool = False,
+                     **backbone_kw) -> AVADetector:
+    """MMAction2 `slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb`: input (N, 3, 4, H, W),
+    output stride 16 (last stage unstrided)."""
+    backbone = slowonly_r50(spatial_strides=(1, 2, 2, 1), **backbone_kw)
+    return AVADetector(backbone, AVARoIHead(in_channels=backbone.feat_dim, num_classes=num_classes,
+                                            dropout=dropout, mlp_head=mlp_head))
+
+
+def slowfast_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, resample_rate: int = 8,
+                     speed_ratio: int = 8, channel_ratio: int = 8, **backbone_kw) -> AVADetector:
+    """MMAction2 `slowfast_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb`: input (N, 3, 32, H, W),
+    slow path 4 frames, fast path 32, both pooled and concatenated (2048 + 256 = 2304 channels)."""
+    backbone = ResNet3dSlowFast(depth=50, resample_rate=resample_rate, speed_ratio=speed_ratio,
+                                channel_ratio=channel_ratio, spatial_strides=(1, 2, 2, 1), **backbone_kw)
+    return AVADetector(backbone, AVARoIHead(in_channels=sum(backbone.feat_dims), num_classes=num_classes,
+                                            dropout=dropout))
+
+
+def load_mmaction2_detector(model: AVADetector, checkpoint: str | os.PathLike | Mapping) -> AVADetector:
+    """Load an MMAction2 AVA detector checkpoint (path or dict) strictly; errors name the file and keys."""
+    state_dict, name = read_checkpoint(checkpoint)
+    return load_strict(model, state_dict, name)
