@@ -1,0 +1,500 @@
+"""Skeleton action datasets: PYSKL annotation pickles, NW-UCLA, JHMDB-14 and `humact extract` folders.
+
+Every loader returns a `SkeletonDataset`: a list of `SkeletonSample`s (one video each, PYSKL's
+`keypoint` layout `(M, T, V, C)`) plus the class names and the joint layout name, so the trainer
+never sees a loose dict. `SkeletonClips` turns a dataset into network inputs `(clips, M, T, V, C')`
+with the temporal sampling, normalisation, augmentation and joint/bone/motion features of a recipe.
+
+Sources and their conventions:
+- PYSKL annotation pickle: `{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir", "label",
+  "keypoint" (M, T, V, C), "keypoint_score" (M, T, V) optional, "total_frames", "img_shape"}]}`.
+- NW-UCLA (`all_sqe/*.json`, Kinect v1, 20 joints, metres): cross-view protocol, train = v01 + v02,
+  test = v03; labels 0..9 for actions a01 a02 a03 a04 a05 a06 a08 a09 a11 a12.
+- JHMDB-14 (`GT_{train,test}_{split}.pkl`, `{"pose": [T x 15 x 2], "label": [name]}`): 2D ground-truth
+  joints, already normalised and centred by the dataset's authors.
+- A folder of `humact extract` outputs: one PYSKL-format pickle per video (`keypoint` (M, T, 17, 2),
+  `keypoint_score` (M, T, 17)); the class is the name of the sub-folder the pickle is in, or its
+  `label` field when the pickles lie flat in the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from humact.io.safe_pickle import safe_load
+
+__all__ = [
+    "SkeletonSample", "SkeletonDataset", "load_pyskl", "load_nw_ucla", "load_jhmdb", "load_extract_folder",
+    "load_dataset", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
+    "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15",
+    "body_normalize", "uniform_indices", "SkeletonClips", "Recipe", "stream_features", "STREAMS", "layout_bones",
+]
+
+# ------------------------------------------------------------------------------------------ layouts
+
+#: Kinect v1 joints, in NW-UCLA's order (y up, metres).
+KINECT20_NAMES: tuple[str, ...] = (
+    "hip_center", "spine", "shoulder_center", "head",
+    "left_shoulder", "left_elbow", "left_wrist", "left_hand",
+    "right_shoulder", "right_elbow", "right_wrist", "right_hand",
+    "left_hip", "left_knee", "left_ankle", "left_foot",
+    "right_hip", "right_knee", "right_ankle", "right_foot",
+)
+
+#: JHMDB's 15 puppet joints, in the order of the GT pickles.
+JHMDB15_NAMES: tuple[str, ...] = (
+    "neck", "belly", "face", "right_shoulder", "left_shoulder", "right_hip", "left_hip",
+    "right_elbow", "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist",
+    "right_ankle", "left_ankle",
+)
+
+
+NW_UCLA_ACTIONS: tuple[str, ...] = ("a01", "a02", "a03", "a04", "a05", "a06", "a08", "a09", "a11", "a12")
+NW_UCLA_CLASSES: tuple[str, ...] = (
+    "pick up with one hand", "pick up with two hands", "drop trash", "walk around", "sit down",
+    "stand up", "donning", "doffing", "throw", "carry",
+)
+JHMDB14_CLASSES: tuple[str, ...] = (
+    "catch", "clap", "golf", "jump", "pick", "pour", "pullup", "push", "run", "sit", "stand", "throw",
+    "walk", "wave",
+)
+
+def layout_bones(layout: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """(bone (joint, parent) pairs, left/right flip permutation) of a `humact.skeleton.graph` layout."""
+    from humact.skeleton.graph import get_layout
+
+    lay = get_layout(layout)
+    return lay.bone_pairs, lay.flip_index
+
+
+# ------------------------------------------------------------------------------------------ samples
+
+
+@dataclass
+class SkeletonSample:
+    """One video's skeletons.
+
+    Attributes:
+        keypoint: (M, T, V, C) float32 joint coordinates (pixels, metres or the dataset's
+            normalised units), M persons, T frames, V joints, C = 2 or 3.
+        label: class index into `SkeletonDataset.classes`, -1 when unknown.
+        name: the video's identifier (PYSKL's `frame_dir`).
+        keypoint_score: (M, T, V) float32 confidence, or None for ground-truth skeletons.
+    """
+
+    keypoint: np.ndarray
+    label: int
+    name: str
+    keypoint_score: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.keypoint = np.asarray(self.keypoint, np.float32)
+        if self.keypoint.ndim != 4 or self.keypoint.shape[-1] not in (2, 3):
+            raise ValueError(f"{self.name}: keypoint: expected (M, T, V, 2|3), got {self.keypoint.shape}")
+        if self.keypoint_score is not None:
+            self.keypoint_score = np.asarray(self.keypoint_score, np.float32)
+            if self.keypoint_score.shape != self.keypoint.shape[:3]:
+                raise ValueError(f"{self.name}: keypoint_score: expected {self.keypoint.shape[:3]}, "
+                                 f"got {self.keypoint_score.shape}")
+
+    @property
+    def num_frames(self) -> int:
+        return self.keypoint.shape[1]
+
+
+@dataclass
+class SkeletonDataset:
+    """A list of skeleton samples with their class names and joint layout."""
+
+    samples: list[SkeletonSample]
+    classes: tuple[str, ...]
+    layout: str
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 class index of every sample."""
+        return np.array([s.label for s in self.samples], np.int64)
+
+    def subset(self, index) -> "SkeletonDataset":
+        return SkeletonDataset([self.samples[i] for i in np.asarray(index)], self.classes, self.layout, self.source)
+
+    def split_validation(self, fraction: float, seed: int = 0) -> tuple["SkeletonDataset", "SkeletonDataset"]:
+        """Hold out `fraction` of every class (stratified, seeded) as a validation slice.
+
+        Returns (train, val). Recipe choices are made on `val`, never on a test split.
+        """
+        rng = np.random.default_rng(seed)
+        labels = self.labels
+        val = []
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)
+            rng.shuffle(idx)
+            val.extend(idx[: int(round(fraction * len(idx)))].tolist())
+        val_mask = np.zeros(len(self), bool)
+        val_mask[val] = True
+        return self.subset(np.flatnonzero(~val_mask)), self.subset(np.flatnonzero(val_mask))
+
+
+# ------------------------------------------------------------------------------------------ loaders
+
+
+def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] | None = None,
+               layout: str = "coco") -> SkeletonDataset:
+    """Read one split of a PYSKL annotation pickle (`split` + `annotations`), safely.
+
+    Args:
+        path: the pickle.
+        split: a key of its `split` dict (e.g. "xsub_train").
+        classes: class names for the integer labels; default "0", "1", ...
+        layout: joint layout name of the keypoints (e.g. "coco").
+    """
+    path = Path(path)
+    data = safe_load(path)
+    if not isinstance(data, dict) or "split" not in data or "annotations" not in data:
+        raise ValueError(f"{path}: expected a dict with 'split' and 'annotations' (PYSKL annotation format)")
+    if split not in data["split"]:
+        raise ValueError(f"{path}: split: no split {split!r}; the file has {sorted(data['split'])}")
+    wanted = set(data["split"][split])
+    samples = []
+    for i, anno in enumerate(data["annotations"]):
+        name = str(anno.get("frame_dir", i))
+        if name not in wanted:
+            continue
+        for key in ("keypoint", "label"):
+            if key not in anno:
+                raise ValueError(f"{path}: annotations[{i}] ({name}): missing field {key!r}")
+        samples.append(SkeletonSample(anno["keypoint"], int(anno["label"]), name, anno.get("keypoint_score")))
+    if classes is None:
+        n = max((s.label for s in samples), default=-1) + 1
+        classes = tuple(str(i) for i in range(n))
+    return SkeletonDataset(samples, tuple(classes), layout, str(path))
+
+
+_UCLA_NAME = re.compile(r"a(\d\d)_s(\d\d)_e(\d\d)_v(\d\d)")
+
+
+def load_nw_ucla(root: str | os.PathLike, split: str) -> SkeletonDataset:
+    """NW-UCLA cross-view: split "train" = views v01 + v02 (1020), "test" = view v03 (464).
+
+    `root` is the folder holding `all_sqe/`. Keypoints are (1, T, 20, 3) metres, Kinect-20 order.
+    """
+    root = Path(root)
+    views = {"train": ("01", "02"), "test": ("03",)}
+    if split not in views:
+        raise ValueError(f"NW-UCLA split: expected 'train' or 'test', got {split!r}")
+    folder = root / "all_sqe"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: NW-UCLA folder of *.json skeletons not found")
+    samples = []
+    for f in sorted(folder.glob("*.json")):
+        m = _UCLA_NAME.fullmatch(f.stem)
+        if m is None or m.group(4) not in views[split]:
+            continue
+        with open(f) as fh:
+            rec = json.load(fh)
+        sk = np.asarray(rec["skeletons"], np.float32)
+        if sk.ndim != 3 or sk.shape[1:] != (20, 3):
+            raise ValueError(f"{f}: skeletons: expected (T, 20, 3), got {sk.shape}")
+        samples.append(SkeletonSample(sk[None], NW_UCLA_ACTIONS.index("a" + m.group(1)), f.stem))
+    return SkeletonDataset(samples, NW_UCLA_CLASSES, "kinect20", str(root))
+
+
+def load_jhmdb(root: str | os.PathLike, split: str, fold: int = 1) -> SkeletonDataset:
+    """JHMDB-14 ground-truth 2D joints, `GT_{split}_{fold}.pkl`, keypoints (1, T, 15, 2)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"JHMDB split: expected 'train' or 'test', got {split!r}")
+    path = Path(root) / f"GT_{split}_{fold}.pkl"
+    data = safe_load(path)
+    if not isinstance(data, dict) or "pose" not in data or "label" not in data:
+        raise ValueError(f"{path}: expected a dict with 'pose' and 'label'")
+    samples = []
+    for i, (pose, name) in enumerate(zip(data["pose"], data["label"])):
+        pose = np.asarray(pose, np.float32)
+        if pose.ndim != 3 or pose.shape[1:] != (15, 2):
+            raise ValueError(f"{path}: pose[{i}]: expected (T, 15, 2), got {pose.shape}")
+        if name not in JHMDB14_CLASSES:
+            raise ValueError(f"{path}: label[{i}]: unknown class {name!r}")
+        samples.append(SkeletonSample(pose[None], JHMDB14_CLASSES.index(name), f"{name}_{i:03d}"))
+    return SkeletonDataset(samples, JHMDB14_CLASSES, "jhmdb15", str(path))
+
+
+def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | None = None) -> SkeletonDataset:
+    """A folder of `humact extract` pickles (one video each, PYSKL's per-video format).
+
+    Layout `root/<class>/<video>.pkl` (class from the folder name) or `root/<video>.pkl` with a
+    `label` field (a class name, or an int indexing `classes`). Classes are sorted by name unless
+    `classes` is given. Videos with no person keep their (0, T, 17, 2) keypoints.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder of `humact extract` outputs")
+    files = sorted(root.rglob("*.pkl"))
+    if not files:
+        raise ValueError(f"{root}: no *.pkl files (run `humact extract` on the labelled videos first)")
+    raw = []
+    for f in files:
+        anno = safe_load(f)
+        if not isinstance(anno, dict) or "keypoint" not in anno:
+            raise ValueError(f"{f}: expected a PYSKL per-video dict with a 'keypoint' field")
+        if f.parent != root:
+            label = f.parent.relative_to(root).parts[0]
+        elif "label" in anno and anno["label"] is not None and anno["label"] != -1:
+            label = anno["label"]
+        else:
+            raise ValueError(f"{f}: no class: put it in a sub-folder named after its class or set 'label'")
+        raw.append((f, anno, label))
+    if classes is None:
+        names = {str(l) for _, _, l in raw if not isinstance(l, (int, np.integer))}
+        if any(isinstance(l, (int, np.integer)) for _, _, l in raw):
+            raise ValueError(f"{root}: integer labels need the class names (pass classes=...)")
+        classes = tuple(sorted(names))
+    samples = []
+    for f, anno, label in raw:
+        idx = int(label) if isinstance(label, (int, np.integer)) else classes.index(str(label))
+        kp = np.asarray(anno["keypoint"], np.float32)
+        score = anno.get("keypoint_score")
+        samples.append(SkeletonSample(kp, idx, str(anno.get("frame_dir", f.stem)), score))
+    return SkeletonDataset(samples, tuple(classes), "coco", str(root))
+
+
+def load_dataset(kind: str, path: str | os.PathLike, split: str, *, fold: int = 1,
+                 classes: tuple[str, ...] | None = None) -> SkeletonDataset:
+    """Load by kind: "nw-ucla", "jhmdb", "pyskl" (needs `split`) or "extract" (a folder; split ignored)."""
+    if kind == "nw-ucla":
+        return load_nw_ucla(path, split)
+    if kind == "jhmdb":
+        return load_jhmdb(path, split, fold)
+    if kind == "pyskl":
+        return load_pyskl(path, split, classes=classes)
+    if kind == "extract":
+        return load_extract_folder(path, classes=classes)
+    raise ValueError(f"dataset kind: unknown {kind!r}, expected nw-ucla, jhmdb, pyskl or extract")
+
+
+# ------------------------------------------------------------------------------------------ COCO -> JHMDB
+
+
+def coco17_to_jhmdb15(keypoint: np.ndarray, score: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Derive JHMDB's 15 puppet joints from COCO-17 keypoints.
+
+    neck = mid-shoulders; belly = midway between the neck and the mid-hips (JHMDB's puppet
+    puts it on the torso's centre line); face = the nose; the limb joints map one to one.
+    A derived joint's score is the minimum of the scores it is built from.
+
+    Args:
+        keypoint: (..., 17, 2) pixels.
+        score: (..., 17) confidences, or None (all 1).
+    Returns:
+        ((..., 15, 2) joints, (..., 15) scores).
+    """
+    kp = np.asarray(keypoint, np.float32)
+    sc = np.ones(kp.shape[:-1], np.float32) if score is None else np.asarray(score, np.float32)
+    neck = (kp[..., 5, :] + kp[..., 6, :]) / 2
+    hips = (kp[..., 11, :] + kp[..., 12, :]) / 2
+    belly = (neck + hips) / 2
+    # right/left pairs in JHMDB order: shoulder, hip, elbow, knee, wrist, ankle (COCO: right = even index)
+    limbs = [6, 5, 12, 11, 8, 7, 14, 13, 10, 9, 16, 15]
+    out = np.concatenate([neck[..., None, :], belly[..., None, :], kp[..., 0:1, :], kp[..., limbs, :]], axis=-2)
+    s_neck = np.minimum(sc[..., 5], sc[..., 6])
+    s_belly = np.minimum(s_neck, np.minimum(sc[..., 11], sc[..., 12]))
+    out_s = np.concatenate([s_neck[..., None], s_belly[..., None], sc[..., 0:1], sc[..., limbs]], axis=-1)
+    return out, out_s
+
+
+def body_normalize(keypoint: np.ndarray, *, center: int, top: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Centre a 2D skeleton sequence on a joint's mean position and scale it by torso size.
+
+    The same function is applied to JHMDB's ground truth and to our COCO-derived joints, so the
+    model sees one coordinate system whatever the camera or resolution: origin at the mean of
+    joint `center` over the valid frames, unit = median distance between `center` and `top`.
+
+    Args:
+        keypoint: (M, T, V, 2) coordinates (any unit, y down).
+        center, top: joint indices (JHMDB: belly 1, neck 0).
+        valid: (M, T) bool frames where the person is present; default all.
+    Returns:
+        (M, T, V, 2) float32, 0 where not valid.
+    """
+    kp = np.asarray(keypoint, np.float32)
+    if valid is None:
+        valid = np.ones(kp.shape[:2], bool)
+    out = np.zeros_like(kp)
+    for m in range(kp.shape[0]):
+        v = valid[m]
+        if not v.any():
+            continue
+        c = kp[m, v, center].mean(0)
+        size = float(np.median(np.linalg.norm(kp[m, v, top] - kp[m, v, center], axis=-1)))
+        size = size if size > 1e-6 else 1.0
+        out[m, v] = (kp[m, v] - c) / size
+    return out
+
+
+# ------------------------------------------------------------------------------------------ clips
+
+
+def uniform_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Pick `clip_len` frame indices spread over the video, one per equal segment.
+
+    Same as PYSKL's UniformSample for videos at least `clip_len` long (random offset inside each
+    segment; the segment start when `rng` is None), except that shorter videos are stretched
+    (frames repeated in order) instead of looped: looping turns "sit down" into "sit down,
+    stand up", which is another class of NW-UCLA.
+    """
+    if num_frames <= 0:
+        raise ValueError("uniform_indices: a video with no frames")
+    edges = np.arange(clip_len + 1) * num_frames / clip_len
+    start, size = edges[:-1], np.diff(edges)
+    off = 0.5 * size if rng is None else rng.random(clip_len) * size
+    return np.minimum((start + off).astype(np.int64), num_frames - 1)
+
+
+#: The four PYSKL/CTR-GCN input streams: joint, bone, joint-motion, bone-motion.
+STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
+
+
+def stream_features(x: np.ndarray, stream: str, bones: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Joint / bone / motion features of a (M, T, V, C) array, as PYSKL's GenSkeFeat.
+
+    bone = joint - parent joint; motion = next frame - this frame (0 on the last frame).
+    """
+    if stream not in STREAMS:
+        raise ValueError(f"stream: unknown {stream!r}, expected one of {STREAMS}")
+    if stream in ("b", "bm"):
+        child = np.array([b[0] for b in bones])
+        parent = np.array([b[1] for b in bones])
+        bone = np.zeros_like(x)
+        bone[..., child, :] = x[..., child, :] - x[..., parent, :]
+        x = bone
+    if stream in ("jm", "bm"):
+        mot = np.zeros_like(x)
+        mot[:, :-1] = x[:, 1:] - x[:, :-1]
+        x = mot
+    return x
+
+
+@dataclass
+class Recipe:
+    """How a dataset becomes network input (chosen on training data only).
+
+    Attributes:
+        clip_len: frames per clip (T).
+        stream: "j", "b", "jm" or "bm".
+        max_persons: M, persons kept (padded with zeros).
+        rotate: max random rotation in radians (train only; 3D: about each axis, 2D: in-plane).
+        scale: max relative random scale change (train only).
+        flip: probability of a left/right flip with joint swap (train only, 2D only).
+        crop: min fraction of the video kept by a random temporal crop (train only; 1 = off).
+        normalize: "ucla" (centre on the first frame's spine, CTR-GCN), "body" (see
+            `body_normalize`), or "none".
+    """
+
+    clip_len: int = 52
+    stream: str = "j"
+    max_persons: int = 1
+    rotate: float = 0.0
+    scale: float = 0.0
+    flip: float = 0.0
+    crop: float = 1.0
+    normalize: str = "none"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _rotation3d(angles: np.ndarray) -> np.ndarray:
+    ax, ay, az = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return (rz @ ry @ rx).astype(np.float32)
+
+
+def prepare_keypoints(sample: SkeletonSample, layout: str, normalize: str) -> np.ndarray:
+    """The recipe's normalisation of a whole sample: (M, T, V, C) float32."""
+    kp = sample.keypoint.astype(np.float32)
+    if normalize == "ucla":
+        # CTR-GCN's NW-UCLA feeder: origin at the spine joint of the first frame.
+        kp = kp - kp[:, :1, 1:2, :]
+    elif normalize == "body":
+        center, top = {"jhmdb15": (1, 0), "kinect20": (1, 2)}.get(layout, (None, None))
+        if center is None:
+            raise ValueError(f"normalize 'body' is defined for the jhmdb15 and kinect20 layouts, not {layout!r}")
+        valid = np.abs(kp[..., :2]).sum((2, 3)) > 0
+        kp = kp.copy()
+        kp[..., :2] = body_normalize(kp[..., :2], center=center, top=top, valid=valid)
+    elif normalize != "none":
+        raise ValueError(f"normalize: unknown {normalize!r}, expected ucla, body or none")
+    return kp
+
+
+class SkeletonClips:
+    """A torch-style dataset of network inputs `(clips, M, T, V, C)` float32 and labels.
+
+    Training (`train=True`): one randomly sampled and augmented clip per item, from a
+    generator seeded by (seed, epoch, index), so an epoch is reproducible whatever the
+    number of workers. Testing: `num_clips` clips, the first at segment centres and the
+    others from a generator seeded with 255 (PYSKL's fixed test seed).
+    """
+
+    def __init__(self, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1, seed: int = 0):
+        self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed
+        self.bones, self.flip_index = layout_bones(data.layout)
+        self.epoch = 0
+        self._prepared = [prepare_keypoints(s, data.layout, recipe.normalize) for s in data.samples]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _clip(self, kp: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        r = self.recipe
+        t = kp.shape[1]
+        if rng is not None and r.crop < 1.0 and t > 4:
+            keep = max(4, int(round(t * rng.uniform(r.crop, 1.0))))
+            start = int(rng.integers(0, t - keep + 1))
+            kp = kp[:, start:start + keep]
+        idx = uniform_indices(kp.shape[1], r.clip_len, rng)
+        x = kp[:, idx]
+        if rng is not None:
+            c = x.shape[-1]
+            if r.rotate > 0:
+                if c == 3:
+                    rot = _rotation3d(rng.uniform(-r.rotate, r.rotate, 3))
+                else:
+                    a = rng.uniform(-r.rotate, r.rotate)
+                    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+                x = x @ rot.T
+            if r.scale > 0:
+                x = x * rng.uniform(1 - r.scale, 1 + r.scale, c).astype(np.float32)
+            if r.flip > 0 and rng.random() < r.flip:
+                x = x[:, :, list(self.flip_index)].copy()
+                x[..., 0] = -x[..., 0]
+        m = x.shape[0]
+        out = np.zeros((r.max_persons,) + x.shape[1:], np.float32)
+        out[: min(m, r.max_persons)] = x[: r.max_persons]
+        return stream_features(out, r.stream, self.bones)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        kp = self._prepared[i]
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            clips = [self._clip(kp, rng)]
+        else:
+            rng = np.random.default_rng([255, i])
+            clips = [self._clip(kp, None)] + [self._clip(kp, rng) for _ in range(self.num_clips - 1)]
+        return torch.from_numpy(np.stack(clips)), int(self.data.samples[i].label)
