@@ -192,12 +192,54 @@ def test_track_returns_rows_in_their_input_order():
     np.testing.assert_array_equal(out.track_id, np.where(perm < 5, 0, 1))
 
 
-def test_tracks_shorter_than_min_track_length_are_discarded():
+def test_a_detection_seen_in_fewer_than_min_hits_frames_becomes_no_track():
     rows = [(t, *_person(300, 100, 300)) for t in range(10)]
     rows += [(4, *_person(1200, 100, 300)), (5, *_person(1201, 100, 300))]  # a 2-frame ghost
     rows += [(t, *_person(700, 100, 300)) for t in range(6, 10)]
-    out = track(_detections(rows), 10, min_track_length=3)
+    out = track(_detections(rows), 10, min_hits=3)
     assert out.track_id.tolist() == [0] * 10 + [-1, -1] + [1] * 4
+
+
+def test_a_tentative_track_gets_its_id_on_the_frame_it_is_confirmed():
+    tracker = Tracker(min_hits=3)
+    for t in range(4):
+        tracker.update(_detections([(t, *_person(300, 100, 300))]))
+    ids = [tracker.update(_detections([(t, *_person(300, 100, 300)), (t, *_person(900, 100, 300))])).track_id[1]
+           for t in range(4, 7)]
+    assert ids == [-1, -1, 1]
+
+
+def test_history_gives_a_confirmed_track_its_tentative_rows():
+    tracker = Tracker(min_hits=3)
+    for t in range(4):
+        tracker.update(_detections([(t, *_person(300, 100, 300))]))
+    for t in range(4, 7):
+        tracker.update(_detections([(t, *_person(300, 100, 300)), (t, *_person(900, 100, 300))]))
+    hist = tracker.history()
+    assert hist.frame.tolist() == [0, 1, 2, 3, 4, 4, 5, 5, 6, 6]
+    assert hist.track_id.tolist() == [0, 0, 0, 0, 0, 1, 0, 1, 0, 1]
+
+
+def test_people_present_from_the_first_frames_are_confirmed_at_once():
+    tracker = Tracker(min_hits=3)
+    out = tracker.update(_detections([(0, *_person(300, 100, 300)), (0, *_person(900, 100, 300))]))
+    assert out.track_id.tolist() == [0, 1]
+
+
+def test_a_confirmed_track_takes_its_detection_before_a_tentative_one():
+    # A duplicate of a's detection starts a tentative track at frame 5, right where a
+    # will be next; a, still confirmed, keeps the single detection of frame 6.
+    rows = [(t, *_person(300 + 10 * t, 100, 300)) for t in range(6)]
+    rows.append((5, *_person(362, 100, 300)))
+    rows.append((6, *_person(362, 100, 300)))
+    out = track(_detections(rows), 7, min_hits=3)
+    assert out.track_id.tolist() == [0] * 6 + [-1, 0]
+
+
+def test_tracks_shorter_than_min_track_length_are_discarded():
+    rows = [(t, *_person(300, 100, 300)) for t in range(10)] + [(t, *_person(900, 100, 300)) for t in range(4, 8)]
+    out = track(_detections(rows), 10, min_hits=1, min_track_length=5)
+    assert out.track_id.tolist() == [0] * 10 + [-1] * 4
 
 
 def test_a_low_score_detection_starts_no_track():

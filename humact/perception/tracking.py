@@ -7,10 +7,11 @@ order of first appearance.
 How a frame is matched to the existing tracks:
 
 1. Every live track is moved forward with a constant-velocity model: its last box
-   and keypoints are shifted by its smoothed centre velocity (pixels / frame) times
-   the number of frames since it was last seen. The box keeps its last size: during
-   occlusions the detected box shrinks or jumps, and extrapolating that change would
-   make the prediction worse, not better.
+   and keypoints are shifted by its smoothed velocity (pixels / frame) times the
+   number of frames since it was last seen. The velocity is that of the body (the
+   median displacement of the keypoints seen in two successive observations), not of
+   the box, whose edges jump whenever a limb appears or vanishes; the box keeps its
+   last size for the same reason.
 2. The similarity of track i and detection j is a weighted mean of the box IoU and
    the object keypoint similarity (OKS, COCO's definition and per-keypoint sigmas,
    with the predicted box area as the scale) between the predicted and detected
@@ -18,7 +19,8 @@ How a frame is matched to the existing tracks:
 3. One Hungarian assignment (`scipy.optimize.linear_sum_assignment`) over all live
    tracks, recently seen and lost alike, maximises the total similarity; pairs below
    `match_threshold` are not matched.
-4. Unmatched detections start new tracks; tracks unseen for more than
+4. Unmatched detections start new, tentative tracks, which get an id once matched in
+   `min_hits` consecutive frames (see `Tracker`); tracks unseen for more than
    `max_lost_frames` frames are dropped. A track that is matched again after a gap
    keeps its id.
 
@@ -92,13 +94,14 @@ def oks_matrix(
 class _Track:
     """What the tracker remembers about one person (pixels, frame indices)."""
 
-    track_id: int
+    key: int  # internal serial number, given at birth
     box: np.ndarray  # (4,) last observed box
     keypoints: np.ndarray  # (17, 2) last observed keypoints
     keypoint_scores: np.ndarray  # (17,)
     last_frame: int
-    velocity: np.ndarray  # (2,) smoothed box-centre velocity, pixels / frame
+    velocity: np.ndarray  # (2,) smoothed velocity of the body, pixels / frame
     hits: int = 1
+    track_id: int = -1  # public id, given when the track is confirmed
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -108,19 +111,29 @@ def _centre(box: np.ndarray) -> np.ndarray:
 class Tracker:
     """Online tracker: call `update` once per frame, in frame order.
 
+    A new track is *tentative* until it has been matched in `min_hits` consecutive
+    frames (tracks born in the first `min_hits` frames of the video are confirmed at
+    once, as in SORT); a tentative track that misses a frame is deleted, and tentative
+    tracks are matched only to the detections that confirmed tracks left over. This
+    keeps a duplicate or spurious detection that lives a frame or two from becoming a
+    person or stealing a real person's detections. Only confirmed tracks get an id.
+
     Args:
         iou_weight: weight of box IoU in the similarity.
         oks_weight: weight of keypoint similarity (OKS) in the similarity.
         match_threshold: minimum similarity in [0, 1] for a track-detection pair to match.
-        max_lost_frames: a track unseen for more than this many frames is dropped; one
-            re-found within it keeps its id.
-        keypoint_threshold: minimum keypoint score for a keypoint to enter the OKS.
-        use_motion: predict each track with its constant centre velocity (else it
-            stays where it was last seen).
+        max_lost_frames: a confirmed track unseen for more than this many frames is
+            dropped; one re-found within it keeps its id.
+        min_hits: frames in a row a new track must be matched to be confirmed (1 =
+            every new track is confirmed at birth).
+        keypoint_threshold: minimum keypoint score for a keypoint to enter the OKS and
+            the velocity estimate.
+        use_motion: predict each track with its constant velocity (else it stays where
+            it was last seen).
         velocity_smoothing: weight in (0, 1] of the newest velocity measurement in the
             exponential moving average (1 = last displacement only).
-        new_track_score: detections below this person score never start a track
-            (their `track_id` stays -1) but can still continue one.
+        new_track_score: detections below this person score never start a track but
+            can still continue one.
     """
 
     def __init__(
@@ -128,8 +141,9 @@ class Tracker:
         *,
         iou_weight: float = 0.5,
         oks_weight: float = 0.5,
-        match_threshold: float = 0.2,
+        match_threshold: float = 0.1,
         max_lost_frames: int = 30,
+        min_hits: int = 3,
         keypoint_threshold: float = 0.3,
         use_motion: bool = True,
         velocity_smoothing: float = 0.5,
@@ -141,34 +155,52 @@ class Tracker:
             raise ValueError(f"velocity_smoothing: expected in (0, 1], got {velocity_smoothing}")
         if max_lost_frames < 0:
             raise ValueError(f"max_lost_frames: expected >= 0, got {max_lost_frames}")
+        if min_hits < 1:
+            raise ValueError(f"min_hits: expected >= 1, got {min_hits}")
         self.iou_weight = float(iou_weight)
         self.oks_weight = float(oks_weight)
         self.match_threshold = float(match_threshold)
         self.max_lost_frames = int(max_lost_frames)
+        self.min_hits = int(min_hits)
         self.keypoint_threshold = float(keypoint_threshold)
         self.use_motion = bool(use_motion)
         self.velocity_smoothing = float(velocity_smoothing)
         self.new_track_score = float(new_track_score)
         self.tracks: list[_Track] = []
         self.next_id = 0
+        self._next_key = 0
         self._frame = -1
+        self._updates = 0
+        self._key_to_id: dict[int, int] = {}
+        self._history: list[tuple[Detections, np.ndarray]] = []
 
-    def similarity(self, frame: int, det: Detections) -> np.ndarray:
-        """Similarity (num live tracks, len(det)) in [0, 1] of each track's prediction
-        for `frame` with each detection (see the module docstring)."""
-        n, m = len(self.tracks), len(det)
+    def similarity(self, frame: int, det: Detections, tracks: list[_Track] | None = None) -> np.ndarray:
+        """Similarity (len(tracks), len(det)) in [0, 1] of each track's prediction for
+        `frame` with each detection (see the module docstring); all live tracks by default."""
+        tracks = self.tracks if tracks is None else tracks
+        n, m = len(tracks), len(det)
         if n == 0 or m == 0:
             return np.zeros((n, m))
-        dt = np.array([frame - t.last_frame for t in self.tracks], np.float64)
-        shift = np.stack([t.velocity for t in self.tracks]) * dt[:, None] if self.use_motion else np.zeros((n, 2))
-        boxes = np.stack([t.box for t in self.tracks]) + np.concatenate([shift, shift], axis=1)
-        kps = np.stack([t.keypoints for t in self.tracks]) + shift[:, None, :]
-        kscores = np.stack([t.keypoint_scores for t in self.tracks])
+        dt = np.array([frame - t.last_frame for t in tracks], np.float64)
+        shift = np.stack([t.velocity for t in tracks]) * dt[:, None] if self.use_motion else np.zeros((n, 2))
+        boxes = np.stack([t.box for t in tracks]) + np.concatenate([shift, shift], axis=1)
+        kps = np.stack([t.keypoints for t in tracks]) + shift[:, None, :]
+        kscores = np.stack([t.keypoint_scores for t in tracks])
         iou = box_iou(boxes, det.xyxy)
         oks, has_common = oks_matrix(kps, kscores, det.keypoints, det.keypoint_scores, box_area(boxes),
                                      keypoint_threshold=self.keypoint_threshold)
         mixed = (self.iou_weight * iou + self.oks_weight * oks) / (self.iou_weight + self.oks_weight)
         return np.where(has_common, mixed, iou)
+
+    def _assign(self, frame: int, det: Detections, tracks: list[_Track], free: np.ndarray) -> list[tuple[_Track, int]]:
+        """Hungarian assignment of `tracks` to the detections where `free`; pairs below
+        `match_threshold` are dropped."""
+        cols = np.flatnonzero(free)
+        sim = self.similarity(frame, det[cols], tracks)
+        if sim.size == 0:
+            return []
+        r, c = linear_sum_assignment(sim, maximize=True)
+        return [(tracks[i], int(cols[j])) for i, j in zip(r, c) if sim[i, j] >= self.match_threshold]
 
     def update(self, frame_dets: Detections, frame: int | None = None) -> Detections:
         """Assign track ids to the detections of one frame.
@@ -178,8 +210,10 @@ class Tracker:
             frame: that frame's index; needed only when `frame_dets` is empty (then it
                 defaults to the previous frame + 1).
         Returns:
-            The same rows with `track_id` set (-1 for a detection that matched no track
-            and scored below `new_track_score`). No two rows share an id.
+            The same rows with `track_id` set: the id of a confirmed track, or -1 for a
+            detection of a still tentative track (see `history`, which fills those in
+            once the track is confirmed) or one that started no track. No two rows
+            share an id.
         """
         frames = np.unique(frame_dets.frame)
         if len(frames) > 1:
@@ -191,39 +225,68 @@ class Tracker:
         if frame <= self._frame:
             raise ValueError(f"frame: frames must increase, got {frame} after {self._frame}")
         self._frame = frame
-        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= self.max_lost_frames]
+        self._updates += 1
+        # Tentative tracks must be seen in consecutive frames; confirmed ones may be lost a while.
+        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= (self.max_lost_frames if t.track_id >= 0 else 0)]
 
-        ids = np.full(len(frame_dets), -1, np.int64)
-        sim = self.similarity(frame, frame_dets)
-        matched_det = np.zeros(len(frame_dets), bool)
-        if sim.size:
-            rows, cols = linear_sum_assignment(sim, maximize=True)
-            for r, c in zip(rows, cols):
-                if sim[r, c] >= self.match_threshold:
-                    self._continue(self.tracks[r], frame_dets, c, frame)
-                    ids[c] = self.tracks[r].track_id
-                    matched_det[c] = True
-        for c in np.flatnonzero(~matched_det):
-            if frame_dets.score[c] >= self.new_track_score:
-                self.tracks.append(_Track(
-                    track_id=self.next_id, box=frame_dets.xyxy[c].astype(np.float64),
-                    keypoints=frame_dets.keypoints[c].astype(np.float64),
-                    keypoint_scores=frame_dets.keypoint_scores[c].copy(), last_frame=frame,
-                    velocity=np.zeros(2)))
-                ids[c] = self.next_id
-                self.next_id += 1
+        free = np.ones(len(frame_dets), bool)
+        keys = np.full(len(frame_dets), -1, np.int64)
+        for stage in (True, False):  # confirmed tracks first, then tentative ones
+            for tr, j in self._assign(frame, frame_dets, [t for t in self.tracks if (t.track_id >= 0) == stage], free):
+                self._continue(tr, frame_dets, j, frame)
+                keys[j] = tr.key
+                free[j] = False
+        for j in np.flatnonzero(free):
+            if frame_dets.score[j] >= self.new_track_score:
+                tr = _Track(key=self._next_key, box=frame_dets.xyxy[j].astype(np.float64),
+                            keypoints=frame_dets.keypoints[j].astype(np.float64),
+                            keypoint_scores=frame_dets.keypoint_scores[j].copy(), last_frame=frame,
+                            velocity=np.zeros(2))
+                self._next_key += 1
+                self.tracks.append(tr)
+                keys[j] = tr.key
+                if self._updates <= self.min_hits:
+                    self._confirm(tr)
+        self._history.append((frame_dets, keys))
+        ids = np.array([self._key_to_id.get(int(k), -1) for k in keys], np.int64)
         return dataclasses.replace(frame_dets, track_id=ids)
+
+    def history(self) -> Detections:
+        """Every row given to `update` so far, in order, with final ids: rows a
+        tentative track collected before it was confirmed get its id too; rows of
+        tracks never confirmed stay -1."""
+        if not self._history:
+            return Detections.empty()
+        det = Detections.merge([d for d, _ in self._history])
+        keys = np.concatenate([k for _, k in self._history])
+        ids = np.array([self._key_to_id.get(int(k), -1) for k in keys], np.int64)
+        return dataclasses.replace(det, track_id=ids)
+
+    def _confirm(self, tr: _Track) -> None:
+        tr.track_id = self.next_id
+        self._key_to_id[tr.key] = self.next_id
+        self.next_id += 1
 
     def _continue(self, tr: _Track, det: Detections, j: int, frame: int) -> None:
         box = det.xyxy[j].astype(np.float64)
-        measured = (_centre(box) - _centre(tr.box)) / (frame - tr.last_frame)
+        kp = det.keypoints[j].astype(np.float64)
+        dt = frame - tr.last_frame
+        # The body's displacement is the median displacement of the keypoints seen in
+        # both frames: box edges jump when a limb appears or vanishes, the torso does not.
+        common = (tr.keypoint_scores >= self.keypoint_threshold) & (det.keypoint_scores[j] >= self.keypoint_threshold)
+        if common.sum() >= 3:
+            measured = np.median(kp[common] - tr.keypoints[common], axis=0) / dt
+        else:
+            measured = (_centre(box) - _centre(tr.box)) / dt
         a = 1.0 if tr.hits == 1 else self.velocity_smoothing
         tr.velocity = a * measured + (1.0 - a) * tr.velocity
         tr.box = box
-        tr.keypoints = det.keypoints[j].astype(np.float64)
+        tr.keypoints = kp
         tr.keypoint_scores = det.keypoint_scores[j].copy()
         tr.last_frame = frame
         tr.hits += 1
+        if tr.track_id < 0 and tr.hits >= self.min_hits:
+            self._confirm(tr)
 
 
 def track(det: Detections, num_frames: int, *, min_track_length: int = 1, **tracker_kwargs) -> Detections:
@@ -232,32 +295,31 @@ def track(det: Detections, num_frames: int, *, min_track_length: int = 1, **trac
     Args:
         det: every detection of the video (rows in any order), `frame` in [0, num_frames).
         num_frames: number of frames of the video (frames without rows count as gaps).
-        min_track_length: tracks with fewer rows than this are discarded (their rows
-            get `track_id` -1): a spurious detection that lives a frame or two should
-            not become a person.
+        min_track_length: confirmed tracks with fewer rows than this are discarded too
+            (their rows get `track_id` -1).
         **tracker_kwargs: keyword arguments of `Tracker`.
     Returns:
-        The rows of `det` in their original order with `track_id` set; ids are
-        consecutive from 0 in order of first appearance (after discarding short tracks).
+        The rows of `det` in their original order with `track_id` set, every row of a
+        confirmed track included (`Tracker.history`); ids are consecutive from 0 in
+        order of first appearance.
     """
     if len(det) and (det.frame.min() < 0 or det.frame.max() >= num_frames):
         raise ValueError(f"det.frame: expected frame indices in [0, {num_frames}), got "
                          f"[{det.frame.min()}, {det.frame.max()}]")
     tracker = Tracker(**tracker_kwargs)
-    ids = np.full(len(det), -1, np.int64)
     order = np.argsort(det.frame, kind="stable")
     bounds = np.searchsorted(det.frame[order], np.arange(num_frames + 1))
     for t in range(num_frames):
-        rows = order[bounds[t]:bounds[t + 1]]
-        ids[rows] = tracker.update(det[rows], frame=t).track_id
+        tracker.update(det[order[bounds[t]:bounds[t + 1]]], frame=t)
+    ids = np.full(len(det), -1, np.int64)
+    ids[order] = tracker.history().track_id
     return prune_short_tracks(dataclasses.replace(det, track_id=ids), min_track_length=min_track_length)
 
 
 def prune_short_tracks(det: Detections, *, min_track_length: int) -> Detections:
     """Discard tracks with fewer than `min_track_length` rows and renumber the rest.
 
-    For the sequential `Tracker`, whose ids are final as soon as they are given: run
-    this once the video is done. Rows of discarded tracks get `track_id` -1; the
+    Rows of discarded tracks get `track_id` -1; the
     remaining ids become 0, 1, ... in order of first appearance (frame, then old id).
     """
     return dataclasses.replace(det, track_id=_relabel(det.track_id, det.frame, min_track_length))
