@@ -41,7 +41,7 @@ __all__ = [
     "BlazePoseBackend", "PoseDetection", "Roi", "ssd_anchors", "decode_detections",
     "weighted_nms", "letterbox_transform", "roi_from_alignment_points", "roi_crop_matrix",
     "crop_roi", "crop_to_frame", "frame_to_crop", "refine_from_heatmap", "box_iou",
-    "landmark_distance",
+    "landmark_distance", "Person", "merge_persons", "to_detections",
 ]
 
 # --- pose_detection_cpu.pbtxt -------------------------------------------------------------
@@ -386,8 +386,8 @@ def landmark_distance(a: np.ndarray, b: np.ndarray, scale: float,
 # =========================================================================================
 
 @dataclass
-class _Person:
-    """What we know about one followed person after a frame."""
+class Person:
+    """One person's landmark-model result in one frame (frame pixels)."""
 
     roi: Roi                   # ROI the landmarks were computed in
     next_roi: Roi              # ROI from these landmarks' auxiliary points, for the next frame
@@ -396,6 +396,65 @@ class _Person:
     visibility: np.ndarray     # (33,)
     world: np.ndarray          # (33, 3) metres
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+
+
+def merge_persons(persons: list[Person], *, merge_distance: float, merge_iou: float,
+                  max_persons: int) -> list[Person]:
+    """Keep one person per body (our multi-person logic, not MediaPipe's).
+
+    Best presence first; a later person is dropped when its torso lies on top of an
+    already kept person's (`landmark_distance` < `merge_distance`) or its box mostly
+    covers the same pixels (box IoU > `merge_iou`). Two people hugging (the NTU sample)
+    keep torsos >= 0.12 box diagonals apart and box IoU <= 0.52; two pose hypotheses of
+    one partly visible body (UCF101 close-ups) can disagree on the torso by far more,
+    but then their boxes overlap (IoU ~0.7-0.9).
+
+    Returns:
+        At most `max_persons` persons, best presence first.
+    """
+    kept: list[Person] = []
+    for p in sorted(persons, key=lambda p: -p.presence):
+        dup = False
+        for q in kept:
+            diag = max(np.hypot(*(p.box[2:] - p.box[:2])), np.hypot(*(q.box[2:] - q.box[:2])))
+            if (landmark_distance(p.landmarks[:, :2], q.landmarks[:, :2], diag) < merge_distance
+                    or box_iou(p.box, q.box)[0, 0] > merge_iou):
+                dup = True
+                break
+        if not dup:
+            kept.append(p)
+    return kept[:max_persons]
+
+
+def to_detections(persons: list[Person], frame_index: int, width: int, height: int, *,
+                  outside_score_cap: float) -> Detections:
+    """Persons of one frame as `Detections` rows.
+
+    COCO-17 keypoints are landmarks `BLAZEPOSE_TO_COCO17` with their visibility as score.
+    Keypoints the model puts outside the frame are clipped into [0, W) x [0, H) and their
+    score is capped at `outside_score_cap` (a clipped position is a guess). The 33
+    landmarks are returned as the model gave them (they may lie outside the frame). The
+    person box is the landmark box clipped to the frame.
+    """
+    n = len(persons)
+    if n == 0:
+        return Detections.empty(with_landmarks=True)
+    lm = np.stack([p.landmarks for p in persons])
+    vis = np.stack([p.visibility for p in persons])
+    kp = lm[:, BLAZEPOSE_TO_COCO17, :2].astype(np.float32)
+    ks = vis[:, BLAZEPOSE_TO_COCO17].astype(np.float32).copy()
+    hi = np.array([np.nextafter(np.float32(width), np.float32(0)),
+                   np.nextafter(np.float32(height), np.float32(0))], np.float32)
+    clipped = np.clip(kp, 0, hi)
+    outside = np.any(clipped != kp, axis=-1)
+    ks[outside] = np.minimum(ks[outside], outside_score_cap)
+    boxes = np.clip(np.stack([p.box for p in persons]), 0, np.array([width, height, width, height], np.float32))
+    return Detections(
+        frame=np.full(n, frame_index, np.int64), xyxy=boxes,
+        score=np.array([p.presence for p in persons], np.float32),
+        keypoints=clipped, keypoint_scores=ks, landmarks=lm, landmark_scores=vis,
+        world_landmarks=np.stack([p.world for p in persons]),
+    )
 
 
 class BlazePoseBackend:
@@ -463,7 +522,7 @@ class BlazePoseBackend:
             "heatmap": (1, 64, 64, NUM_LANDMARKS_ALL), "world": (1, NUM_LANDMARKS_ALL * 3),
         }, paths["landmarks"])
         self._anchors = ssd_anchors()
-        self._persons: list[_Person] = []
+        self._persons: list[Person] = []
         self._frames_seen = 0
         self.times: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
 
@@ -514,7 +573,7 @@ class BlazePoseBackend:
         return weighted_nms(scores, boxes, kps)
 
     # --- landmark model --------------------------------------------------------------------
-    def landmarks(self, frame: np.ndarray, roi: Roi) -> _Person | None:
+    def landmarks(self, frame: np.ndarray, roi: Roi) -> Person | None:
         """Run the landmark model in `roi`; None when the pose presence is below `min_presence`."""
         crop = crop_roi(frame, roi, LANDMARK_SIZE)
         self._lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
@@ -540,7 +599,7 @@ class BlazePoseBackend:
         next_roi = roi_from_alignment_points(pix[AUX_CENTER], pix[AUX_SCALE])
         lm = np.concatenate([pix, z[:, None]], axis=1)[:NUM_LANDMARKS]
         vis = visibility[:NUM_LANDMARKS]
-        return _Person(roi=roi, next_roi=next_roi, presence=presence, landmarks=lm.astype(np.float32),
+        return Person(roi=roi, next_roi=next_roi, presence=presence, landmarks=lm.astype(np.float32),
                        visibility=vis.astype(np.float32), world=world_rot[:NUM_LANDMARKS].astype(np.float32),
                        box=self._box(lm[:, :2], vis))
 
@@ -552,30 +611,7 @@ class BlazePoseBackend:
         return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], np.float32)
 
     # --- multi-person logic (ours, not MediaPipe's) ------------------------------------------
-    def _merge(self, persons: list[_Person]) -> list[_Person]:
-        """Keep one person per body: best presence first, drop any later one whose torso
-        lies on top of an already kept person's (`merge_distance`) or whose box mostly
-        covers the same pixels (`merge_iou`).
-
-        Two people hugging (NTU sample) keep torsos >= 0.12 box diagonals apart and box
-        IoU <= 0.52; two pose hypotheses of one partly visible body (UCF101 close-ups)
-        can disagree on the torso by far more, but then their boxes overlap (IoU ~0.7-0.9).
-        """
-        persons = sorted(persons, key=lambda p: -p.presence)
-        kept: list[_Person] = []
-        for p in persons:
-            dup = False
-            for q in kept:
-                diag = max(np.hypot(*(p.box[2:] - p.box[:2])), np.hypot(*(q.box[2:] - q.box[:2])))
-                if (landmark_distance(p.landmarks[:, :2], q.landmarks[:, :2], diag) < self.merge_distance
-                        or box_iou(p.box, q.box)[0, 0] > self.merge_iou):
-                    dup = True
-                    break
-            if not dup:
-                kept.append(p)
-        return kept[: self.max_persons]
-
-    def _is_followed(self, det: PoseDetection, roi: Roi, persons: list[_Person]) -> bool:
+    def _is_followed(self, det: PoseDetection, roi: Roi, persons: list[Person]) -> bool:
         """Whether a detection is a person already followed in this frame (its landmark run
         is then skipped): its hips' centre lies in a followed person's torso box (the box
         of their shoulders and hips), or its ROI nearly equals that person's ROI (centres
@@ -607,7 +643,7 @@ class BlazePoseBackend:
         clock = time.perf_counter
         t0 = clock()
         rois = [p.next_roi for p in self._persons]
-        found: list[_Person] = []
+        found: list[Person] = []
         for roi in rois:
             p = self.landmarks(frame, roi)
             if p is not None:
@@ -628,29 +664,6 @@ class BlazePoseBackend:
                     found.append(p)
             self.times["landmarks"] += clock() - t2
         self._frames_seen += 1
-        self._persons = self._merge(found)
-        return self._to_detections(self._persons, frame_index, w, h)
-
-    def _to_detections(self, persons: list[_Person], frame_index: int, w: int, h: int) -> Detections:
-        n = len(persons)
-        if n == 0:
-            return Detections.empty(with_landmarks=True)
-        lm = np.stack([p.landmarks for p in persons])
-        vis = np.stack([p.visibility for p in persons])
-        kp = lm[:, BLAZEPOSE_TO_COCO17, :2].astype(np.float32)
-        ks = vis[:, BLAZEPOSE_TO_COCO17].astype(np.float32).copy()
-        # Keep every keypoint inside the frame, [0, W) x [0, H): a clipped point's position
-        # is a guess, so its score is capped.
-        hi = np.array([np.nextafter(np.float32(w), np.float32(0)), np.nextafter(np.float32(h), np.float32(0))],
-                      np.float32)
-        clipped = np.clip(kp, 0, hi)
-        outside = np.any(clipped != kp, axis=-1)
-        ks[outside] = np.minimum(ks[outside], self.outside_score_cap)
-        boxes = np.stack([p.box for p in persons])
-        boxes = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))
-        return Detections(
-            frame=np.full(n, frame_index, np.int64), xyxy=boxes,
-            score=np.array([p.presence for p in persons], np.float32),
-            keypoints=clipped, keypoint_scores=ks, landmarks=lm, landmark_scores=vis,
-            world_landmarks=np.stack([p.world for p in persons]),
-        )
+        self._persons = merge_persons(found, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
+                                      max_persons=self.max_persons)
+        return to_detections(self._persons, frame_index, w, h, outside_score_cap=self.outside_score_cap)

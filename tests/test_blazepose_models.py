@@ -1,0 +1,155 @@
+"""The BlazePose backend with the real model files (skipped until `humact setup` has run).
+
+The real-video tests also need the shared data (`../shared`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from humact.perception.model_files import ModelFilesMissing, find_models
+from conftest import shared_file
+
+try:
+    find_models()
+    _SKIP = None
+except ModelFilesMissing as e:
+    _SKIP = f"BlazePose model files not set up: {e}"
+
+needs_models = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+HUG = ("data", "media", "ntu_hug_1080p.avi")
+
+
+def _frames(path, indices):
+    """RGB frames at `indices` (sorted), decoded with PyAV in order."""
+    import av
+
+    want = set(indices)
+    out = {}
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i in want:
+                out[i] = f.to_ndarray(format="rgb24")
+            if i >= max(want):
+                break
+    return out
+
+
+@pytest.fixture(scope="module")
+def backend():
+    if _SKIP:
+        pytest.skip(_SKIP)
+    from humact.perception.blazepose import BlazePoseBackend
+
+    return BlazePoseBackend(detect_every=5, num_threads=2)
+
+
+@pytest.fixture(scope="module")
+def hug_run(backend):
+    """The backend run over frames 0..60 of the hug video; results kept for frames 0, 30, 60."""
+    import av
+
+    path = shared_file(*HUG)
+    backend.reset()
+    kept = {}
+    with av.open(str(path)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            rgb = f.to_ndarray(format="rgb24")
+            det = backend(rgb, i)
+            if i in (0, 30, 60):
+                kept[i] = (rgb.shape, det)
+            if i == 60:
+                break
+    return kept
+
+
+def test_missing_model_files_error_says_to_run_humact_setup(tmp_path):
+    from humact.perception.blazepose import BlazePoseBackend
+
+    with pytest.raises(ModelFilesMissing, match="humact setup"):
+        BlazePoseBackend(model_dir=tmp_path)
+
+
+@needs_models
+def test_detect_every_must_be_positive():
+    from humact.perception.blazepose import BlazePoseBackend
+
+    with pytest.raises(ValueError, match="detect_every"):
+        BlazePoseBackend(detect_every=0)
+
+
+@needs_models
+def test_a_blank_frame_has_nobody(backend):
+    backend.reset()
+    det = backend(np.full((240, 320, 3), 128, np.uint8), 0)
+    assert len(det) == 0 and det.landmarks is not None
+
+
+@needs_models
+def test_a_frame_must_be_rgb_uint8(backend):
+    with pytest.raises(ValueError, match="frame"):
+        backend(np.zeros((10, 10), np.uint8), 0)
+
+
+@needs_models
+@pytest.mark.parametrize("t", [0, 30, 60])
+def test_both_people_of_the_hug_video_are_found(hug_run, t):
+    _, det = hug_run[t]
+    assert len(det) == 2
+    assert (det.frame == t).all() and (det.score > 0.5).all()
+    hips_x = det.keypoints[:, 11:13, 0].mean(axis=1)
+    assert abs(hips_x[0] - hips_x[1]) > 100          # two bodies, not one twice (1080p pixels)
+
+
+@needs_models
+@pytest.mark.parametrize("t", [0, 30, 60])
+def test_hug_keypoints_are_inside_the_frame_and_upright(hug_run, t):
+    (h, w, _), det = hug_run[t]
+    kp = det.keypoints
+    assert (kp[..., 0] >= 0).all() and (kp[..., 0] < w).all()
+    assert (kp[..., 1] >= 0).all() and (kp[..., 1] < h).all()
+    y = kp[..., 1]
+    # standing people: nose above shoulders above hips above knees above ankles
+    nose, shoulders, hips, knees, ankles = y[:, 0], y[:, 5:7].mean(1), y[:, 11:13].mean(1), \
+        y[:, 13:15].mean(1), y[:, 15:17].mean(1)
+    assert (nose < shoulders).all() and (shoulders < hips).all() and (hips < knees).all() and (knees < ankles).all()
+    # a person in this video is 500-1000 px tall; boxes hold their keypoints' bulk
+    height = ankles - nose
+    assert ((height > 400) & (height < 1000)).all()
+    for box, pts in zip(det.xyxy, kp):
+        inside = (pts[:, 0] >= box[0] - 1) & (pts[:, 0] <= box[2] + 1) & (pts[:, 1] >= box[1] - 1) & \
+                 (pts[:, 1] <= box[3] + 1)
+        assert inside.mean() > 0.8
+
+
+@needs_models
+def test_hug_left_and_right_keypoints_face_the_camera_correctly(hug_run):
+    # At frame 0 both people face the camera: their left shoulder is on the image's right.
+    _, det = hug_run[0]
+    assert (det.keypoints[:, 5, 0] > det.keypoints[:, 6, 0]).all()
+
+
+@needs_models
+def test_world_landmarks_are_metric_and_centred_on_the_hips(hug_run):
+    _, det = hug_run[0]
+    wl = det.world_landmarks
+    hip_centre = wl[:, 23:25].mean(axis=1)
+    assert np.abs(hip_centre).max() < 0.1                     # metres
+    height = wl[:, 27:29, 1].mean(axis=1) - wl[:, 0, 1]       # ankles below nose, y down
+    assert ((height > 1.2) & (height < 2.0)).all()
+
+
+@needs_models
+def test_reset_forgets_people_and_detects_again(backend):
+    path = shared_file(*HUG)
+    rgb = _frames(path, [0])[0]
+    backend.reset()
+    backend(rgb, 0)
+    before = backend.times["detect"]
+    backend(rgb, 1)                                   # followed: no detector run
+    assert backend.times["detect"] == before
+    backend.reset()
+    backend(rgb, 0)                                   # new video: detector runs again
+    assert backend.times["detect"] > before
