@@ -259,3 +259,15 @@ def test_update_rejects_frames_out_of_order():
     tracker.update(_detections([(5, *_person(300, 100, 300))]))
     with pytest.raises(ValueError, match="increase"):
         tracker.update(_detections([(3, *_person(300, 100, 300))]))
+
+
+def test_history_keeps_the_landmarks_across_empty_frames():
+    tracker = Tracker()
+    det = _detections([(0, *_person(300, 100, 300))])
+    det.landmarks = np.ones((1, 33, 3), np.float32)
+    det.landmark_scores = np.ones((1, 33), np.float32)
+    det.world_landmarks = np.ones((1, 33, 3), np.float32)
+    tracker.update(det)
+    tracker.update(Detections.empty(), frame=1)  # a frame without anybody, built without landmarks
+    hist = tracker.history()
+    assert hist.landmarks is not None and hist.landmarks.shape == (1, 33, 3)

@@ -2,7 +2,12 @@
 
 `Detections` (one row per person per frame, `track_id` = -1) go in; the same rows
 come out with `track_id` set. Identities are consecutive small integers from 0 in
-order of first appearance.
+order of first appearance (`track`; the online `Tracker` numbers tracks in the order
+they are confirmed, which is the same unless two people appear within `min_hits`
+frames of each other).
+
+Use `track(det, num_frames)` for a whole video, or `Tracker.update` once per frame
+followed by `Tracker.history()` for every row with its final id.
 
 How a frame is matched to the existing tracks:
 
@@ -255,10 +260,13 @@ class Tracker:
         """Every row given to `update` so far, in order, with final ids: rows a
         tentative track collected before it was confirmed get its id too; rows of
         tracks never confirmed stay -1."""
-        if not self._history:
+        # Frames without rows are left out: an empty `Detections` built without the
+        # optional landmark arrays would make `merge` drop them for every row.
+        chunks = [(d, k) for d, k in self._history if len(d)]
+        if not chunks:
             return Detections.empty()
-        det = Detections.merge([d for d, _ in self._history])
-        keys = np.concatenate([k for _, k in self._history])
+        det = Detections.merge([d for d, _ in chunks])
+        keys = np.concatenate([k for _, k in chunks])
         ids = np.array([self._key_to_id.get(int(k), -1) for k in keys], np.int64)
         return dataclasses.replace(det, track_id=ids)
 
