@@ -1,0 +1,291 @@
+"""AVA frame-mAP: the official ActivityNet semantics, rule by rule, and parity with the oracle."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ava_oracle
+from humact.eval.ava import (AvaDetections, AvaFormatError, LabelMap, average_precision, evaluate_ava_files,
+                             read_ava_csv, read_exclusions, read_label_map, write_ava_detections,
+                             write_label_map)
+from conftest import shared_file
+
+A = (0.0, 0.0, 0.5, 1.0)           # x1, y1, x2, y2
+B = (0.5, 0.0, 1.0, 1.0)
+
+
+def csv_text(rows):
+    return "".join(",".join(str(v) for v in r) + "\n" for r in rows)
+
+
+def row(video, ts, box, action, last):
+    return (video, ts, *box, action, last)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """write(gt_rows, det_rows, ids=(1, 2), exclusions=None) -> paths."""
+
+    def write(gt_rows, det_rows, ids=(1, 2), exclusions=None):
+        (tmp_path / "gt.csv").write_text(csv_text(gt_rows))
+        (tmp_path / "det.csv").write_text(csv_text(det_rows))
+        write_label_map(tmp_path / "labels.pbtxt", LabelMap(list(ids), [f"action{i}" for i in ids]))
+        ex = None
+        if exclusions:
+            ex = tmp_path / "ex.csv"
+            ex.write_text(csv_text(exclusions))
+        return tmp_path / "gt.csv", tmp_path / "det.csv", tmp_path / "labels.pbtxt", ex
+
+    return write
+
+
+def evaluate(paths, **kw):
+    return evaluate_ava_files(*paths, **kw)
+
+
+# ---- rules, hand-computed ---------------------------------------------------------------
+
+def test_higher_scored_duplicate_written_later_is_the_true_positive(files):
+    p = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.3), row("v", "0902", A, 1, 0.9)], ids=(1,))
+    # ranked: 0.9 TP, 0.3 FP -> AP 1 (file order would give FP first and AP 0.5)
+    assert evaluate(p).ap[1] == 1.0
+
+
+def test_iou_one_third_is_a_false_positive(files):
+    gt_box, det_box = (0.0, 0.0, 0.5, 1.0), (0.0, 0.0, 1.0, 0.5)   # intersection 1/4, union 3/4
+    p = files([row("v", "0902", gt_box, 1, 0)],
+              [row("v", "0902", det_box, 1, 0.9), row("v", "0902", gt_box, 1, 0.5)], ids=(1,))
+    # ranked FP then TP: precision [0, 1/2] at recall [0, 1] -> AP 1/2
+    assert evaluate(p).ap[1] == 0.5
+
+
+def test_best_box_taken_is_a_false_positive_without_fallback(files):
+    near = (0.0, 0.0, 0.5, 0.9)  # IoU 0.9 with A, 0 with B
+    p = files([row("v", "0902", A, 1, 0), row("v", "0902", B, 1, 1)],
+              [row("v", "0902", A, 1, 0.9), row("v", "0902", near, 1, 0.8)], ids=(1,))
+    # the second detection's best box (A) is taken -> FP; B is never claimed
+    assert evaluate(p).ap[1] == pytest.approx(0.5)
+
+
+def test_class_outside_the_label_map_is_ignored(files):
+    p = files([row("v", "0902", A, 1, 0), row("v", "0902", B, 9, 0)],
+              [row("v", "0902", A, 1, 0.9), row("v", "0902", B, 9, 0.95)], ids=(1, 2))
+    r = evaluate(p)
+    assert set(r.ap) == {1} and r.mAP == 1.0
+
+
+def test_excluded_keyframe_is_dropped_from_both_files(files):
+    p = files([row("v", "0902", A, 1, 0), row("v", "0903", A, 1, 0)],
+              [row("v", "0902", A, 1, 0.5), row("v", "0903", B, 1, 0.9)], ids=(1,), exclusions=[("v", "903")])
+    r = evaluate(p)
+    assert r.num_gt[1] == 1 and r.ap[1] == 1.0
+
+
+def test_detections_on_a_keyframe_without_ground_truth_are_false_positives_in_2019(files):
+    p = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.5), row("v", "0950", A, 1, 0.9)], ids=(1,))
+    assert evaluate(p).ap[1] == 0.5
+
+
+def test_empty_keyframe_is_scored_and_others_ignored_in_head(files, tmp_path):
+    gt = csv_text([row("v", "902", A, 1, 0)]) + "v,904\n"
+    p = files([], [row("v", "902", A, 1, 0.5), row("v", "904", A, 1, 0.9), row("v", "950", A, 1, 0.95)], ids=(1,))
+    (tmp_path / "gt.csv").write_text(gt)
+    r = evaluate(p[:3], semantics="activitynet-head")
+    # 904 (empty, in ground truth): FP ranked first; 950 (not in ground truth): ignored
+    assert r.ap[1] == 0.5
+
+
+def test_class_with_ground_truth_and_no_detection_has_ap_zero(files):
+    p = files([row("v", "0902", A, 1, 0), row("v", "0902", A, 2, 0)], [row("v", "0902", A, 1, 0.9)])
+    r = evaluate(p)
+    assert r.ap == {1: 1.0, 2: 0.0} and r.mAP == 0.5
+
+
+def test_class_without_ground_truth_is_left_out_of_the_mean(files):
+    p = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.9), row("v", "0902", A, 2, 0.9)])
+    r = evaluate(p)
+    assert set(r.ap) == {1} and r.mAP == 1.0
+
+
+def test_only_the_50_best_rows_of_a_keyframe_count_unless_uncapped(files):
+    dets = [row("v", "0902", B, 2, 0.9 - i / 100) for i in range(50)] + [row("v", "0902", A, 1, 0.1)]
+    p = files([row("v", "0902", A, 1, 0)], dets)
+    assert evaluate(p).ap[1] == 0.0
+    assert evaluate(p, cap=None).ap[1] == 1.0
+
+
+def test_invalid_boxes_are_dropped(files):
+    p = files([row("v", "0902", A, 1, 0)],
+              [row("v", "0902", (0.5, 0.0, 0.5, 1.0), 1, 0.9), row("v", "0902", A, 1, 0.5)], ids=(1,))
+    assert evaluate(p).ap[1] == 1.0
+
+
+def test_timestamps_with_and_without_leading_zero_are_one_keyframe(files):
+    p = files([row("v", "902", A, 1, 0)], [row("v", "0902", A, 1, 0.9)], ids=(1,))
+    assert evaluate(p).ap[1] == 1.0
+
+
+def test_average_precision_is_voc_all_point():
+    # precision made non-increasing from the right: [1, 2/3, 3/4] -> [1, 3/4, 3/4]
+    p = np.array([1.0, 0.5, 2 / 3, 0.75])
+    r = np.array([0.25, 0.25, 0.5, 0.75])
+    assert average_precision(p, r) == pytest.approx(0.25 * 1 + 0.25 * 0.75 + 0.25 * 0.75)
+
+
+# ---- formats -------------------------------------------------------------------------------
+
+def test_label_map_reads_both_pbtxt_styles(tmp_path):
+    labels = LabelMap([1, 3], ["bend/bow (at the waist)", "crouch/kneel"])
+    for style in ("item", "label"):
+        write_label_map(tmp_path / f"{style}.pbtxt", labels, style=style)
+        assert read_label_map(tmp_path / f"{style}.pbtxt") == labels
+
+
+def test_wrong_column_count_names_file_and_line(tmp_path):
+    (tmp_path / "d.csv").write_text("v,0902,0.1,0.1,0.5,0.5,1,0.5\nv,0902,0.1,0.1\n")
+    with pytest.raises(AvaFormatError, match=r"d\.csv:2"):
+        read_ava_csv(tmp_path / "d.csv", columns=(8,))
+
+
+def test_unparsable_field_is_named(tmp_path):
+    (tmp_path / "d.csv").write_text("v,0902,0.1,abc,0.5,0.5,1,0.5\n")
+    with pytest.raises(AvaFormatError, match=r"d\.csv:1: field y1"):
+        read_ava_csv(tmp_path / "d.csv", columns=(8,))
+
+
+def test_fast_parser_equals_python_float(tmp_path):
+    rng = np.random.default_rng(0)
+    vals = [f"{x:.{d}f}" for x, d in zip(rng.uniform(-2, 2, 400), rng.integers(0, 12, 400))]
+    vals += ["1e-3", "0.30000000000000004", "5.", ".5", "-0.0", "+0.25", "123456789012345678.5"]
+    lines = [f"v{i % 3},{900 + i % 7},{v},0.1,0.9,0.9,{1 + i % 5},{v}\n" for i, v in enumerate(vals)]
+    (tmp_path / "d.csv").write_text("".join(lines))
+    t = read_ava_csv(tmp_path / "d.csv", columns=(8,))
+    assert t.boxes[:, 0].tolist() == [float(v) for v in vals]
+    assert t.score.tolist() == [float(v) for v in vals]
+    assert [t.keys[k] for k in t.kf] == [(f"v{i % 3}", 900 + i % 7) for i in range(len(vals))]
+
+
+def test_detections_round_trip_through_the_writer(tmp_path):
+    d = AvaDetections(["a", "b"], [902, 1003], [[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.9, 1.0]], [12, 17], [0.25, 1 / 3])
+    write_ava_detections(tmp_path / "d.csv", d, decimals=3)
+    assert (tmp_path / "d.csv").read_text().splitlines()[1] == "b,1003,0.500,0.500,0.900,1.000,17,0.333"
+    t = read_ava_csv(tmp_path / "d.csv", columns=(8,))
+    assert t.keys == [("a", 902), ("b", 1003)] and t.action.tolist() == [12, 17]
+
+
+def test_exclusions_become_integer_keys(tmp_path):
+    (tmp_path / "e.csv").write_text("v,0903\nw,1000\n")
+    assert read_exclusions(tmp_path / "e.csv") == {("v", 903), ("w", 1000)}
+
+
+def test_shared_format_samples_are_read(shared):
+    s = shared / "reference/ava/format_samples"
+    gt = read_ava_csv(s / "ava_sample.csv")
+    assert gt.keys[0] == ("0f39OWEqJ24", 902) and len(gt) == len((s / "ava_sample.csv").read_text().splitlines())
+    assert read_label_map(s / "action_list.txt").ids[:2] == [12, 17]
+    assert ("0f39OWEqJ24", 903) in read_exclusions(s / "ava_excluded_timestamps_sample.csv")
+    from humact.eval.ava import read_proposals
+    props = read_proposals(s / "ava_proposals_sample.pkl")
+    assert all(v.shape[1] == 5 for v in props.values())
+
+
+# ---- properties and parity with the official algorithm --------------------------------
+
+coord = st.integers(0, 4).map(lambda v: v / 4)
+score = st.integers(0, 5).map(lambda v: v / 5)          # few values: many ties
+
+
+@st.composite
+def box(draw, valid=True):
+    """Boxes on a coarse grid (many equal IoUs); with valid=False some have zero width."""
+    x1, x2 = sorted((draw(coord), draw(coord)))
+    y1, y2 = sorted((draw(coord), draw(coord)))
+    return (x1, y1, x2 + 0.25 * (valid or draw(st.integers(0, 1))), y2 + 0.25)
+
+
+@st.composite
+def ava_files(draw, valid=True):
+    keys = [("a", "0902"), ("a", "0903"), ("b", "0902")]
+    gt = draw(st.lists(st.tuples(st.sampled_from(keys), box(valid), st.integers(1, 3), st.integers(0, 3)),
+                       min_size=1, max_size=10))
+    det = draw(st.lists(st.tuples(st.sampled_from(keys), box(valid), st.integers(1, 3), score), max_size=40))
+    gt_rows = [(k[0], k[1], *b, a, p) for k, b, a, p in gt]
+    det_rows = [(k[0], k[1], *b, a, s) for k, b, a, s in det]
+    return gt_rows, det_rows
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(data=ava_files(valid=False), cap=st.sampled_from([50, 4, None]))
+def test_equals_the_official_algorithm_with_many_ties(files, data, cap):
+    p = files(*data, ids=(1, 2, 3))
+    ours = evaluate(p, cap=cap)
+    ap, m = ava_oracle.evaluate(*p, cap=cap)
+    assert ours.ap == ap
+    assert ours.mAP == m or (np.isnan(ours.mAP) and np.isnan(m))
+
+
+@SETTINGS
+@given(data=ava_files())
+def test_perfect_detections_give_one(files, data):
+    # distinct boxes: two detections on one duplicated box both take its first copy (official rule)
+    gt_rows = list(dict.fromkeys(r[:7] for r in data[0]))
+    gt_rows = [(*r, 0) for r in gt_rows]
+    dets = [(*r[:7], 0.9) for r in gt_rows]
+    assert evaluate(files(gt_rows, dets, ids=(1, 2, 3))).mAP == 1.0
+
+
+@SETTINGS
+@given(data=ava_files())
+def test_false_positive_below_every_true_positive_changes_nothing(files, data):
+    gt_rows, det_rows = data
+    det_rows = [(*r[:7], 0.1 + r[7]) for r in det_rows]   # all scores >= 0.1
+    before = evaluate(files(gt_rows, det_rows, ids=(1, 2, 3)), cap=None).ap
+    fp = ("c", "0902", 0.0, 0.0, 1.0, 1.0, 1, 0.05)       # keyframe without ground truth
+    after = evaluate(files(gt_rows, det_rows + [fp], ids=(1, 2, 3)), cap=None).ap
+    assert after == before
+
+
+@SETTINGS
+@given(data=ava_files(), seed=st.integers(0, 1000))
+def test_reordering_rows_without_ties_changes_nothing(files, data, seed):
+    gt_rows, det_rows = data
+    det_rows = [(*r[:7], (i + 1) / 1000) for i, r in enumerate(det_rows)]   # distinct scores
+    before = evaluate(files(gt_rows, det_rows, ids=(1, 2, 3))).ap
+    perm = np.random.default_rng(seed).permutation(len(det_rows))
+    after = evaluate(files(gt_rows, [det_rows[i] for i in perm], ids=(1, 2, 3))).ap
+    assert after == before
+
+
+# ---- real ground truth ------------------------------------------------------------------------
+
+def _real():
+    ref = "reference/ava/"
+    return (shared_file(ref + "ava_val_v2.1_first27163rows.csv"),
+            shared_file(ref + "ava_action_list_v2.1_for_activitynet_2018.pbtxt"),
+            shared_file(ref + "ava_val_excluded_timestamps_v2.1.csv"))
+
+
+def test_real_ground_truth_as_detections_gives_one():
+    gt, labels, ex = _real()
+    r = evaluate_ava_files(gt, gt, labels, ex)
+    assert r.mAP == 1.0 and len(r.ap) > 40
+
+
+def test_real_ground_truth_with_perturbed_detections_equals_the_oracle(tmp_path):
+    gt, labels, ex = _real()
+    rng = np.random.default_rng(1)
+    lines = gt.read_text().splitlines()[:6000]
+    out = []
+    for line in lines:
+        f = line.split(",")
+        b = np.clip(np.array(f[2:6], float) + rng.normal(0, 0.04, 4), 0, 1)
+        for a in (int(f[6]), int(rng.integers(1, 81))):
+            out.append(f"{f[0]},{f[1]},{b[0]:.3f},{b[1]:.3f},{b[2]:.3f},{b[3]:.3f},{a},{rng.integers(0, 50) / 50:.2f}")
+    (tmp_path / "det.csv").write_text("\n".join(out) + "\n")
+    ours = evaluate_ava_files(gt, tmp_path / "det.csv", labels, ex)
+    ap, m = ava_oracle.evaluate(gt, tmp_path / "det.csv", labels, ex)
+    assert ours.ap == ap and ours.mAP == m
