@@ -21,9 +21,10 @@ How a frame is matched to the existing tracks:
    the object keypoint similarity (OKS, COCO's definition and per-keypoint sigmas,
    with the predicted box area as the scale) between the predicted and detected
    poses. When the two poses share no visible keypoint, the similarity is the IoU.
-3. One Hungarian assignment (`scipy.optimize.linear_sum_assignment`) over all live
-   tracks, recently seen and lost alike, maximises the total similarity; pairs below
-   `match_threshold` are not matched.
+3. A Hungarian assignment (`scipy.optimize.linear_sum_assignment`) maximises the
+   total similarity, first of the confirmed tracks (recently seen and lost alike)
+   with all detections, then of the tentative tracks with the detections left over;
+   pairs below `match_threshold` are not matched.
 4. Unmatched detections start new, tentative tracks, which get an id once matched in
    `min_hits` consecutive frames (see `Tracker`); tracks unseen for more than
    `max_lost_frames` frames are dropped. A track that is matched again after a gap
@@ -84,7 +85,9 @@ def oks_matrix(
     """
     kp_a = np.asarray(kp_a, np.float64)
     kp_b = np.asarray(kp_b, np.float64)
-    vis = (np.asarray(score_a)[:, None, :] >= keypoint_threshold) & (np.asarray(score_b)[None, :, :] >= keypoint_threshold)
+    vis_a = np.asarray(score_a) >= keypoint_threshold
+    vis_b = np.asarray(score_b) >= keypoint_threshold
+    vis = vis_a[:, None, :] & vis_b[None, :, :]
     d2 = ((kp_a[:, None] - kp_b[None, :]) ** 2).sum(-1)  # (N, M, K)
     s2 = np.maximum(np.asarray(area, np.float64), 1.0)[:, None, None]
     k2 = (2.0 * np.asarray(sigmas, np.float64)) ** 2
@@ -155,7 +158,8 @@ class Tracker:
         new_track_score: float = 0.0,
     ) -> None:
         if iou_weight < 0 or oks_weight < 0 or iou_weight + oks_weight <= 0:
-            raise ValueError(f"iou_weight, oks_weight: expected >= 0 with a positive sum, got {iou_weight}, {oks_weight}")
+            raise ValueError(f"iou_weight, oks_weight: expected >= 0 with a positive sum, "
+                             f"got {iou_weight}, {oks_weight}")
         if not 0.0 < velocity_smoothing <= 1.0:
             raise ValueError(f"velocity_smoothing: expected in (0, 1], got {velocity_smoothing}")
         if max_lost_frames < 0:
@@ -232,7 +236,8 @@ class Tracker:
         self._frame = frame
         self._updates += 1
         # Tentative tracks must be seen in consecutive frames; confirmed ones may be lost a while.
-        self.tracks = [t for t in self.tracks if frame - t.last_frame - 1 <= (self.max_lost_frames if t.track_id >= 0 else 0)]
+        self.tracks = [t for t in self.tracks
+                       if frame - t.last_frame - 1 <= (self.max_lost_frames if t.track_id >= 0 else 0)]
 
         free = np.ones(len(frame_dets), bool)
         keys = np.full(len(frame_dets), -1, np.int64)
