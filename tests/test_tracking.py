@@ -163,6 +163,21 @@ def test_two_people_walking_up_to_each_other_and_hugging_stay_two_tracks():
     assert ids == {"a": {0}, "b": {1}}
 
 
+def test_a_person_hidden_behind_the_other_during_the_hug_gets_their_id_back():
+    # As above, but while they embrace b is hidden behind a for 6 frames.
+    rng = np.random.default_rng(5)
+    rows, truth = [], []
+    for t in range(60):
+        gap = max(80.0, 900.0 - 30.0 * t)
+        for label, sign in (("a", -1), ("b", 1)):
+            if label == "b" and 40 <= t < 46:
+                continue
+            rows.append((t, *_person(960 + sign * gap / 2, 200, 600, rng, 0.015)))
+            truth.append(label)
+    ids = _ids_by_truth(track(_detections(rows), 60), truth)
+    assert ids == {"a": {0}, "b": {1}}
+
+
 def test_identical_boxes_are_told_apart_by_their_keypoints():
     # During an embrace a detector may give both people the same box; the skeletons
     # still differ, and keypoint similarity must keep each on its own track.
