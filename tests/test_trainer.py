@@ -1,0 +1,156 @@
+"""The shared trainer and its config: schedule, determinism, resume, checkpoints, config files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from humact.train.config import TrainConfig, config_from, load_config
+from humact.train.trainer import Schedule, Trainer, load_checkpoint, lr_at, save_checkpoint
+
+
+class _Blobs:
+    """Two Gaussian blobs in 4-D, items (x (1, 4), label), with an epoch-seeded jitter."""
+
+    def __init__(self, n=64):
+        g = torch.Generator().manual_seed(0)
+        self.y = torch.arange(n) % 2
+        self.x = torch.randn(n, 4, generator=g) + 3 * self.y[:, None].float()
+        self.epoch = 0
+
+    def set_epoch(self, e):
+        self.epoch = e
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        g = torch.Generator().manual_seed(1000 * self.epoch + i)
+        return (self.x[i] + 0.1 * torch.randn(4, generator=g))[None], int(self.y[i])
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
+
+
+def _trainer(tmp_path, epochs=3, **kw):
+    return Trainer(_model(), _Blobs(), tmp_path, meta={"classes": ["a", "b"]}, epochs=epochs, batch_size=8,
+                   lr=0.05, warmup_iters=4, progress=False, **kw)
+
+
+def test_warmup_starts_at_the_ratio_and_reaches_the_base_rate():
+    s = Schedule(lr=0.1, total_iters=1000, iters_per_epoch=10, policy="multistep", warmup_iters=100,
+                 warmup_ratio=0.1)
+    assert lr_at(0, s) == pytest.approx(0.01)
+    assert lr_at(50, s) == pytest.approx(0.055)
+    assert lr_at(100, s) == pytest.approx(0.1)
+
+
+def test_cosine_schedule_falls_from_the_base_rate_to_min_lr():
+    s = Schedule(lr=0.1, total_iters=100, iters_per_epoch=10, policy="cosine", min_lr=0.001)
+    assert lr_at(0, s) == pytest.approx(0.1)
+    assert lr_at(50, s) == pytest.approx(0.0505)
+    assert lr_at(100, s) == pytest.approx(0.001)
+
+
+def test_multistep_schedule_multiplies_by_gamma_at_each_milestone_epoch():
+    s = Schedule(lr=0.1, total_iters=100, iters_per_epoch=10, policy="multistep", milestones=(3, 6), gamma=0.1)
+    assert [round(lr_at(e * 10, s), 6) for e in (2, 3, 5, 6, 9)] == [0.1, 0.01, 0.01, 0.001, 0.001]
+
+
+def test_optimizer_is_sgd_with_nesterov_momentum_and_weight_decay(tmp_path):
+    opt = _trainer(tmp_path).optimizer
+    assert isinstance(opt, torch.optim.SGD)
+    group = opt.param_groups[0]
+    assert group["nesterov"] and group["momentum"] == 0.9 and group["weight_decay"] == 5e-4
+
+
+def test_training_learns_separable_data(tmp_path):
+    history = _trainer(tmp_path, epochs=8).fit(log=None)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] > 0.9
+
+
+def test_same_seed_gives_identical_weights(tmp_path):
+    a, b = _trainer(tmp_path / "a"), _trainer(tmp_path / "b")
+    a.fit(log=None)
+    b.fit(log=None)
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_different_seeds_give_different_weights(tmp_path):
+    a, b = _trainer(tmp_path / "a", seed=0), _trainer(tmp_path / "b", seed=1)
+    a.fit(log=None)
+    b.fit(log=None)
+    assert not torch.equal(a.model[0].weight, b.model[0].weight)
+
+
+def test_resumed_run_matches_an_uninterrupted_one_bit_for_bit(tmp_path):
+    straight = _trainer(tmp_path / "straight", epochs=3)
+    straight.fit(log=None)
+    first = _trainer(tmp_path / "resumed", epochs=3)
+    first.fit(log=None, until=1)  # interrupted after one epoch
+    torch.manual_seed(123)  # whatever happens in between must not matter
+    second = _trainer(tmp_path / "resumed", epochs=3)
+    second.fit(log=None)
+    assert second.epoch == 3 and len(second.history) == 3
+    for (k, va), vb in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    t = _trainer(tmp_path, epochs=1, clip_grad=1e-3, momentum=0.0, nesterov=False, weight_decay=0.0)
+    before = [p.detach().clone() for p in t.model.parameters()]
+    t.schedule.warmup_iters = 0
+    t.iters_per_epoch = 1
+    t.train_epoch()
+    step = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(t.model.parameters(), before)))
+    assert step.item() <= 0.05 * 1e-3 * 1.001
+
+
+def test_checkpoint_is_safetensors_with_a_json_of_config_and_labels(tmp_path):
+    t = _trainer(tmp_path, epochs=1)
+    t.fit(log=None)
+    t.save_model(tmp_path / "model.safetensors")
+    head = (tmp_path / "model.safetensors").read_bytes()[:8]
+    assert int.from_bytes(head, "little") > 0  # safetensors starts with its header length
+    tensors, meta = load_checkpoint(tmp_path / "model.safetensors")
+    assert meta["classes"] == ["a", "b"] and meta["epochs_trained"] == 1
+    assert set(tensors) == set(t.model.state_dict())
+
+
+def test_loading_a_checkpoint_without_its_json_names_the_missing_file(tmp_path):
+    save_checkpoint(tmp_path / "m.safetensors", {"w": torch.zeros(2)}, {})
+    (tmp_path / "m.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"m\.json"):
+        load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_config_file_values_are_read_and_flags_override_them(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('dataset = "jhmdb"\nepochs = 7\nlr = 0.05\nmilestones = [3, 5]\n')
+    cfg = load_config(path, {"epochs": 9})
+    assert (cfg.dataset, cfg.epochs, cfg.lr, cfg.milestones) == ("jhmdb", 9, 0.05, [3, 5])
+    js = tmp_path / "c.json"
+    js.write_text(json.dumps({"stream": "bm", "nesterov": False}))
+    cfg = load_config(js)
+    assert cfg.stream == "bm" and cfg.nesterov is False and cfg.batch_size == TrainConfig().batch_size
+
+
+def test_config_unknown_field_error_names_the_file_and_the_field(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"epoch": 3}))
+    with pytest.raises(ValueError, match=r"c\.json: unknown field 'epoch'"):
+        load_config(path)
+
+
+def test_config_wrong_type_or_value_names_the_field():
+    with pytest.raises(ValueError, match="epochs: expected int"):
+        config_from({"epochs": "many"}, "x.toml")
+    with pytest.raises(ValueError, match="schedule: expected 'cosine' or 'multistep'"):
+        config_from({"schedule": "linear"}, "x.toml")
