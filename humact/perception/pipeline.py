@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from humact.perception.backend import PoseBackend
-from humact.types import Detections, VideoMeta, VideoResult
+from humact.types import VideoMeta, VideoResult
 from humact.video import probe, read_frames
 
 
@@ -104,7 +104,6 @@ def extract_video(
     backend = backend or make_backend(config)
     backend.reset()
     tracker = Tracker()
-    rows: list[Detections] = []
     clock = time.perf_counter
     t_prev = clock()
     for t, rgb in read_frames(path, threads=config.threads):
@@ -113,9 +112,8 @@ def extract_video(
         t1 = clock()
         det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
                            image_size=(meta.width, meta.height))
-        det = tracker.update(det)
+        tracker.update(det, frame=t)
         t2 = clock()
-        rows.append(det)
         if times is not None:
             times.add("decode", t0 - t_prev)
             times.add("pose", t1 - t0)
@@ -125,7 +123,9 @@ def extract_video(
             on_frame(t)
         t_prev = clock()
     t0 = clock()
-    tracks = PoseTracks.from_detections(Detections.merge(rows), meta.num_frames)
+    # The tracker's history, not the rows `update` returned: a new person's first
+    # frames get their id only once the track is confirmed.
+    tracks = PoseTracks.from_detections(tracker.history(), meta.num_frames)
     parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
     if times is not None:
         times.add("track", clock() - t0)
