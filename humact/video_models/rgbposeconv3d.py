@@ -1,0 +1,174 @@
+"""RGBPoseConv3D (Duan et al., CVPR 2022, "Revisiting skeleton-based action recognition"), PYSKL's layout.
+
+Two ResNet3d pathways, SlowFast-style, with *bidirectional* lateral connections:
+- RGB pathway ("slow"): SlowOnly-R50 on (N, 3, 8, 224, 224) frames;
+- pose pathway ("fast"): PoseConv3D's SlowOnly (3 stages (4, 6, 3), base 32) on
+  (N, 17, 32, 56, 56) heatmap volumes: 4x more frames (speed_ratio), 1/4 of the
+  resolution (heatmaps are made at scaling 0.25);
+- pose -> RGB before RGB res4 and res5: a (7, 1, 1) conv with temporal stride 4
+  (`rgb_path.layer{2,3}_lateral`, no norm, no bias);
+- RGB -> pose before pose stages 2 and 3: a (7, 1, 1) *transposed* conv with temporal
+  stride 4 + BN + ReLU (`pose_path.layer{1,2}_lateral`), upsampling RGB features to the
+  pose pathway's frame rate.
+
+Outputs (RGB (N, 2048, 8, 7, 7), pose (N, 512, 32, 7, 7)); `RGBPoseHead` classifies each
+stream (`fc_rgb`, `fc_pose`); PYSKL fuses the two streams' probabilities 1:1 at test time.
+
+Same-named options as PYSKL: `rgb_detach` / `pose_detach` stop gradients through the
+laterals into the other pathway; `rgb_drop_path` / `pose_drop_path` zero a lateral's
+output with that probability per training step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.video_models.heads import RGBPoseHead, average_clips
+from humact.video_models.resnet3d import ConvBNAct, ResNet3d
+
+__all__ = ["DeConvBNAct", "RGBPoseConv3D", "RGBPoseRecognizer", "rgbposeconv3d", "load_pyskl_rgbpose"]
+
+
+class DeConvBNAct(nn.Module):
+    """ConvTranspose3d -> BN -> ReLU (PYSKL's `DeConvModule`); output exactly `stride` times the input size."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride, padding) -> None:
+        super().__init__()
+        self.stride = tuple(stride)
+        self.conv = nn.ConvTranspose3d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                                       bias=False)
+        self.bn = nn.BatchNorm3d(out_channels)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, t, h, w = x.shape
+        size = (t * self.stride[0], h * self.stride[1], w * self.stride[2])
+        return self.relu(self.bn(self.conv(x, output_size=size)))
+
+
+class RGBPoseConv3D(nn.Module):
+    """The two-stream backbone: (imgs (N, 3, T, H, W), heatmaps (N, K, 4T, H/4, W/4)) -> (rgb, pose) features.
+
+    Args:
+        speed_ratio: pose frames per RGB frame (4).
+        channel_ratio: used with `lateral_infl` to size the laterals, as in PYSKL (4).
+        fusion_kernel: temporal kernel of every lateral (7).
+        pose_in_channels: heatmap channels (17 keypoints, or limbs).
+    """
+
+    def __init__(self, *, speed_ratio: int = 4, channel_ratio: int = 4, fusion_kernel: int = 7,
+                 pose_in_channels: int = 17, rgb_detach: bool = False, pose_detach: bool = False,
+                 rgb_drop_path: float = 0.0, pose_drop_path: float = 0.0, rgb_kw: dict | None = None,
+                 pose_kw: dict | None = None) -> None:
+        super().__init__()
+        for name, p in (("rgb_drop_path", rgb_drop_path), ("pose_drop_path", pose_drop_path)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"RGBPoseConv3D {name}: expected a probability in [0, 1], got {p}")
+        self.speed_ratio = speed_ratio
+        self.rgb_detach, self.pose_detach = rgb_detach, pose_detach
+        self.rgb_drop_path, self.pose_drop_path = rgb_drop_path, pose_drop_path
+        rgb_infl, pose_infl = 1, 16               # PYSKL's `lateral_infl` of each pathway
+        # Channels entering each stage of a bottleneck ResNet with base width b: b, 4b, 8b, 16b.
+        rgb_in = [64, 256, 512, 1024]
+        pose_in = [32, 128, 256]
+        # pose -> rgb laterals feed RGB stages 3, 4; rgb -> pose laterals feed pose stages 2, 3.
+        rgb_lat = [0, 0, rgb_in[2] * rgb_infl // channel_ratio, rgb_in[3] * rgb_infl // channel_ratio]
+        pose_lat = [0, pose_in[1] * channel_ratio // pose_infl, pose_in[2] * channel_ratio // pose_infl]
+        self.rgb_path = ResNet3d(depth=50, in_channels=3, base_channels=64, num_stages=4, conv1_kernel=(1, 7, 7),
+                                 inflate=(0, 0, 1, 1), lateral_inplanes=rgb_lat, **(rgb_kw or {}))
+        self.pose_path = ResNet3d(depth=50, in_channels=pose_in_channels, base_channels=32, num_stages=3,
+                                  stage_blocks=(4, 6, 3), out_indices=(2,), conv1_kernel=(1, 7, 7),
+                                  conv1_stride_s=1, pool1_stride_s=1, inflate=(0, 1, 1), spatial_strides=(2, 2, 2),
+                                  temporal_strides=(1, 1, 1), dilations=(1, 1, 1), lateral_inplanes=pose_lat,
+                                  **(pose_kw or {}))
+        pad = ((fusion_kernel - 1) // 2, 0, 0)
+        # pose stage-i output (= 4 * 32 * 2^(i-1)) -> RGB: same width in, `infl / channel_ratio` of RGB's width out
+        self.rgb_path.layer2_lateral = ConvBNAct(pose_in[1], rgb_lat[2], (fusion_kernel, 1, 1),
+                                                 stride=(speed_ratio, 1, 1), padding=pad, norm=False, act=False,
+                                                 bias=False)
+        self.rgb_path.layer3_lateral = ConvBNAct(pose_in[2], rgb_lat[3], (fusion_kernel, 1, 1),
+                                                 stride=(speed_ratio, 1, 1), padding=pad, norm=False, act=False,
+                                                 bias=False)
+        self.pose_path.layer1_lateral = DeConvBNAct(rgb_in[2], pose_lat[1], (fusion_kernel, 1, 1),
+                                                    stride=(speed_ratio, 1, 1), padding=pad)
+        self.pose_path.layer2_lateral = DeConvBNAct(rgb_in[3], pose_lat[2], (fusion_kernel, 1, 1),
+                                                    stride=(speed_ratio, 1, 1), padding=pad)
+        self.feat_dims = (self.rgb_path.feat_dim, self.pose_path.feat_dim)
+
+    def _lateral(self, module: nn.Module, x: torch.Tensor, detach: bool, drop: bool) -> torch.Tensor:
+        out = module(x.detach() if detach else x)
+        return torch.zeros_like(out) if drop else out
+
+    def forward(self, imgs: torch.Tensor, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training:
+            drop_rgb = bool(torch.rand(1) < self.rgb_drop_path)
+            drop_pose = bool(torch.rand(1) < self.pose_drop_path)
+        else:
+            drop_rgb = drop_pose = False
+        rgb, pose = self.rgb_path, self.pose_path
+        x_rgb = rgb.layer2(rgb.layer1(rgb.stem(imgs)))
+        x_pose = pose.layer1(pose.stem(heatmaps))
+        to_rgb = self._lateral(rgb.layer2_lateral, x_pose, self.rgb_detach, drop_rgb)
+        to_pose = self._lateral(pose.layer1_lateral, x_rgb, self.pose_detach, drop_pose)
+        x_rgb = rgb.layer3(torch.cat((x_rgb, to_rgb), dim=1))
+        x_pose = pose.layer2(torch.cat((x_pose, to_pose), dim=1))
+        to_rgb = self._lateral(rgb.layer3_lateral, x_pose, self.rgb_detach, drop_rgb)
+        to_pose = self._lateral(pose.layer2_lateral, x_rgb, self.pose_detach, drop_pose)
+        x_rgb = rgb.layer4(torch.cat((x_rgb, to_rgb), dim=1))
+        x_pose = pose.layer3(torch.cat((x_pose, to_pose), dim=1))
+        return x_rgb, x_pose
+
+
+class RGBPoseRecognizer(nn.Module):
+    """PYSKL's `MMRecognizer3D`: `RGBPoseConv3D` + `RGBPoseHead` (`backbone.*`, `cls_head.fc_{rgb,pose}.*`)."""
+
+    def __init__(self, backbone: RGBPoseConv3D, cls_head: RGBPoseHead, *, average_clips: str = "prob") -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.cls_head = cls_head
+        self.average_clips_mode = average_clips
+
+    def forward_features(self, imgs: torch.Tensor, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.backbone(imgs, heatmaps)
+
+    def forward_head(self, feats: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.cls_head(feats)
+
+    def forward(self, imgs: torch.Tensor, heatmaps: torch.Tensor) -> dict[str, torch.Tensor]:
+        """-> {'rgb': (N, classes), 'pose': (N, classes)} logits."""
+        return self.forward_head(self.forward_features(imgs, heatmaps))
+
+    @torch.no_grad()
+    def predict(self, imgs: torch.Tensor, heatmaps: torch.Tensor,
+                weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+        """(N, clips, ...) views -> per-stream clip-averaged scores plus their weighted sum under 'fused'
+        (PYSKL's default 1:1)."""
+        if imgs.dim() == 5:
+            imgs, heatmaps = imgs[:, None], heatmaps[:, None]
+        n, clips = imgs.shape[:2]
+        out = self(imgs.flatten(0, 1), heatmaps.flatten(0, 1))
+        scores = {k: average_clips(v, clips, self.average_clips_mode) for k, v in out.items()}
+        weights = dict(weights or {"rgb": 1.0, "pose": 1.0})
+        scores["fused"] = sum(scores[k] * w for k, w in weights.items())
+        return scores
+
+
+def rgbposeconv3d(*, num_classes: int = 60, pose_in_channels: int = 17, dropout: float = 0.5,
+                  **backbone_kw) -> RGBPoseRecognizer:
+    """PYSKL / MMAction2 `configs/.../rgbpose_conv3d/rgbpose_conv3d.py` (NTU-60: 60 classes, 17 keypoints)."""
+    backbone = RGBPoseConv3D(pose_in_channels=pose_in_channels, **backbone_kw)
+    head = RGBPoseHead(in_channels=backbone.feat_dims, num_classes=num_classes, dropout=dropout)
+    return RGBPoseRecognizer(backbone, head)
+
+
+def load_pyskl_rgbpose(model: RGBPoseRecognizer, checkpoint: str | os.PathLike | Mapping) -> RGBPoseRecognizer:
+    """Load a PYSKL / MMAction2 RGBPoseConv3D checkpoint strictly (`state_dict` or bare, `module.` stripped;
+    MMAction2's `data_preprocessor.*` buffers ignored)."""
+    state_dict, name = read_checkpoint(checkpoint)
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("data_preprocessor.")}
+    return load_strict(model, state_dict, name)
