@@ -19,6 +19,9 @@ from humact import __version__
 COMMANDS: tuple[str, ...] = (
     "setup",
     "extract",
+    "train",
+    "test",
+    "analyze",
 )
 
 

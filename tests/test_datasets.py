@@ -207,3 +207,41 @@ def test_jhmdb_split1_has_433_training_and_176_test_videos_of_14_classes():
     assert (len(train), len(test)) == (433, 176)
     assert set(train.labels.tolist()) == set(range(len(JHMDB14_CLASSES)))
     assert train.samples[0].keypoint.shape[2:] == (15, 2)
+
+
+def test_extract_folder_reads_class_names_from_labels_json(tmp_path):
+    import json
+
+    a, b = _anno("a", 0), _anno("b", 0)
+    a["label"], b["label"] = 1, 0
+    _write(tmp_path / "a.pkl", a)
+    _write(tmp_path / "b.pkl", b)
+    (tmp_path / "labels.json").write_text(json.dumps(["jump", "kick"]))
+    data = load_extract_folder(tmp_path)
+    assert data.classes == ("jump", "kick")
+    assert {s.name: s.label for s in data.samples} == {"a": 1, "b": 0}
+
+
+def test_2d_samples_with_scores_get_the_score_as_a_third_channel_left_unrotated():
+    rng = np.random.default_rng(0)
+    kp = rng.normal(size=(1, 16, 17, 2))
+    score = rng.random((1, 16, 17))
+    data = SkeletonDataset([SkeletonSample(kp, 0, "a", score)], ("a",), "coco")
+    x, _ = SkeletonClips(data, Recipe(clip_len=16, rotate=0.5, scale=0.2), train=True)[0]
+    assert x.shape[-1] == 3
+    np.testing.assert_allclose(x[0, 0, :, :, 2], score[0], rtol=1e-6)
+
+
+def test_bone_score_channel_is_the_mean_of_the_two_joints_scores():
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    x[..., 2] = [0.2, 0.4, 0.8]
+    b = stream_features(x, "b", ((0, 0), (1, 0), (2, 1)), score=True)
+    np.testing.assert_allclose(b[0, 0, :, 2], [0.2, 0.3, 0.6])
+
+
+def test_body_normalize_accepts_joint_groups_as_body_points():
+    kp = np.zeros((1, 2, 17, 2), np.float32)
+    kp[..., 11, :], kp[..., 12, :] = (8, 20), (12, 20)  # hips
+    kp[..., 5, :], kp[..., 6, :] = (8, 10), (12, 10)  # shoulders
+    out = body_normalize(kp, center=(11, 12), top=(5, 6))
+    np.testing.assert_allclose(out[0, 0, 5], (-0.2, -1.0))

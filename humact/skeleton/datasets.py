@@ -231,9 +231,11 @@ def load_jhmdb(root: str | os.PathLike, split: str, fold: int = 1) -> SkeletonDa
 def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | None = None) -> SkeletonDataset:
     """A folder of `humact extract` pickles (one video each, PYSKL's per-video format).
 
-    Layout `root/<class>/<video>.pkl` (class from the folder name) or `root/<video>.pkl` with a
-    `label` field (a class name, or an int indexing `classes`). Classes are sorted by name unless
-    `classes` is given. Videos with no person keep their (0, T, 17, 2) keypoints.
+    The class of a pickle is the sub-folder of `root` it lies in (`root/<class>/<video>.pkl`, as
+    `humact extract --label-from-folder` on `videos/<class>/*.mp4` writes), else its `label` field
+    (a class name, or an int indexing the class list). The class list is `classes`, else
+    `root/labels.json` (written by `humact extract --label-from-folder`), else the sorted names.
+    Videos with no person keep their (0, T, 17, 2) keypoints.
     """
     root = Path(root)
     if not root.is_dir():
@@ -241,29 +243,39 @@ def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | N
     files = sorted(root.rglob("*.pkl"))
     if not files:
         raise ValueError(f"{root}: no *.pkl files (run `humact extract` on the labelled videos first)")
+    if classes is None and (root / "labels.json").is_file():
+        with open(root / "labels.json") as f:
+            listed = json.load(f)
+        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+            raise ValueError(f"{root / 'labels.json'}: expected a list of class names")
+        classes = tuple(listed)
     raw = []
     for f in files:
         anno = safe_load(f)
         if not isinstance(anno, dict) or "keypoint" not in anno:
             raise ValueError(f"{f}: expected a PYSKL per-video dict with a 'keypoint' field")
+        label = anno.get("label")
         if f.parent != root:
             label = f.parent.relative_to(root).parts[0]
-        elif "label" in anno and anno["label"] is not None and anno["label"] != -1:
-            label = anno["label"]
-        else:
+        elif label is None or (isinstance(label, (int, np.integer)) and label < 0):
             raise ValueError(f"{f}: no class: put it in a sub-folder named after its class or set 'label'")
         raw.append((f, anno, label))
     if classes is None:
-        names = {str(l) for _, _, l in raw if not isinstance(l, (int, np.integer))}
-        if any(isinstance(l, (int, np.integer)) for _, _, l in raw):
-            raise ValueError(f"{root}: integer labels need the class names (pass classes=...)")
-        classes = tuple(sorted(names))
+        if any(isinstance(lab, (int, np.integer)) for _, _, lab in raw):
+            raise ValueError(f"{root}: integer labels need the class names (labels.json or classes=...)")
+        classes = tuple(sorted({str(lab) for _, _, lab in raw}))
     samples = []
     for f, anno, label in raw:
-        idx = int(label) if isinstance(label, (int, np.integer)) else classes.index(str(label))
-        kp = np.asarray(anno["keypoint"], np.float32)
-        score = anno.get("keypoint_score")
-        samples.append(SkeletonSample(kp, idx, str(anno.get("frame_dir", f.stem)), score))
+        if isinstance(label, (int, np.integer)):
+            if not 0 <= label < len(classes):
+                raise ValueError(f"{f}: label: {label} outside the {len(classes)} classes")
+            idx = int(label)
+        elif str(label) in classes:
+            idx = classes.index(str(label))
+        else:
+            raise ValueError(f"{f}: label: class {label!r} is not in the class list {list(classes)}")
+        samples.append(SkeletonSample(anno["keypoint"], idx, str(anno.get("frame_dir", f.stem)),
+                                      anno.get("keypoint_score")))
     return SkeletonDataset(samples, tuple(classes), "coco", str(root))
 
 
@@ -311,16 +323,19 @@ def coco17_to_jhmdb15(keypoint: np.ndarray, score: np.ndarray | None = None) -> 
     return out, out_s
 
 
-def body_normalize(keypoint: np.ndarray, *, center: int, top: int, valid: np.ndarray | None = None) -> np.ndarray:
-    """Centre a 2D skeleton sequence on a joint's mean position and scale it by torso size.
+def body_normalize(keypoint: np.ndarray, *, center: int | tuple[int, ...], top: int | tuple[int, ...],
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """Centre a 2D skeleton sequence on a body point's mean position and scale it by torso size.
 
     The same function is applied to JHMDB's ground truth and to our COCO-derived joints, so the
     model sees one coordinate system whatever the camera or resolution: origin at the mean of
-    joint `center` over the valid frames, unit = median distance between `center` and `top`.
+    the `center` point over the valid frames, unit = median distance between `center` and `top`.
+    A point is a joint index or a tuple of joints whose mean is taken (COCO: mid-hips (11, 12),
+    mid-shoulders (5, 6)).
 
     Args:
         keypoint: (M, T, V, 2) coordinates (any unit, y down).
-        center, top: joint indices (JHMDB: belly 1, neck 0).
+        center, top: body points (JHMDB: belly 1, neck 0).
         valid: (M, T) bool frames where the person is present; default all.
     Returns:
         (M, T, V, 2) float32, 0 where not valid.
@@ -328,15 +343,16 @@ def body_normalize(keypoint: np.ndarray, *, center: int, top: int, valid: np.nda
     kp = np.asarray(keypoint, np.float32)
     if valid is None:
         valid = np.ones(kp.shape[:2], bool)
+    cj, tj = np.atleast_1d(center), np.atleast_1d(top)
     out = np.zeros_like(kp)
     for m in range(kp.shape[0]):
         v = valid[m]
         if not v.any():
             continue
-        c = kp[m, v, center].mean(0)
-        size = float(np.median(np.linalg.norm(kp[m, v, top] - kp[m, v, center], axis=-1)))
+        mid, up = kp[m, v][:, cj].mean(1), kp[m, v][:, tj].mean(1)
+        size = float(np.median(np.linalg.norm(up - mid, axis=-1)))
         size = size if size > 1e-6 else 1.0
-        out[m, v] = (kp[m, v] - c) / size
+        out[m, v] = (kp[m, v] - mid.mean(0)) / size
     return out
 
 
@@ -363,22 +379,30 @@ def uniform_indices(num_frames: int, clip_len: int, rng: np.random.Generator | N
 STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
 
 
-def stream_features(x: np.ndarray, stream: str, bones: tuple[tuple[int, int], ...]) -> np.ndarray:
+def stream_features(x: np.ndarray, stream: str, bones: tuple[tuple[int, int], ...],
+                    score: bool = False) -> np.ndarray:
     """Joint / bone / motion features of a (M, T, V, C) array, as PYSKL's GenSkeFeat.
 
     bone = joint - parent joint; motion = next frame - this frame (0 on the last frame).
+    With `score` (2D + confidence input, C = 3) the last channel is not differenced but
+    averaged: a bone's score is the mean of its two joints', a motion's the mean of its two frames'.
     """
     if stream not in STREAMS:
         raise ValueError(f"stream: unknown {stream!r}, expected one of {STREAMS}")
+    nc = x.shape[-1] - 1 if score else x.shape[-1]
     if stream in ("b", "bm"):
         child = np.array([b[0] for b in bones])
         parent = np.array([b[1] for b in bones])
         bone = np.zeros_like(x)
-        bone[..., child, :] = x[..., child, :] - x[..., parent, :]
+        bone[..., child, :nc] = x[..., child, :nc] - x[..., parent, :nc]
+        if score:
+            bone[..., child, nc] = (x[..., child, nc] + x[..., parent, nc]) / 2
         x = bone
     if stream in ("jm", "bm"):
         mot = np.zeros_like(x)
-        mot[:, :-1] = x[:, 1:] - x[:, :-1]
+        mot[:, :-1, :, :nc] = x[:, 1:, :, :nc] - x[:, :-1, :, :nc]
+        if score:
+            mot[:, :-1, :, nc] = (x[:, 1:, :, nc] + x[:, :-1, :, nc]) / 2
         x = mot
     return x
 
@@ -423,13 +447,17 @@ def _rotation3d(angles: np.ndarray) -> np.ndarray:
 def prepare_keypoints(sample: SkeletonSample, layout: str, normalize: str) -> np.ndarray:
     """The recipe's normalisation of a whole sample: (M, T, V, C) float32."""
     kp = sample.keypoint.astype(np.float32)
+    if sample.keypoint_score is not None and kp.shape[-1] == 2:
+        # PYSKL's 2D input: x, y and the keypoint's confidence as a third channel.
+        kp = np.concatenate([kp, sample.keypoint_score[..., None].astype(np.float32)], axis=-1)
     if normalize == "ucla":
         # CTR-GCN's NW-UCLA feeder: origin at the spine joint of the first frame.
         kp = kp - kp[:, :1, 1:2, :]
     elif normalize == "body":
-        center, top = {"jhmdb15": (1, 0), "kinect20": (1, 2)}.get(layout, (None, None))
+        center, top = {"jhmdb15": (1, 0), "kinect20": (1, 2), "coco": ((11, 12), (5, 6))}.get(layout, (None, None))
         if center is None:
-            raise ValueError(f"normalize 'body' is defined for the jhmdb15 and kinect20 layouts, not {layout!r}")
+            raise ValueError(f"normalize 'body' is defined for the jhmdb15, kinect20 and coco layouts, "
+                             f"not {layout!r}")
         valid = np.abs(kp[..., :2]).sum((2, 3)) > 0
         kp = kp.copy()
         kp[..., :2] = body_normalize(kp[..., :2], center=center, top=top, valid=valid)
@@ -451,7 +479,11 @@ class SkeletonClips:
         self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed
         self.bones, self.flip_index = layout_bones(data.layout)
         self.epoch = 0
+        # 3D layouts (Kinect) rotate in space; 2D ones in the image plane, with a score channel
+        # when the samples carry confidences.
+        self.dims = 3 if data.layout in ("kinect20", "nw-ucla", "nturgb+d") else 2
         self._prepared = [prepare_keypoints(s, data.layout, recipe.normalize) for s in data.samples]
+        self.score = self.dims == 2 and bool(self._prepared) and self._prepared[0].shape[-1] == 3
 
     def __len__(self) -> int:
         return len(self.data)
@@ -469,23 +501,24 @@ class SkeletonClips:
         idx = uniform_indices(kp.shape[1], r.clip_len, rng)
         x = kp[:, idx]
         if rng is not None:
-            c = x.shape[-1]
+            d = self.dims
+            x = x.copy()
             if r.rotate > 0:
-                if c == 3:
+                if d == 3:
                     rot = _rotation3d(rng.uniform(-r.rotate, r.rotate, 3))
                 else:
                     a = rng.uniform(-r.rotate, r.rotate)
                     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
-                x = x @ rot.T
+                x[..., :d] = x[..., :d] @ rot.T
             if r.scale > 0:
-                x = x * rng.uniform(1 - r.scale, 1 + r.scale, c).astype(np.float32)
+                x[..., :d] = x[..., :d] * rng.uniform(1 - r.scale, 1 + r.scale, d).astype(np.float32)
             if r.flip > 0 and rng.random() < r.flip:
                 x = x[:, :, list(self.flip_index)].copy()
                 x[..., 0] = -x[..., 0]
         m = x.shape[0]
         out = np.zeros((r.max_persons,) + x.shape[1:], np.float32)
         out[: min(m, r.max_persons)] = x[: r.max_persons]
-        return stream_features(out, r.stream, self.bones)
+        return stream_features(out, r.stream, self.bones, score=self.score)
 
     def __getitem__(self, i: int):
         import torch

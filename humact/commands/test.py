@@ -1,0 +1,148 @@
+"""`humact test`: multi-clip testing of a trained skeleton model, with metrics and a confusion matrix.
+
+Writes to `--out`: `metrics.json` (top-1, top-5, mean class accuracy, clips, sample count),
+`confusion.png` and `scores.npy` ((N, classes) probabilities, for late-fusion ensembles:
+`--fuse A/scores.npy B/scores.npy ...` combines saved stream scores without re-running models).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "test a trained skeleton model (multi-clip), or fuse saved stream scores"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("test", help=HELP, description=HELP + ".")
+    p.add_argument("checkpoint", nargs="?", help="model.safetensors written by `humact train`")
+    p.add_argument("--dataset", help="data kind (default: the checkpoint's training config)")
+    p.add_argument("--data", help="data path (default: the checkpoint's training config)")
+    p.add_argument("--split", help="split to test (default: the config's test_split)")
+    p.add_argument("--clips", type=int, help="test clips per sample (default: the config's test_clips)")
+    p.add_argument("--fuse", nargs="+", metavar="SCORES", help="scores.npy files of streams to fuse instead")
+    p.add_argument("--weights", nargs="+", type=float, help="fusion weights, one per --fuse file")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=run)
+
+
+def write_results(probs, dataset, out, extra: dict) -> dict:
+    """metrics.json, confusion.png and scores.npy for probabilities (N, C) on `dataset`."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from humact.eval.recognition import confusion_matrix, mean_class_accuracy, topk_accuracy
+    from humact.io.atomic import atomic_write
+
+    out = Path(out)
+    labels = dataset.labels
+    metrics = {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, min(5, probs.shape[1])),
+               "mean_class_accuracy": mean_class_accuracy(probs, labels), "num_samples": int(len(labels)),
+               "classes": list(dataset.classes), **extra}
+    with atomic_write(out / "metrics.json") as f:
+        json.dump(metrics, f, indent=2)
+    with atomic_write(out / "scores.npy", "wb") as f:
+        np.save(f, probs.astype(np.float32))
+    cm = confusion_matrix(probs.argmax(1), labels, len(dataset.classes))
+    _plot_confusion(cm, dataset.classes, out / "confusion.png", f"top-1 {metrics['top1']:.2%}")
+    print(f"top1 {metrics['top1']:.4f}  top5 {metrics['top5']:.4f}  mean class acc "
+          f"{metrics['mean_class_accuracy']:.4f}  ({len(labels)} samples) -> {out / 'metrics.json'}")
+    return metrics
+
+
+def _plot_confusion(cm, classes, path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from humact.io.atomic import atomic_path
+
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * n, 1.5 + 0.45 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+
+
+def test_checkpoint(checkpoint, dataset, out, *, num_clips: int) -> dict:
+    """Multi-clip test of a checkpoint on `dataset`; writes the results to `out`."""
+    import time
+
+    from humact.skeleton.datasets import SkeletonClips
+    from humact.skeleton.recognize import Recognizer, predict_dataset
+
+    rec = Recognizer.from_checkpoint(checkpoint)
+    if tuple(dataset.classes) != rec.classes:
+        from humact.cli import UserError
+
+        raise UserError(f"{checkpoint}: trained on classes {rec.classes}, the test data has {dataset.classes}")
+    dataset.layout = rec.layout
+    t0 = time.perf_counter()
+    probs = predict_dataset(rec.model, SkeletonClips(dataset, rec.recipe, train=False, num_clips=num_clips))
+    return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "num_clips": num_clips,
+                                               "test_seconds": time.perf_counter() - t0})
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from humact.cli import UserError
+    from humact.skeleton.datasets import load_dataset
+    from humact.skeleton.recognize import fuse_streams
+
+    torch.set_num_threads(args.threads)
+    if args.fuse:
+        if args.checkpoint:
+            raise UserError("give either a checkpoint or --fuse score files, not both")
+        metas = [Path(f).with_name("metrics.json") for f in args.fuse]
+        for m in metas:
+            if not m.is_file():
+                raise UserError(f"{m}: the metrics.json next to a --fuse scores file is missing")
+        info = [json.loads(m.read_text()) for m in metas]
+        probs = [np.load(f) for f in args.fuse]
+        if len({p.shape for p in probs}) != 1:
+            raise UserError(f"--fuse: score arrays differ in shape: {[p.shape for p in probs]}")
+        if args.weights and len(args.weights) != len(probs):
+            raise UserError(f"--weights: {len(args.weights)} weights for {len(probs)} score files")
+        ckpt = Path(info[0]["checkpoint"])
+        meta = json.loads(ckpt.with_suffix(".json").read_text())
+        cfg = meta["config"]
+        data = load_dataset(args.dataset or cfg["dataset"], args.data or cfg["data"], args.split or cfg["test_split"],
+                            fold=cfg["fold"], classes=tuple(cfg["classes"]) or None)
+        fused = fuse_streams(probs, args.weights)
+        write_results(fused / fused.sum(1, keepdims=True), data, args.out,
+                      {"fused": list(args.fuse), "weights": args.weights or [1.0] * len(probs)})
+        return 0
+    if not args.checkpoint:
+        raise UserError("give a checkpoint (model.safetensors) or --fuse score files")
+    ckpt = Path(args.checkpoint)
+    meta_path = ckpt.with_suffix(".json")
+    if not ckpt.is_file() or not meta_path.is_file():
+        raise UserError(f"{ckpt}: need the checkpoint and its .json (written by `humact train`)")
+    cfg = json.loads(meta_path.read_text())["config"]
+    try:
+        data = load_dataset(args.dataset or cfg["dataset"], args.data or cfg["data"], args.split or cfg["test_split"],
+                            fold=cfg["fold"], classes=tuple(cfg["classes"]) or None)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    test_checkpoint(ckpt, data, args.out, num_clips=args.clips or cfg["test_clips"])
+    return 0

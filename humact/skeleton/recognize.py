@@ -1,0 +1,148 @@
+"""Skeleton action recognition at test time: model building, multi-clip testing, per-track inference.
+
+    SkeletonDataset --SkeletonClips(test, 10 clips)--> (N, clips, M, T, V, C) --model.predict--> (N, classes)
+    PoseTracks (COCO-17, pixels) --to the model's layout + normalisation--> per track (1, clips, 1, T, V, C)
+        --> ActionScores (one row per track)
+
+A trained model is a `model.safetensors` + `model.json` pair written by `humact train`; the JSON
+holds the full `TrainConfig`, the class names and the input channels, which is all
+`Recognizer.from_checkpoint` needs to rebuild it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from humact.skeleton.datasets import (
+    Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15,
+)
+from humact.types import ActionScores, PoseTracks
+
+__all__ = ["build_skeleton_model", "recipe_from", "predict_dataset", "Recognizer", "fuse_streams",
+           "DEFAULT_MODEL"]
+
+#: The model `humact analyze` uses when none is given (see the README for its data and accuracy).
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "stgcnpp_jhmdb15_j.safetensors"
+
+
+def build_skeleton_model(*, model: str, num_classes: int, layout: str, in_channels: int, max_persons: int,
+                         base_channels: int = 64, dropout: float = 0.0) -> nn.Module:
+    """ST-GCN or ST-GCN++ (humact.skeleton.stgcn) for `layout`, input (N, M, T, V, in_channels)."""
+    from humact.skeleton import stgcn
+
+    kw = dict(num_classes=num_classes, layout=layout, in_channels=in_channels, dropout=dropout,
+              base_channels=base_channels, num_person=max_persons)
+    if model == "stgcnpp":
+        return stgcn.stgcnpp(**kw)
+    if model == "stgcn":
+        return stgcn.stgcn(**kw)
+    raise ValueError(f"model: expected 'stgcnpp' or 'stgcn', got {model!r}")
+
+
+def recipe_from(cfg: Any) -> Recipe:
+    """The input `Recipe` of a TrainConfig (or its dict)."""
+    get = (lambda k: cfg[k]) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))
+    return Recipe(clip_len=get("clip_len"), stream=get("stream"), max_persons=get("max_persons"),
+                  rotate=get("rotate"), scale=get("scale"), flip=get("flip"), crop=get("crop"),
+                  normalize=get("normalize"))
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, clips: SkeletonClips, batch_size: int = 16) -> np.ndarray:
+    """Class probabilities (N, classes), softmax averaged over each item's test clips."""
+    model.eval()
+    out = []
+    for start in range(0, len(clips), batch_size):
+        x = torch.stack([clips[i][0] for i in range(start, min(start + batch_size, len(clips)))])
+        out.append(model.predict(x).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(clips.data.classes)), np.float32)
+
+
+def fuse_streams(probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
+    """Weighted late fusion of per-stream scores (N, classes), as CTR-GCN/PYSKL's ensemble."""
+    weights = [1.0] * len(probs) if weights is None else weights
+    if len(weights) != len(probs) or not probs:
+        raise ValueError(f"fuse_streams: {len(probs)} score arrays but {len(weights)} weights")
+    return sum(w * p for w, p in zip(weights, probs))
+
+
+@dataclass
+class Recognizer:
+    """A trained skeleton model with what it needs to read new skeletons.
+
+    Attributes:
+        model: the network (eval mode).
+        classes: class names.
+        layout: the joint layout the model was trained on ("jhmdb15", "kinect20", "coco").
+        recipe: the input recipe (clip length, stream, normalisation).
+        num_clips: test clips averaged per prediction.
+        name: a label for outputs (the checkpoint's file name).
+    """
+
+    model: nn.Module
+    classes: tuple[str, ...]
+    layout: str
+    recipe: Recipe
+    num_clips: int = 10
+    name: str = ""
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike) -> "Recognizer":
+        from humact.train.trainer import load_checkpoint
+
+        path = Path(path)
+        tensors, meta = load_checkpoint(path)
+        for key in ("config", "classes", "in_channels", "layout"):
+            if key not in meta:
+                raise ValueError(f"{path.with_suffix('.json')}: missing field {key!r}")
+        cfg = meta["config"]
+        model = build_skeleton_model(model=cfg["model"], num_classes=len(meta["classes"]), layout=meta["layout"],
+                                     in_channels=int(meta["in_channels"]), max_persons=cfg["max_persons"],
+                                     base_channels=cfg["base_channels"], dropout=cfg["dropout"])
+        model.load_state_dict(tensors, strict=True)
+        model.eval()
+        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]),
+                   path.stem)
+
+    def predict_keypoints(self, keypoint: np.ndarray) -> np.ndarray:
+        """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units."""
+        data = SkeletonDataset([SkeletonSample(keypoint, -1, "query")], self.classes, self.layout)
+        return predict_dataset(self.model, SkeletonClips(data, self.recipe, train=False,
+                                                         num_clips=self.num_clips))[0]
+
+    def recognize_tracks(self, tracks: PoseTracks, min_frames: int = 8) -> ActionScores:
+        """One row of class probabilities per track of `tracks` (COCO-17 pixel keypoints).
+
+        Each track is cut to the frames it was seen in; for a "jhmdb15" model its joints are
+        derived with `coco17_to_jhmdb15` and normalised with `body_normalize` exactly as the
+        training data was. Tracks seen on fewer than `min_frames` frames get all-zero scores.
+        """
+        if self.layout not in ("jhmdb15", "coco"):
+            raise ValueError(f"{self.name}: per-track recognition needs a 2D model (jhmdb15 or coco layout), "
+                             f"this one is {self.layout!r}")
+        scores = np.zeros((tracks.num_persons, len(self.classes)), np.float32)
+        for m in range(tracks.num_persons):
+            seen = tracks.valid[m]
+            if seen.sum() < min_frames:
+                continue
+            kp, sc = tracks.keypoints[m, seen], tracks.keypoint_scores[m, seen]
+            if self.layout == "jhmdb15":
+                kp, sc = coco17_to_jhmdb15(kp, sc)
+            if self.recipe.normalize != "body":  # "body" normalisation runs inside SkeletonClips
+                raise ValueError(f"{self.name}: per-track recognition expects a 'body'-normalised model")
+            x = kp[None]
+            if self.model_in_channels() == 3:
+                x = np.concatenate([x, sc[None, ..., None]], axis=-1)
+            scores[m] = self.predict_keypoints(x)
+        return ActionScores(self.classes, scores, tracks.track_ids, model=self.name)
+
+    def model_in_channels(self) -> int:
+        return int(self.model.backbone.in_channels)
+

@@ -1,0 +1,149 @@
+"""`humact train`, `humact test` and `humact analyze` end to end on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from humact.cli import main
+from humact.skeleton.recognize import fuse_streams
+
+TINY = ["--epochs", "1", "--batch-size", "4", "--clip-len", "8", "--base-channels", "8", "--num-threads", "1",
+        "--test-clips", "2", "--normalize", "body", "--quiet"]
+
+
+def _person(kind: str, rng, t=20):
+    """COCO-17 pixel keypoints (1, T, 17, 2) of a standing person waving or squatting."""
+    base = np.array([[50, 10], [48, 8], [52, 8], [46, 9], [54, 9], [42, 25], [58, 25], [38, 40], [62, 40],
+                     [36, 55], [64, 55], [45, 60], [55, 60], [45, 80], [55, 80], [45, 100], [55, 100]], np.float32)
+    kp = np.repeat(base[None], t, 0)
+    phase = np.sin(np.linspace(0, 4 * np.pi, t) + rng.uniform(0, 3))
+    if kind == "wave":
+        kp[:, 10, 1] -= 40 + 10 * phase  # right wrist up and waving
+        kp[:, 10, 0] += 8 * phase
+    else:
+        kp[:, :13, 1] += 15 * (1 + phase[:, None])  # upper body goes down and up
+    return (kp + rng.normal(0, 0.5, kp.shape)).astype(np.float32)[None] * 3 + 100
+
+
+@pytest.fixture(scope="module")
+def extract_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extract")
+    rng = np.random.default_rng(0)
+    for kind in ("squat", "wave"):
+        (root / kind).mkdir()
+        for i in range(6):
+            kp = _person(kind, rng)
+            anno = {"frame_dir": f"{kind}{i}", "label": -1, "img_shape": (480, 640), "original_shape": (480, 640),
+                    "total_frames": kp.shape[1], "keypoint": kp, "keypoint_score": np.full(kp.shape[:3], 0.9, np.float32)}
+            with open(root / kind / f"{kind}{i}.pkl", "wb") as f:
+                pickle.dump(anno, f)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(extract_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    rc = main(["train", "--dataset", "extract", "--data", str(extract_folder), "--out", str(out), *TINY])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_a_safetensors_model_with_its_config_and_class_names(trained):
+    meta = json.loads((trained / "model.json").read_text())
+    assert meta["classes"] == ["squat", "wave"]
+    assert meta["layout"] == "coco" and meta["in_channels"] == 3
+    assert meta["config"]["epochs"] == 1 and meta["epochs_trained"] == 1
+    assert (trained / "model.safetensors").stat().st_size > 0
+    assert (trained / "last.safetensors").is_file()
+
+
+def test_test_writes_metrics_confusion_matrix_and_scores(trained, extract_folder, tmp_path):
+    rc = main(["test", str(trained / "model.safetensors"), "--dataset", "extract", "--data", str(extract_folder),
+               "--clips", "3", "--threads", "1", "--out", str(tmp_path)])
+    assert rc == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"top1", "top5", "mean_class_accuracy"} <= set(metrics)
+    assert metrics["num_samples"] == 12 and metrics["num_clips"] == 3
+    assert metrics["top5"] == 1.0  # two classes: both are in the top 5
+    assert (tmp_path / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+    scores = np.load(tmp_path / "scores.npy")
+    assert scores.shape == (12, 2)
+    np.testing.assert_allclose(scores.sum(1), 1, atol=1e-5)
+
+
+def test_config_file_is_read_and_flags_override_it(extract_folder, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'dataset = "extract"\ndata = "{extract_folder}"\nepochs = 5\nclip_len = 8\n'
+                   'base_channels = 8\nbatch_size = 4\nnum_threads = 1\nnormalize = "body"\n')
+    rc = main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "o"), "--quiet"])
+    assert rc == 0
+    meta = json.loads((tmp_path / "o" / "model.json").read_text())
+    assert meta["config"]["epochs"] == 1 and meta["config"]["clip_len"] == 8
+
+
+def test_rerunning_a_finished_training_resumes_instead_of_starting_over(extract_folder, trained, capsys):
+    rc = main(["train", "--dataset", "extract", "--data", str(extract_folder), "--out", str(trained), *TINY])
+    assert rc == 0
+    assert "resumed" in capsys.readouterr().out
+
+
+def test_train_with_a_missing_data_path_exits_2_naming_it(tmp_path, capsys):
+    rc = main(["train", "--dataset", "jhmdb", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_train_config_with_an_unknown_field_exits_2_naming_file_and_field(tmp_path, capsys):
+    cfg = tmp_path / "bad.json"
+    cfg.write_text(json.dumps({"epoch": 3}))
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "'epoch'" in err
+
+
+def test_stream_fusion_is_the_weighted_sum_of_scores():
+    a = np.array([[0.9, 0.1], [0.2, 0.8]])
+    b = np.array([[0.1, 0.9], [0.4, 0.6]])
+    np.testing.assert_allclose(fuse_streams([a, b], [1.0, 3.0]), [[1.2, 2.8], [1.4, 2.6]])
+    with pytest.raises(ValueError, match="2 score arrays but 1 weights"):
+        fuse_streams([a, b], [1.0])
+
+
+def _result_json(path, rng):
+    from humact.io.results import write_result_json
+    from humact.types import PoseTracks, VideoMeta, VideoResult
+
+    t = 20
+    kp = np.concatenate([_person("wave", rng), _person("squat", rng)])
+    valid = np.ones((2, t), bool)
+    valid[1, 5:] = False  # the second person is seen on 5 frames only
+    kp[1, 5:] = 0
+    tracks = PoseTracks(track_ids=np.array([3, 7]), keypoints=kp, keypoint_scores=np.full((2, t, 17), 0.9) * valid[..., None],
+                        boxes=np.zeros((2, t, 4)), box_scores=valid.astype(np.float32), valid=valid)
+    meta = VideoMeta(str(path.with_suffix(".mp4")), 640, 480, 30.0, t, np.arange(t) / 30.0)
+    write_result_json(VideoResult(meta=meta, tracks=tracks), path)
+
+
+def test_analyze_writes_top_actions_for_each_long_enough_track(trained, tmp_path, capsys):
+    src = tmp_path / "clip.json"
+    _result_json(src, np.random.default_rng(1))
+    out = tmp_path / "out"
+    rc = main(["analyze", str(src), "--model", str(trained / "model.safetensors"), "--no-video",
+               "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "clip.json").read_text())
+    assert doc["actions"]["labels"] == ["squat", "wave"]
+    first, second = doc["tracks"]
+    assert [a["label"] for a in first["actions"]] in (["squat", "wave"], ["wave", "squat"])
+    assert sum(a["score"] for a in first["actions"]) == pytest.approx(1.0, abs=1e-3)
+    assert all(a["score"] == 0 for a in second["actions"])  # 5 frames < --min-frames 8
+    assert "too short" in capsys.readouterr().out
+
+
+def test_analyze_with_a_missing_video_exits_2_naming_it(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 2
+    assert "missing.mp4" in capsys.readouterr().err
