@@ -218,7 +218,6 @@ class AvaTable:
         action: (n,) int32 action id (1-based, as in the label map).
         score: (n,) float64 the 8th column (detection score; person id in ground truth),
             1.0 for 7-column rows (as the official reader).
-        line: (n,) int64 1-based line number of each row, for messages.
     """
 
     keys: list
@@ -226,7 +225,6 @@ class AvaTable:
     boxes: np.ndarray
     action: np.ndarray
     score: np.ndarray
-    line: np.ndarray
 
     def __len__(self) -> int:
         return len(self.kf)
@@ -345,7 +343,7 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
         else:
             part = _parse_chunk_fast(chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk,
                                      line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys)
-        rkeys, kf_local, boxes, action, score, line = part
+        rkeys, kf_local, boxes, action, score = part
         keep = np.ones(len(kf_local), bool)
         if class_whitelist is not None and len(action):
             wl = np.fromiter(sorted(class_whitelist), np.int64)
@@ -357,7 +355,7 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
             if len(bad):
                 keep &= ~bad[kf_local]
         if not keep.all():
-            kf_local, boxes, action, score, line = kf_local[keep], boxes[keep], action[keep], score[keep], line[keep]
+            kf_local, boxes, action, score = kf_local[keep], boxes[keep], action[keep], score[keep]
         # Global ids in order of first appearance of a surviving row.
         if len(kf_local):
             first = np.unique(kf_local, return_index=True)
@@ -368,20 +366,19 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
             kf = remap[kf_local]
         else:
             kf = np.zeros(0, np.int32)
-        parts.append((kf, boxes, action, score, line))
+        parts.append((kf.astype(np.int32), boxes, action.astype(np.int32), score))
     if parts:
-        kf, boxes, action, score, line = (np.concatenate(x) for x in zip(*parts))
+        kf, boxes, action, score = (np.concatenate(x) for x in zip(*parts))
     else:
-        kf, boxes, action, score, line = (np.zeros(0, np.int32), np.zeros((0, 4)), np.zeros(0, np.int32),
-                                         np.zeros(0), np.zeros(0, np.int64))
-    return AvaTable(keys.keys, kf.astype(np.int32), boxes, action.astype(np.int32), score, line)
+        kf, boxes, action, score = np.zeros(0, np.int32), np.zeros((0, 4)), np.zeros(0, np.int32), np.zeros(0)
+    return AvaTable(keys.keys, kf, boxes, action, score)
 
 
 def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys):
     """Python `csv` + `float`/`int` on one chunk: the official reader's own conversions."""
     rkeys: list = []
     local: dict = {}
-    kf, boxes, action, score, line = [], [], [], [], []
+    kf, boxes, action, score = [], [], [], []
     for i, row in enumerate(csv.reader(io.StringIO(chunk.decode("utf-8"))), line0):
         where = f"{path}:{i}"
         if allow_empty_rows and len(row) == 2:
@@ -407,130 +404,173 @@ def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, emp
             s = float(row[7]) if len(row) == 8 else 1.0
         except ValueError:
             raise AvaFormatError(f"{where}: field score: expected a number, got {row[7]!r}") from None
-        kf.append(j), boxes.append(b), action.append(a), score.append(s), line.append(i)
+        kf.append(j), boxes.append(b), action.append(a), score.append(s)
     return (rkeys, np.array(kf, np.int64), np.array(boxes, np.float64).reshape(-1, 4),
-            np.array(action, np.int64), np.array(score, np.float64), np.array(line, np.int64))
+            np.array(action, np.int64), np.array(score, np.float64))
 
 
 _FIELD_NAMES = ("video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score/person_id")
 
 
+def _parse_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Parse buf[start:end] fields as decimals, column-wise; returns (value f64, has_dot bool, ok bool).
+
+    Fast when the column has one layout (same number of digits after the dot, as any
+    `%.Nf` writer produces; integers of any length): one gather per character position,
+    counted from the field's end. Otherwise it falls back to `_parse_decimals`.
+    """
+    n = len(start)
+    if n == 0:
+        return np.zeros(0), np.zeros(0, bool), np.ones(0, bool)
+    neg = buf[start] == 45  # '-'
+    s = start + neg
+    width = int((end - s).max())
+    first = bytes(buf[s[0]:end[0]])
+    q = len(first) - 1 - first.find(b".") if b"." in first else -1  # dot offset from the end
+    if width == 0 or width > 17:
+        return _parse_decimals(buf, start, end)
+    ok = end > s
+    if q >= 0:
+        ok &= (end - 1 - q >= s) & (buf[np.maximum(end - 1 - q, 0)] == 46)
+    mant = np.zeros(n, np.int64)
+    uniform = bool((end - s == width).all())
+    for j in range(width):
+        if j == q:
+            continue
+        pos = end - 1 - j
+        p10 = _POW10_INT[j - (q >= 0 and j > q)]
+        if uniform:  # every field has a character here
+            d = buf[pos] - np.uint8(48)                        # uint8: non-digits wrap above 9
+            if d.max() > 9:
+                ok = np.zeros(n, bool)
+                break
+            mant += d * p10
+            continue
+        inside = pos >= s
+        d = buf[np.where(inside, pos, 0)] - np.uint8(48)
+        ok &= ~inside | (d <= 9)
+        mant += np.where(inside, d, 0).astype(np.int64) * p10
+    if not ok.all():
+        return _parse_decimals(buf, start, end)
+    ok &= mant <= _MAX_EXACT
+    value = mant / _POW10_F[max(q, 0)]
+    if neg.any():
+        value = np.where(neg, -value, value)
+    return value, np.full(n, q >= 0), ok
+
+
 def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys):
     buf = np.frombuffer(chunk, np.uint8)
-    nl = np.flatnonzero(buf == 10)
-    starts = np.empty(len(nl), np.int64)
+    groups = None
+    # ',' (44) and '\n' (10) are the only bytes below 45 in a plain AVA file ('-', '.',
+    # digits and id characters are all >= 45): one pass finds every delimiter, and a file
+    # whose lines all have the same number of fields reshapes them to (lines, fields).
+    delim = np.flatnonzero(buf < 45)
+    for k in sorted({c - 1 for c in columns}):
+        if len(delim) % (k + 1) == 0 and len(delim):
+            d2 = delim.reshape(-1, k + 1)
+            if (buf[d2[:, k]] == 10).all() and (buf[d2[:, :k]] == 44).all():
+                nl = d2[:, k]
+                c2 = d2[:, :k]
+                groups = [(slice(None), c2)]
+                break
+    if groups is None:
+        nl = np.flatnonzero(buf == 10)
+        cm = np.flatnonzero(buf == 44)
+    nlines = len(nl)
+    starts = np.empty(nlines, np.int64)
     starts[0] = 0
     starts[1:] = nl[:-1] + 1
-    blank = nl == starts
-    cm = np.flatnonzero(buf == 44)
-    first_comma = np.searchsorted(cm, starts)
-    ncomma = np.searchsorted(cm, nl) - first_comma
-    lines = np.arange(len(nl)) + line0
-    if blank.any():
-        i = int(np.argmax(blank))
-        raise AvaFormatError(f"{path}:{lines[i]}: empty line (expected {' or '.join(map(str, columns))} columns)")
-    allowed = {c - 1 for c in columns} | ({1} if allow_empty_rows else set())
-    bad = ~np.isin(ncomma, sorted(allowed))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise AvaFormatError(f"{path}:{lines[i]}: expected {' or '.join(map(str, columns))} columns, got {ncomma[i] + 1}")
-
-    def fields(sel, k):
-        c = cm[first_comma[sel][:, None] + np.arange(k)]
-        fs = np.concatenate([starts[sel][:, None], c + 1], axis=1)
-        fe = np.concatenate([c, nl[sel][:, None]], axis=1)
-        return fs, fe
-
-    def text(s, e):
-        return chunk[s:e].decode("utf-8")
-
-    if allow_empty_rows and (ncomma == 1).any():
-        sel = np.flatnonzero(ncomma == 1)
-        fs, fe = fields(sel, 1)
-        if empty_keys is not None:
-            for r in range(len(sel)):
-                empty_keys.append(key_fn(text(fs[r, 0], fe[r, 0]), text(fs[r, 1], fe[r, 1]), f"{path}:{lines[sel[r]]}"))
-    row_sel = np.flatnonzero(ncomma >= 6)
+    lines = np.arange(nlines) + line0
+    if groups is not None:
+        row_sel = np.arange(nlines)
+    else:
+        blank = nl == starts
+        first_comma = np.searchsorted(cm, starts)
+        ncomma = np.searchsorted(cm, nl) - first_comma
+        if blank.any():
+            i = int(np.argmax(blank))
+            raise AvaFormatError(f"{path}:{lines[i]}: empty line (expected {' or '.join(map(str, columns))} columns)")
+        allowed = {c - 1 for c in columns} | ({1} if allow_empty_rows else set())
+        bad = ~np.isin(ncomma, sorted(allowed))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise AvaFormatError(f"{path}:{lines[i]}: expected {' or '.join(map(str, columns))} columns, "
+                                 f"got {ncomma[i] + 1}")
+        if allow_empty_rows and (ncomma == 1).any():
+            for i in np.flatnonzero(ncomma == 1).tolist():
+                video, ts = chunk[starts[i]:nl[i]].decode("utf-8").split(",")
+                if empty_keys is not None:
+                    empty_keys.append(key_fn(video, ts, f"{path}:{lines[i]}"))
+        row_sel = np.flatnonzero(ncomma >= 6)
+        groups = []
+        for k in (6, 7):
+            sel = np.flatnonzero(ncomma[row_sel] == k)
+            if len(sel):
+                groups.append((sel, cm[first_comma[row_sel[sel]][:, None] + np.arange(k)]))
     n = len(row_sel)
+    rstart, rend = starts[row_sel], nl[row_sel]
     boxes = np.empty((n, 4), np.float64)
     action = np.empty(n, np.int64)
     score = np.ones(n, np.float64)
-    ts_val = np.empty(n, np.float64)
-    ts_dot = np.zeros(n, bool)
-    vid_s = np.empty(n, np.int64)
-    vid_e = np.empty(n, np.int64)
-    ts_s = np.empty(n, np.int64)
-    ts_e = np.empty(n, np.int64)
-    for k in (6, 7):
-        m = ncomma[row_sel] == k
-        if not m.any():
-            continue
-        sel = row_sel[m]
-        fs, fe = fields(sel, k)
-        vid_s[m], vid_e[m], ts_s[m], ts_e[m] = fs[:, 0], fe[:, 0], fs[:, 1], fe[:, 1]
-        for col in range(1, k + 1):
-            v, dot, ok = _parse_decimals(buf, fs[:, col], fe[:, col])
+    key_end = np.empty(n, np.int64)
+    for sel, c in groups:
+        k = c.shape[1]
+        rows_of = row_sel[sel]
+        key_end[sel] = c[:, 1]
+        for col in range(2, k + 1):
+            fs = c[:, col - 1] + 1
+            fe = c[:, col] if col < k else rend[sel]
+            v, dot, ok = _parse_column(buf, fs, fe)
             if not ok.all():
                 for r in np.flatnonzero(~ok).tolist():
-                    t = text(fs[r, col], fe[r, col])
+                    t = chunk[fs[r]:fe[r]].decode("utf-8")
                     try:
                         v[r] = float(t) if col != 6 else int(t)
                     except ValueError:
-                        raise AvaFormatError(f"{path}:{lines[sel[r]]}: field {_FIELD_NAMES[col]}: expected a "
-                                             f"{'integer' if col in (1, 6) else 'number'}, got {t!r}") from None
-                    dot[r] = not (col == 6 or t.strip().lstrip("+-").isdigit())
-            if col == 1:
-                ts_val[m], ts_dot[m] = v, dot
-            elif col <= 5:
-                boxes[m, col - 2] = v
+                        raise AvaFormatError(f"{path}:{lines[rows_of[r]]}: field {_FIELD_NAMES[col]}: "
+                                             f"expected a{'n integer' if col == 6 else ' number'}, got {t!r}") from None
+                    dot[r] = col != 6 and not t.strip().lstrip("+-").isdigit()
+            if col <= 5:
+                boxes[sel, col - 2] = v
             elif col == 6:
                 if dot.any():
                     r = int(np.argmax(dot))
-                    raise AvaFormatError(f"{path}:{lines[sel[r]]}: field action_id: expected an integer, "
-                                         f"got {text(fs[r, col], fe[r, col])!r}")
-                action[m] = v.astype(np.int64)
+                    raise AvaFormatError(f"{path}:{lines[rows_of[r]]}: field action_id: expected an integer, "
+                                         f"got {chunk[fs[r]:fe[r]].decode()!r}")
+                action[sel] = v.astype(np.int64)
             else:
-                score[m] = v
-    # Keyframe keys: one Python key per (video run, timestamp) pair, not per row.
-    vw = int((vid_e - vid_s).max()) if n else 0
+                score[sel] = v
+    # Keyframe keys: rows of one keyframe are usually consecutive; compare each row's
+    # "video_id,timestamp" bytes with the previous row's and make one Python key per run.
     if n:
-        idx = vid_s[:, None] + np.arange(vw)
-        inside = idx < vid_e[:, None]
-        mat = np.where(inside, buf[np.where(inside, idx, 0)], 0)
+        klen = key_end - rstart
         change = np.ones(n, bool)
-        change[1:] = (mat[1:] != mat[:-1]).any(axis=1)
-        run = np.cumsum(change) - 1
+        change[1:] = klen[1:] != klen[:-1]
+        for j in range(int(klen.max())):
+            cj = buf[np.minimum(rstart + j, len(buf) - 1)]
+            change[1:] |= cj[1:] != cj[:-1]
         run_start = np.flatnonzero(change)
-        video_of_run = [chunk[vid_s[i]:vid_e[i]].decode("utf-8") for i in run_start.tolist()]
-        # videos as dense codes (a video can appear in several runs)
-        vcode_map: dict = {}
-        run_code = np.array([vcode_map.setdefault(v, len(vcode_map)) for v in video_of_run], np.int64)
-        vcode = run_code[run]
-        if semantics == "activitynet-2019":
-            if ts_dot.any():
-                r = int(np.argmax(ts_dot))
-                key_fn(video_of_run[run[r]], chunk[ts_s[r]:ts_e[r]].decode(), f"{path}:{lines[row_sel[r]]}")
-            tsk = ts_val.astype(np.int64)
-            if np.any(np.abs(ts_val) >= 2 ** 31):
-                raise AvaFormatError(f"{path}: field timestamp: values beyond +-2^31 s are not keyframe times")
-            comb = vcode * (1 << 32) + (tsk + (1 << 31))
-            uniq, first, inv = np.unique(comb, return_index=True, return_inverse=True)
-            videos = list(vcode_map)
-            rkeys = [(videos[int(u) >> 32], int(tsk[f])) for u, f in zip(uniq.tolist(), first.tolist())]
-        else:
-            uts, tinv = np.unique(ts_val, return_inverse=True)
-            tkey = ["%.6f" % t for t in uts.tolist()]
-            # timestamps that format alike share a key, exactly as string keys do
-            tcode_map: dict = {}
-            tcode = np.array([tcode_map.setdefault(t, len(tcode_map)) for t in tkey], np.int64)[tinv.ravel()]
-            comb = vcode * (1 << 32) + tcode
-            uniq, first, inv = np.unique(comb, return_index=True, return_inverse=True)
-            videos, tkeys = list(vcode_map), list(tcode_map)
-            rkeys = [(videos[int(u) >> 32], tkeys[int(u) & 0xFFFFFFFF]) for u in uniq.tolist()]
-        kf_local = inv.ravel()
+        local: dict = {}
+        by_text: dict = {}
+        rkeys: list = []
+        run_kf = np.empty(len(run_start), np.int64)
+        for i, r in enumerate(run_start.tolist()):
+            text = chunk[rstart[r]:key_end[r]]
+            j = by_text.get(text)
+            if j is None:
+                video, ts = text.decode("utf-8").split(",")
+                key = key_fn(video, ts, f"{path}:{lines[row_sel[r]]}")
+                j = local.get(key)
+                if j is None:
+                    j = local[key] = len(rkeys)
+                    rkeys.append(key)
+                by_text[text] = j
+            run_kf[i] = j
+        kf_local = np.repeat(run_kf, np.diff(np.append(run_start, n)))
     else:
         rkeys, kf_local = [], np.zeros(0, np.int64)
-    return rkeys, kf_local, boxes, action, score, lines[row_sel].astype(np.int64)
+    return rkeys, kf_local, boxes, action, score
 
 
 # --------------------------------------------------------------------------------------
@@ -742,6 +782,30 @@ def _replay_ground_truth(g_kf, g_cls, g_boxes, g_score) -> np.ndarray:
     return np.array(out, np.int64)
 
 
+def _keyframe_score_order(kf: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Stable order by (keyframe, descending score): `np.lexsort((-score, kf))`, faster.
+
+    Scores written with a fixed number of decimals d are integers m / 10**d; then one
+    stable sort of the int64 key (kf, -m) does it, and it is cheap because keyframe ids
+    already ascend in file order. Other scores take the general lexsort.
+    """
+    n = len(kf)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    kf_bits = max(int(kf.max()), 1).bit_length()
+    for d in (2, 3, 4, 5, 6, 7, 8):
+        m = np.rint(score * _POW10_F[d])
+        if not np.array_equal(m / _POW10_F[d], score):
+            continue
+        lo, hi = m.min(), m.max()
+        # |m| < 2**52 keeps distinct m distinct doubles, so equal scores <=> equal m
+        if (hi - lo + 1) >= 2.0 ** (62 - kf_bits) or max(-lo, hi) >= 2.0 ** 52:
+            break
+        key = (kf.astype(np.int64) << (62 - kf_bits)) | (hi - m).astype(np.int64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((-score, kf))
+
+
 def _match(kf, cls, boxes, gt_kf, gt_cls, gt_boxes):
     """Greedy matching of detections already in official order (grouped by keyframe).
 
@@ -831,10 +895,12 @@ def evaluate_ava(gt: AvaTable, det: AvaTable, labels: LabelMap, *, semantics: st
         keep_rows = scored[det.kf] if len(det) else np.zeros(0, bool)
     else:
         keep_rows = np.ones(len(det), bool)
-    rows = np.flatnonzero(keep_rows)
-    kf = det.kf[rows]
-    # group by keyframe (stable: file order inside a keyframe), then by descending score
-    order = rows[np.lexsort((-det.score[rows], kf))]
+    rows = np.flatnonzero(keep_rows) if not keep_rows.all() else None
+    # group by keyframe, then by descending score, equal scores in file order
+    order = _keyframe_score_order(det.kf if rows is None else det.kf[rows],
+                                  det.score if rows is None else det.score[rows])
+    if rows is not None:
+        order = rows[order]
     kf = det.kf[order]
     sc = det.score[order]
     starts = _group_starts(kf)
