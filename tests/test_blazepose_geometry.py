@@ -15,7 +15,7 @@ from humact.perception.blazepose import (
     crop_to_frame,
     decode_detections,
     frame_to_crop,
-    letterbox_transform,
+    letterbox_matrix,
     merge_persons,
     refine_from_heatmap,
     roi_from_alignment_points,
@@ -86,9 +86,16 @@ def test_weighted_nms_keeps_detections_overlapping_at_most_0_3():
 
 
 def test_letterbox_of_a_1080p_frame_pads_top_and_bottom():
-    sx, sy, ox, oy, nw, nh = letterbox_transform(1920, 1080)
-    assert (nw, nh, ox, oy) == (224, 126, 0, 49)
-    assert sx == pytest.approx(224 / 1920) and sy == pytest.approx(126 / 1080)
+    m = letterbox_matrix(1920, 1080)
+    corners = np.array([[0.0, 0.0], [224.0, 224.0]]) @ m[:, :2].T + m[:, 2]
+    np.testing.assert_allclose(corners, [[0, -420], [1920, 1500]])   # a 1920 square around the frame
+    # the frame's rows 0 and 1080 land on input rows 49 and 175
+    np.testing.assert_allclose((np.array([0.0, 1080.0]) - m[1, 2]) / m[1, 1], [49, 175])
+
+
+def test_letterbox_of_a_portrait_frame_pads_left_and_right():
+    m = letterbox_matrix(240, 320)
+    np.testing.assert_allclose(m, [[320 / 224, 0, -40], [0, 320 / 224, 0]])
 
 
 # --- ROI geometry ---------------------------------------------------------------------------
@@ -130,16 +137,17 @@ def test_roi_crop_keeps_side_lengths_in_scale():
 
 
 @pytest.mark.parametrize("rotation", [0.0, 0.5, -2.0])
-def test_crop_roi_puts_a_frame_pixel_where_frame_to_crop_says(rotation):
-    frame = np.zeros((300, 400, 3), np.uint8)
-    frame[180:184, 250:254] = 255                       # a 4x4 dot centred at (252, 182)
+def test_crop_roi_samples_the_frame_where_roi_crop_matrix_points(rotation):
+    ys, xs = np.mgrid[:300, :400]
+    blob = 255 * np.exp(-((xs - 251.5) ** 2 + (ys - 181.5) ** 2) / (2 * 4.0 ** 2))   # centred at (251.5, 181.5)
+    frame = np.repeat(blob[..., None], 3, axis=2).round().astype(np.uint8)
     roi = Roi(cx=220.0, cy=150.0, size=256.0, rotation=rotation)
     crop = crop_roi(frame, roi, 128)[..., 0].astype(np.float64)   # 1 crop pixel = 2 frame pixels
     ys, xs = np.mgrid[:128, :128]
     w = crop / crop.sum()
-    # centroid of pixel centres, in continuous coordinates (pixel i spans [i, i + 1))
-    found = np.array([(xs * w).sum() + 0.5, (ys * w).sum() + 0.5])
-    np.testing.assert_allclose(found, frame_to_crop(np.array([252.0, 182.0]), roi, 128), atol=0.1)
+    found = np.array([(xs * w).sum(), (ys * w).sum()])
+    # MediaPipe's convention: the matrix maps crop pixel indices to frame pixel indices
+    np.testing.assert_allclose(found, frame_to_crop(np.array([251.5, 181.5]), roi, 128), atol=0.05)
 
 
 def test_crop_roi_replicates_the_border_outside_the_frame():

@@ -48,7 +48,11 @@ def backend():
 
 @pytest.fixture(scope="module")
 def hug_run(backend):
-    """The backend run over frames 0..60 of the hug video; results kept for frames 0, 30, 60."""
+    """The backend run over frames 0..60 of the hug video; results kept for frames 10, 30, 60.
+
+    (At frame 0 the detector finds only the right person, score 0.97; the left one scores
+    0.30 and is found by the detector run of frame 5, like MediaPipe's own detector does.)
+    """
     import av
 
     path = shared_file(*HUG)
@@ -58,7 +62,7 @@ def hug_run(backend):
         for i, f in enumerate(c.decode(video=0)):
             rgb = f.to_ndarray(format="rgb24")
             det = backend(rgb, i)
-            if i in (0, 30, 60):
+            if i in (10, 30, 60):
                 kept[i] = (rgb.shape, det)
             if i == 60:
                 break
@@ -94,7 +98,7 @@ def test_a_frame_must_be_rgb_uint8(backend):
 
 
 @needs_models
-@pytest.mark.parametrize("t", [0, 30, 60])
+@pytest.mark.parametrize("t", [10, 30, 60])
 def test_both_people_of_the_hug_video_are_found(hug_run, t):
     _, det = hug_run[t]
     assert len(det) == 2
@@ -104,7 +108,7 @@ def test_both_people_of_the_hug_video_are_found(hug_run, t):
 
 
 @needs_models
-@pytest.mark.parametrize("t", [0, 30, 60])
+@pytest.mark.parametrize("t", [10, 30, 60])
 def test_hug_keypoints_are_inside_the_frame_and_upright(hug_run, t):
     (h, w, _), det = hug_run[t]
     kp = det.keypoints
@@ -126,14 +130,14 @@ def test_hug_keypoints_are_inside_the_frame_and_upright(hug_run, t):
 
 @needs_models
 def test_hug_left_and_right_keypoints_face_the_camera_correctly(hug_run):
-    # At frame 0 both people face the camera: their left shoulder is on the image's right.
-    _, det = hug_run[0]
+    # At frame 10 both people face the camera: their left shoulder is on the image's right.
+    _, det = hug_run[10]
     assert (det.keypoints[:, 5, 0] > det.keypoints[:, 6, 0]).all()
 
 
 @needs_models
 def test_world_landmarks_are_metric_and_centred_on_the_hips(hug_run):
-    _, det = hug_run[0]
+    _, det = hug_run[10]
     wl = det.world_landmarks
     hip_centre = wl[:, 23:25].mean(axis=1)
     assert np.abs(hip_centre).max() < 0.1                     # metres
@@ -153,3 +157,54 @@ def test_reset_forgets_people_and_detects_again(backend):
     backend.reset()
     backend(rgb, 0)                                   # new video: detector runs again
     assert backend.times["detect"] > before
+
+
+# --- parity with MediaPipe 0.10.21 ------------------------------------------------------------
+# Reference numbers measured by running MediaPipe 0.10.21's own PoseLandmarkCpu graph
+# (model_complexity 1, no smoothing, no previous landmarks) on frame 0 of the hug video:
+# the detection it kept, the ROI it derived, and its 33 landmarks (frame pixels).
+MP_HUG0_DET_KEYPOINTS = [[1019.3, 575.1], [1026.2, 268.3], [1029.5, 391.5], [1033.9, 150.1]]
+MP_HUG0_ROI = (1019.3468, 575.1344, 767.1788, 0.0222117)   # cx, cy, size (px), rotation (rad)
+MP_HUG0_LANDMARKS = [
+    [1022.1, 311.6], [1033.3, 298.0], [1038.1, 298.0], [1043.1, 298.1], [1016.9, 298.6], [1012.0, 298.7],
+    [1007.7, 299.0], [1052.6, 303.7], [1004.3, 304.5], [1033.5, 326.0], [1014.5, 326.3], [1090.8, 390.4],
+    [966.0, 385.0], [1098.0, 491.5], [939.0, 485.4], [1092.4, 573.8], [944.6, 565.9], [1095.6, 603.1],
+    [942.8, 594.2], [1087.6, 600.9], [953.3, 590.1], [1083.7, 593.1], [957.3, 580.9], [1048.7, 578.4],
+    [981.8, 574.1], [1038.7, 715.1], [970.3, 705.4], [1037.5, 808.6], [975.0, 808.3], [1030.3, 817.6],
+    [979.3, 816.5], [1051.1, 851.0], [965.8, 852.0],
+]
+
+
+@pytest.fixture(scope="module")
+def hug_frame0():
+    return _frames(shared_file(*HUG), [0])[0]
+
+
+@needs_models
+def test_detector_matches_mediapipe_keypoints(backend, hug_frame0):
+    dets = backend.detect(hug_frame0)
+    err = min(np.abs(d.keypoints - np.array(MP_HUG0_DET_KEYPOINTS)).max() for d in dets)
+    assert err < 1.0                                   # pixels of a 1920x1080 frame
+
+
+@needs_models
+def test_detection_roi_matches_mediapipe(backend, hug_frame0):
+    from humact.perception.blazepose import roi_from_alignment_points
+
+    d = backend.detect(hug_frame0)[0]
+    roi = roi_from_alignment_points(d.keypoints[0], d.keypoints[1])
+    cx, cy, size, rot = MP_HUG0_ROI
+    assert abs(roi.cx - cx) < 1 and abs(roi.cy - cy) < 1 and abs(roi.size - size) < 2
+    assert abs(roi.rotation - rot) < 0.005
+
+
+@needs_models
+def test_landmarks_in_mediapipes_roi_match_mediapipes_landmarks(backend, hug_frame0):
+    from humact.perception.blazepose import Roi
+
+    cx, cy, size, rot = MP_HUG0_ROI
+    p = backend.landmarks(hug_frame0, Roi(cx=cx, cy=cy, size=size, rotation=rot))
+    err = np.linalg.norm(p.landmarks[:, :2] - np.array(MP_HUG0_LANDMARKS), axis=1)
+    # pixels; a ROI 1 px off, 1 % larger or 0.01 rad more rotated gives a median >= 0.8 px, and
+    # skipping the heatmap refinement a median of 6 px
+    assert np.median(err) < 0.3 and err.max() < 1.5

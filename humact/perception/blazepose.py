@@ -39,7 +39,7 @@ from humact.types import Detections
 
 __all__ = [
     "BlazePoseBackend", "PoseDetection", "Roi", "ssd_anchors", "decode_detections",
-    "weighted_nms", "letterbox_transform", "roi_from_alignment_points", "roi_crop_matrix",
+    "weighted_nms", "letterbox_matrix", "roi_from_alignment_points", "roi_crop_matrix",
     "crop_roi", "crop_to_frame", "frame_to_crop", "refine_from_heatmap", "box_iou",
     "landmark_distance", "Person", "merge_persons", "to_detections",
 ]
@@ -209,19 +209,17 @@ def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, *
     return out
 
 
-def letterbox_transform(width: int, height: int, size: int = DETECTOR_SIZE) -> tuple[float, float, int, int, int, int]:
-    """How a W x H frame is fitted into a size x size letterbox (aspect kept, centred, zero pad).
+def letterbox_matrix(width: int, height: int, size: int = DETECTOR_SIZE) -> np.ndarray:
+    """(2, 3) affine map from detector-input coordinates to frame pixels.
 
-    Returns:
-        (sx, sy, ox, oy, new_w, new_h): a frame point (x, y) in pixels lands at
-        (x * sx + ox, y * sy + oy) in the letterboxed input. `sx` and `sy` differ from
-        each other only by the rounding of the resized size to whole pixels.
+    MediaPipe's ImageToTensorCalculator with keep_aspect_ratio grows the frame's rect
+    into a square of side S = max(W, H) around the frame centre (the letterbox) and
+    scales it to size x size: a frame of 1920x1080 fills rows 49..175 of the 224x224
+    input, the rest is zero padding.
     """
-    s = min(size / width, size / height)
-    new_w = max(1, min(size, int(round(width * s))))
-    new_h = max(1, min(size, int(round(height * s))))
-    ox, oy = (size - new_w) // 2, (size - new_h) // 2
-    return new_w / width, new_h / height, ox, oy, new_w, new_h
+    side = float(max(width, height))
+    k = side / size
+    return np.array([[k, 0.0, width / 2.0 - side / 2.0], [0.0, k, height / 2.0 - side / 2.0]], np.float64)
 
 
 # =========================================================================================
@@ -314,13 +312,17 @@ def crop_roi(frame: np.ndarray, roi: Roi, out_size: int = LANDMARK_SIZE) -> np.n
 
     Outside the frame the border pixels are replicated (ImageToTensorCalculator's
     default border mode, which the landmark graph uses).
+
+    Pixel convention: like MediaPipe's CPU ImageToTensorCalculator, the affine map of
+    `roi_crop_matrix` is applied to pixel *indices* (cv2's convention), not to pixel
+    centres; with this our crops match MediaPipe's: landmarks computed in MediaPipe's
+    ROIs agree with MediaPipe 0.10.21's to 0.01-0.06 crop pixels (median) on our test
+    frames, and a half-pixel-centred warp would put them off by 0.4-0.6 crop pixels.
+    Landmarks are mapped back with the same matrix, so the convention cancels out to
+    within a fraction of a pixel.
     """
     m = roi_crop_matrix(roi, out_size)
-    # cv2 indexes pixel centres: integer index i is continuous coordinate i + 0.5.
-    # frame_index = M @ (crop_index + 0.5) - 0.5
-    m_idx = m.copy()
-    m_idx[:, 2] += m[:, :2].sum(axis=1) * 0.5 - 0.5
-    return cv2.warpAffine(frame, m_idx, (out_size, out_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    return cv2.warpAffine(frame, m, (out_size, out_size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -550,12 +552,14 @@ class BlazePoseBackend:
             PoseDetections in frame pixels after weighted NMS, best first.
         """
         h, w = frame.shape[:2]
-        sx, sy, ox, oy, nw, nh = letterbox_transform(w, h)
-        # INTER_AREA: a 1080p frame shrinks ~8x; bilinear would alias (MediaPipe's GPU path
-        # filters too). The letterbox geometry is exact: see letterbox_transform.
-        small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-        inp = np.zeros((1, DETECTOR_SIZE, DETECTOR_SIZE, 3), np.float32)
-        inp[0, oy:oy + nh, ox:ox + nw] = small.astype(np.float32) * (2.0 / 255.0) - 1.0
+        m = letterbox_matrix(w, h)
+        # Bilinear straight from the full frame, like MediaPipe's CPU ImageToTensorCalculator
+        # (no anti-aliasing: the detector was trained on such input, and an INTER_AREA
+        # resize moved its keypoints by 10-30 px on our test videos). See crop_roi for
+        # the pixel convention.
+        small = cv2.warpAffine(frame, m, (DETECTOR_SIZE, DETECTOR_SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        inp = (small.astype(np.float32) * (2.0 / 255.0) - 1.0)[None]
         self._det.set_tensor(self._det_in, inp)
         self._det.invoke()
         raw_boxes = self._det.get_tensor(self._det_out["boxes"])[0]
@@ -564,12 +568,12 @@ class BlazePoseBackend:
                                                min_score=self.min_detection_score)
         if not len(scores):
             return []
-        # normalised letterbox -> frame pixels (NMS is done in frame pixels: same IoU,
-        # the letterbox scale is uniform).
-        scale = np.array([DETECTOR_SIZE / sx, DETECTOR_SIZE / sy], np.float32)
-        shift = np.array([ox / sx, oy / sy], np.float32)
-        boxes = boxes * np.tile(scale, 2) - np.tile(shift, 2)
-        kps = kps * scale - shift
+        # normalised letterbox -> frame pixels (NMS is done in frame pixels: the same IoU,
+        # the letterbox scale is uniform; MediaPipe does it before letterbox removal).
+        scale = m[0, 0] * DETECTOR_SIZE
+        shift = m[:, 2].astype(np.float32)
+        boxes = boxes * scale + np.tile(shift, 2)
+        kps = kps * scale + shift
         return weighted_nms(scores, boxes, kps)
 
     # --- landmark model --------------------------------------------------------------------
