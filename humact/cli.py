@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "train",
     "test",
     "analyze",
+    "classify",
 )
 
 
