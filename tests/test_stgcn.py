@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -118,3 +119,46 @@ def test_pyskl_reference_graph_buffers_equal_our_graph(name, variant, layout):
     ref = torch.load(shared_file("reference", "pyskl", f"{name}.pt"), weights_only=True)
     ours = build_model(variant, num_classes=60, layout=layout).state_dict()["backbone.gcn.0.gcn.A"]
     torch.testing.assert_close(ours, ref["state_dict"]["backbone.gcn.0.gcn.A"])
+
+
+# ---------------------------------------------------------------- multi-stream ensemble
+
+def test_fuse_scores_is_the_weighted_sum():
+    from humact.skeleton.ensemble import fuse_scores
+
+    a, b = np.array([[0.9, 0.1]]), np.array([[0.2, 0.8]])
+    np.testing.assert_allclose(fuse_scores({"j": a, "b": b}, {"j": 1.0, "b": 2.0}), a + 2 * b)
+    with pytest.raises(ValueError, match="weights"):
+        fuse_scores([a, b], [1.0])
+
+
+def test_search_weights_prefers_the_stream_that_is_right():
+    from humact.skeleton.ensemble import search_weights
+
+    labels = np.array([0, 1, 1, 0])
+    good = np.eye(2)[labels] * 0.6 + 0.2
+    bad = np.eye(2)[1 - labels] * 0.9 + 0.05
+    w = search_weights({"j": good, "b": bad}, labels)
+    assert w["j"] == 1.0 and w["b"] < 0.6
+
+
+def test_stream_inputs_are_bones_and_motions_of_the_joint_clips():
+    from humact.skeleton.ensemble import stream_input
+
+    x = torch.randn(2, 3, 1, 6, 20, 3)
+    b = stream_input(x, "kinect20", "b")
+    torch.testing.assert_close(b[..., 5, :], x[..., 5, :] - x[..., 4, :])  # left elbow - shoulder
+    jm = stream_input(x, "kinect20", "jm")
+    torch.testing.assert_close(jm[..., :5, :, :], x[..., 1:, :, :] - x[..., :5, :, :])
+    assert stream_input(x, "kinect20", "bm").shape == x.shape
+
+
+def test_ensemble_fuses_the_streams_probabilities():
+    from humact.skeleton.ensemble import MultiStreamEnsemble, stream_input
+
+    torch.manual_seed(0)
+    models = {s: stgcnpp(num_classes=3, layout="kinect20").eval() for s in ("j", "b")}
+    ens = MultiStreamEnsemble(models, "kinect20", {"j": 1.0, "b": 0.5})
+    x = torch.randn(2, 2, 1, 8, 20, 3)
+    expected = models["j"].predict(x).numpy() + 0.5 * models["b"].predict(stream_input(x, "kinect20", "b")).numpy()
+    np.testing.assert_allclose(ens.predict(x), expected, rtol=1e-6)
