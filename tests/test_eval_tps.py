@@ -1,0 +1,151 @@
+"""Kinetics-TPS: the official task score, rule by rule."""
+
+import numpy as np
+import pytest
+
+from humact.eval.tps import (TpsFormatError, evaluate_tps, evaluate_tps_dirs, task_score, tps_humans_from_parts,
+                             video_psc, write_tps_dir)
+
+H1 = [0, 0, 99, 199]        # 100 x 200 px with the +1 convention
+H2 = [300, 0, 399, 199]
+HEAD = [10, 10, 29, 29]
+MISS = [60, 60, 79, 79]     # no overlap with HEAD
+
+
+def gt_human(box, parts):
+    return {"box": box, "parts": {n: {"box": b, "verb": v} for n, (b, v) in parts.items()}}
+
+
+def pred_human(box, parts):
+    return {"box": box, "parts": {n: {"box": [p[0] for p in props], "verb": [p[1] for p in props]}
+                                  for n, props in parts.items()}}
+
+
+def frames(*humans_per_frame):
+    return {f"img_{i + 1:05d}.json": {"humans": list(h)} for i, h in enumerate(humans_per_frame)}
+
+
+def test_correct_part_and_state_gives_full_credit():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 1.0
+
+
+def test_two_proposals_one_right_give_half_credit():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "talk"), (HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.5
+
+
+def test_wrong_state_or_far_box_gives_nothing():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look"), "hip": (HEAD, "sit")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "talk")], "hip": [(MISS, "sit")]})])
+    assert video_psc(gt, pred) == 0.0
+
+
+def test_part_missing_from_the_prediction_scores_zero():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look"), "hip": (HEAD, "sit")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.5
+
+
+def test_part_iou_uses_plus_one_pixels_and_threshold_inclusive():
+    # gt 20x20 px (+1), proposal shifted so that IoU is just above / below 0.3
+    gt = frames([gt_human(H1, {"head": ([0, 0, 19, 19], "look")})])
+    near = frames([pred_human(H1, {"head": [([9, 0, 28, 19], "look")]})])   # inter 11*20, union 580: 0.379
+    far = frames([pred_human(H1, {"head": [([11, 0, 30, 19], "look")]})])   # inter 9*20, union 620: 0.290
+    assert video_psc(gt, near) == 1.0 and video_psc(gt, far) == 0.0
+
+
+def test_unmatched_second_human_scores_zero_for_its_parts():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")}), gt_human(H2, {"head": ([310, 10, 329, 29], "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.5
+
+
+def test_human_pairs_need_iou_above_half():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
+    shifted = [50, 0, 149, 199]            # IoU 50/150 = 1/3 with H1: not a pair
+    pred = frames([pred_human(shifted, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.0
+
+
+def test_extra_predicted_humans_cost_nothing():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H2, {}), pred_human(H1, {"head": [(HEAD, "look")]}), pred_human(H2, {})])
+    assert video_psc(gt, pred) == 1.0
+
+
+def test_hungarian_assignment_is_one_to_one():
+    # one prediction between two people: only one of them can take it
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")}), gt_human([0, 0, 99, 189], {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.5
+
+
+def test_missing_prediction_frame_scores_zero():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})], [gt_human(H1, {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})])
+    assert video_psc(gt, pred) == 0.5
+
+
+def test_frames_without_humans_or_parts_are_dropped():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})], [], [gt_human(H1, {})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")]})], [], [pred_human(H1, {})])
+    assert video_psc(gt, pred) == 1.0
+
+
+def test_video_without_valid_frames_has_psc_one_but_wrong_class_is_not_counted():
+    gt_part = {"a": frames([]), "b": frames([gt_human(H1, {"head": (HEAD, "look")})])}
+    pred_part = {"a": frames([]), "b": frames([pred_human(H1, {"head": [(HEAD, "look")]})])}
+    r = evaluate_tps({"a": "run", "b": "jump"}, gt_part, {"a": "walk", "b": "jump"}, pred_part)
+    assert r.videos["a"] == {"psc": 1.0, "correct": False}
+    assert r.acc_at[0] == 0.5 and r.score == pytest.approx(0.5 * 9999 / 10000)
+
+
+def test_score_sums_acc_over_thresholds():
+    # psc 0.25 and 1.0, both correct: acc = 1 up to t = 0.25, then 1/2
+    score, acc = task_score(np.array([0.25, 1.0]), np.array([True, True]))
+    assert score == pytest.approx((2500 * 1.0 + 7499 * 0.5) / 10000)
+    assert acc.tolist()[:4] == [1.0, 1.0, 1.0, 0.5]
+
+
+def test_missing_video_is_an_error_naming_it_or_zero():
+    gt_part = {"a": frames([gt_human(H1, {"head": (HEAD, "look")})])}
+    with pytest.raises(TpsFormatError, match="'a'"):
+        evaluate_tps({"a": "run"}, gt_part, {}, {})
+    r = evaluate_tps({"a": "run"}, gt_part, {}, {}, missing="zero")
+    assert r.score == 0.0 and r.videos["a"]["psc"] == 0.0
+
+
+def test_more_than_five_proposals_is_rejected():
+    gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
+    pred = frames([pred_human(H1, {"head": [(HEAD, "look")] * 6})])
+    with pytest.raises(TpsFormatError, match="5 proposals"):
+        video_psc(gt, pred)
+
+
+def test_grid_covers_the_official_thresholds(tmp_path):
+    gt_part = {"a": frames([gt_human(H1, {"head": (HEAD, "look")})])}
+    pred_part = {"a": frames([pred_human([0, 0, 99, 150], {"head": [([10, 10, 29, 25], "look")]})])}
+    write_tps_dir(tmp_path / "gt", "gt", {"a": "run"}, gt_part)
+    write_tps_dir(tmp_path / "pred", "pred", {"a": "run"}, pred_part)
+    r = evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred", grid=True)
+    assert len(r.grid) == 25
+    # human IoU 151/200 = 0.755, part IoU 16/20 = 0.8: credit up to thresholds 0.5 / 0.5
+    assert r.grid[(0.5, 0.5)] == r.score > 0.99 and r.grid[(0.9, 0.3)] == 0.0 and r.grid[(0.5, 0.9)] == 0.0
+
+
+def test_humans_from_typed_results_follow_the_prediction_layout():
+    from humact.types import PartBoxes, PoseTracks
+    m, t = 2, 1
+    tracks = PoseTracks(track_ids=np.arange(m), keypoints=np.zeros((m, t, 17, 2)),
+                        keypoint_scores=np.zeros((m, t, 17)), boxes=np.array([[H1], [H2]], np.float32),
+                        box_scores=np.array([[0.5], [0.9]], np.float32), valid=np.ones((m, t), bool))
+    valid = np.zeros((m, t, 10), bool)
+    valid[0, 0, 0] = True
+    parts = PartBoxes(boxes=np.tile(np.array(HEAD, np.float32), (m, t, 10, 1)), valid=valid)
+    humans = tps_humans_from_parts(tracks, parts, 0, verbs={(0, parts.names[0]): ["look"]})
+    assert humans[0]["box"] == H2 and humans[1]["parts"] == {parts.names[0]: {"box": [HEAD], "verb": ["look"]}}
+    gt = frames([gt_human(H1, {parts.names[0]: (HEAD, "look")})])
+    assert video_psc(gt, {"img_00001.json": {"humans": humans}}) == 1.0
