@@ -19,9 +19,11 @@ Every constant below is MediaPipe's (mediapipe 0.10.21, the version whose models
 pose graph follows one person; the multi-person logic (several ROIs, periodic
 re-detection, duplicate merging) is ours and is marked as such.
 
-Coordinates: frame pixels, continuous (the top-left corner of the top-left pixel is
-(0, 0)), x right, y down, as everywhere in humact. Angles in radians, counter-clockwise
-positive in the image as MediaPipe defines its ROI rotation (see `Roi`).
+Coordinates: frame pixels, x right, y down, as everywhere in humact; positions are
+MediaPipe's normalised coordinates times the frame size, so they agree with MediaPipe's
+to a fraction of a pixel (the half-pixel convention is MediaPipe's: see `crop_roi`).
+Angles in radians as MediaPipe defines its ROI rotation: positive turns the crop's "up"
+clockwise on screen (see `Roi`).
 """
 
 from __future__ import annotations
