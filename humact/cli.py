@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "analyze",
     "classify",
+    "eval",
 )
 
 
