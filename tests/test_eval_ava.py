@@ -229,6 +229,22 @@ def test_equals_the_official_algorithm_with_many_ties(files, data, cap):
 
 
 @SETTINGS
+@given(data=ava_files(valid=False), cap=st.sampled_from([50, 4, None]),
+       empty=st.lists(st.sampled_from(["a,902.0", "b,0903", "c,902"]), max_size=2),
+       spelling=st.sampled_from(["0902", "902.000000", "902.0000001"]))
+def test_head_semantics_equal_the_official_algorithm(files, tmp_path, data, cap, empty, spelling):
+    gt_rows, det_rows = data
+    det_rows = [(r[0], spelling if r[1] == "0902" else r[1], *r[2:]) for r in det_rows]
+    p = files(gt_rows, det_rows + [("c", "902", 0.0, 0.0, 0.5, 0.5, 1, 0.7)], ids=(1, 2, 3))
+    with open(p[0], "a") as f:
+        f.write("".join(e + "\n" for e in empty))
+    ours = evaluate(p[:3], semantics="activitynet-head", cap=cap)
+    ap, m = ava_oracle.evaluate(*p[:3], semantics="activitynet-head", cap=cap)
+    assert ours.ap == ap
+    assert ours.mAP == m or (np.isnan(ours.mAP) and np.isnan(m))
+
+
+@SETTINGS
 @given(data=ava_files())
 def test_perfect_detections_give_one(files, data):
     # distinct boxes: two detections on one duplicated box both take its first copy (official rule)
