@@ -208,3 +208,18 @@ def test_landmarks_in_mediapipes_roi_match_mediapipes_landmarks(backend, hug_fra
     # pixels; a ROI 1 px off, 1 % larger or 0.01 rad more rotated gives a median >= 0.8 px, and
     # skipping the heatmap refinement a median of 6 px
     assert np.median(err) < 0.3 and err.max() < 1.5
+
+
+@needs_models
+def test_tiled_detection_finds_the_person_the_whole_frame_detector_misses(backend, hug_frame0):
+    # frame 0: MediaPipe's whole-frame detector scores the left person 0.30 (< 0.5)
+    assert len(backend.detect(hug_frame0)) == 1
+    hips_x = sorted(float(d.keypoints[0, 0]) for d in backend.detect_tiled(hug_frame0))
+    assert hips_x[0] < 850 and hips_x[-1] > 950          # left person (~770) and right person (~1015)
+
+
+@needs_models
+def test_both_hug_people_are_found_from_the_first_frame(backend, hug_frame0):
+    backend.reset()
+    det = backend(hug_frame0, 0)
+    assert len(det) == 2

@@ -402,6 +402,12 @@ class Person:
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
 
 
+def _same_roi(a: Roi, b: Roi) -> bool:
+    """ROIs of one person: centres within 10 % of the larger size, sizes within x1.5 (ours)."""
+    return (math.hypot(a.cx - b.cx, a.cy - b.cy) < 0.1 * max(a.size, b.size)
+            and 1 / 1.5 < a.size / max(b.size, 1e-6) < 1.5)
+
+
 def merge_persons(persons: list[Person], *, merge_distance: float, merge_iou: float,
                   max_persons: int) -> list[Person]:
     """Keep one person per body (our multi-person logic, not MediaPipe's).
@@ -480,6 +486,8 @@ class BlazePoseBackend:
         merge_distance: two persons are one when the mean distance of their shoulders
             and hips is below this fraction of the larger person's box diagonal...
         merge_iou: ... or when their boxes' IoU is above this.
+        tile_min_aspect: also run the detector on square tiles of frames whose long side
+            is at least this many times the short one (see `detect_tiled`); 0 = never.
         outside_score_cap: COCO keypoints the model puts outside the frame are clipped
             to the frame and their score is capped at this value.
         verify_models: check the model files' sha256 when loading (about 20 ms).
@@ -495,7 +503,8 @@ class BlazePoseBackend:
                  num_threads: int = 2, min_detection_score: float = 0.5,
                  min_presence: float = POSE_PRESENCE_THRESHOLD, max_persons: int = 10,
                  visibility_threshold: float = 0.5, merge_distance: float = 0.1, merge_iou: float = 0.65,
-                 outside_score_cap: float = 0.1, verify_models: bool = True) -> None:
+                 tile_min_aspect: float = 1.5, outside_score_cap: float = 0.1,
+                 verify_models: bool = True) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         from humact.perception.model_files import find_models
@@ -513,6 +522,7 @@ class BlazePoseBackend:
         self.merge_distance = float(merge_distance)
         self.merge_iou = float(merge_iou)
         self.outside_score_cap = float(outside_score_cap)
+        self.tile_min_aspect = float(tile_min_aspect)
         self._det = Interpreter(model_path=str(paths["detector"]), num_threads=num_threads)
         self._det.allocate_tensors()
         self._lmk = Interpreter(model_path=str(paths["landmarks"]), num_threads=num_threads)
@@ -548,13 +558,46 @@ class BlazePoseBackend:
 
     # --- detector --------------------------------------------------------------------------
     def detect(self, frame: np.ndarray) -> list[PoseDetection]:
-        """Run the person detector on a whole frame.
+        """Run the person detector on a whole frame, as MediaPipe does.
 
         Returns:
             PoseDetections in frame pixels after weighted NMS, best first.
         """
         h, w = frame.shape[:2]
-        m = letterbox_matrix(w, h)
+        return self._detect_in(frame, letterbox_matrix(w, h))
+
+    def detect_tiled(self, frame: np.ndarray) -> list[PoseDetection]:
+        """`detect` on the whole frame plus on square tiles of a wide (or tall) frame (ours).
+
+        Letterboxing a 16:9 frame to 224 x 224 leaves people small; two people side by
+        side then often give one detection (on the NTU hug video the whole-frame detector
+        finds the second person on 16 of 24 sampled frames, whole frame + tiles on 19).
+        When the long side is at least `tile_min_aspect` times the short one, the
+        detector also runs on ceil(long / short) + 1 evenly spaced short-side squares.
+        Detections of one person from several runs are reduced to the best-scoring one
+        when their ROIs nearly coincide (`_same_roi`); what remains is left for the
+        landmark-level merge.
+        """
+        h, w = frame.shape[:2]
+        dets = self.detect(frame)
+        long_side, short = max(w, h), min(w, h)
+        if not self.tile_min_aspect or long_side < self.tile_min_aspect * short:
+            return dets
+        n = math.ceil(long_side / short) + 1
+        for start in np.linspace(0.0, long_side - short, n):
+            x0, y0 = (start, 0.0) if w >= h else (0.0, start)
+            k = short / DETECTOR_SIZE
+            dets += self._detect_in(frame, np.array([[k, 0.0, x0], [0.0, k, y0]], np.float64))
+        dets.sort(key=lambda d: -d.score)
+        kept: list[tuple[PoseDetection, Roi]] = []
+        for d in dets:
+            roi = roi_from_alignment_points(d.keypoints[DET_KP_HIP], d.keypoints[DET_KP_FULL_BODY])
+            if not any(_same_roi(roi, r) for _, r in kept):
+                kept.append((d, roi))
+        return [d for d, _ in kept]
+
+    def _detect_in(self, frame: np.ndarray, m: np.ndarray) -> list[PoseDetection]:
+        """Detector on the square region that the (2, 3) matrix `m` maps 224 x 224 onto."""
         # Bilinear straight from the full frame, like MediaPipe's CPU ImageToTensorCalculator
         # (no anti-aliasing: the detector was trained on such input, and an INTER_AREA
         # resize moved its keypoints by 10-30 px on our test videos). See crop_roi for
@@ -570,8 +613,8 @@ class BlazePoseBackend:
                                                min_score=self.min_detection_score)
         if not len(scores):
             return []
-        # normalised letterbox -> frame pixels (NMS is done in frame pixels: the same IoU,
-        # the letterbox scale is uniform; MediaPipe does it before letterbox removal).
+        # normalised input -> frame pixels (NMS is done in frame pixels: the same IoU, the
+        # scale is uniform; MediaPipe does it before letterbox removal).
         scale = m[0, 0] * DETECTOR_SIZE
         shift = m[:, 2].astype(np.float32)
         boxes = boxes * scale + np.tile(shift, 2)
@@ -635,9 +678,7 @@ class BlazePoseBackend:
             x2, y2 = torso.max(0)
             if x1 <= hip[0] <= x2 and y1 <= hip[1] <= y2:
                 return True
-            r = p.roi
-            if (math.hypot(roi.cx - r.cx, roi.cy - r.cy) < 0.1 * max(roi.size, r.size)
-                    and 1 / 1.5 < roi.size / max(r.size, 1e-6) < 1.5):
+            if _same_roi(roi, p.roi):
                 return True
         return False
 
@@ -657,7 +698,7 @@ class BlazePoseBackend:
         t1 = clock()
         self.times["landmarks"] += t1 - t0
         if not found or self._frames_seen % self.detect_every == 0:
-            dets = self.detect(frame)
+            dets = self.detect_tiled(frame)
             t2 = clock()
             self.times["detect"] += t2 - t1
             followed = list(found)
