@@ -147,3 +147,45 @@ def test_analyze_writes_top_actions_for_each_long_enough_track(trained, tmp_path
 def test_analyze_with_a_missing_video_exits_2_naming_it(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 2
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def _jhmdb_checkpoint(path):
+    import torch
+
+    from humact.skeleton.recognize import build_skeleton_model
+    from humact.train.config import TrainConfig
+    from humact.train.trainer import save_checkpoint
+
+    cfg = TrainConfig(dataset="jhmdb", clip_len=8, base_channels=8, normalize="body", test_clips=2)
+    torch.manual_seed(0)
+    model = build_skeleton_model(model="stgcnpp", num_classes=14, layout="jhmdb15", in_channels=2, max_persons=1,
+                                 base_channels=8)
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so the input's scale would show
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    from humact.skeleton.datasets import JHMDB14_CLASSES
+
+    save_checkpoint(path, model.state_dict(), {"config": cfg.to_dict(), "classes": list(JHMDB14_CLASSES),
+                                               "layout": "jhmdb15", "in_channels": 2})
+    return path
+
+
+def test_per_track_recognition_ignores_where_the_person_is_and_the_video_resolution(tmp_path):
+    from humact.skeleton.recognize import Recognizer
+    from humact.types import PoseTracks
+
+    rec = Recognizer.from_checkpoint(_jhmdb_checkpoint(tmp_path / "m.safetensors"))
+    kp = _person("wave", np.random.default_rng(0))
+    t = kp.shape[1]
+
+    def tracks(k):
+        return PoseTracks(track_ids=np.array([0]), keypoints=k, keypoint_scores=np.ones((1, t, 17)),
+                          boxes=np.zeros((1, t, 4)), box_scores=np.ones((1, t)), valid=np.ones((1, t), bool))
+
+    a = rec.recognize_tracks(tracks(kp))
+    b = rec.recognize_tracks(tracks(kp * 2.5 + np.float32([400, 90])))
+    assert a.scores.shape == (1, 14) and a.labels[0] == "catch"
+    np.testing.assert_allclose(a.scores.sum(), 1, atol=1e-5)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)

@@ -108,8 +108,9 @@ class Recognizer:
                                      base_channels=cfg["base_channels"], dropout=cfg["dropout"])
         model.load_state_dict(tensors, strict=True)
         model.eval()
-        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]),
-                   path.stem)
+        # `humact train` names every model "model.safetensors": its run folder says which one it is.
+        name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
+        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name)
 
     def predict_keypoints(self, keypoint: np.ndarray) -> np.ndarray:
         """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units."""
