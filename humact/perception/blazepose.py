@@ -709,6 +709,7 @@ class BlazePoseBackend:
                 p = self.landmarks(frame, roi)
                 if p is not None:
                     found.append(p)
+                    followed.append(p)   # weaker detections of this new person add nothing
             self.times["landmarks"] += clock() - t2
         self._frames_seen += 1
         self._persons = merge_persons(found, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
