@@ -336,7 +336,7 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
     """
     key_fn = _key_fn(semantics)
     keys = _Keys()
-    parts: list[tuple] = []
+    out = _Growable(os.path.getsize(path))
     for chunk, line0 in _iter_chunks(path):
         if b"\"" in chunk or b" " in chunk or b"\t" in chunk or (b"\r" in chunk and b"\r" in chunk.replace(b"\r\n", b"")):
             part = _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys)
@@ -366,12 +366,36 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
             kf = remap[kf_local]
         else:
             kf = np.zeros(0, np.int32)
-        parts.append((kf.astype(np.int32), boxes, action.astype(np.int32), score))
-    if parts:
-        kf, boxes, action, score = (np.concatenate(x) for x in zip(*parts))
-    else:
-        kf, boxes, action, score = np.zeros(0, np.int32), np.zeros((0, 4)), np.zeros(0, np.int32), np.zeros(0)
-    return AvaTable(keys.keys, kf, boxes, action, score)
+        out.append(len(chunk), kf, boxes, action, score)
+    return AvaTable(keys.keys, *out.arrays())
+
+
+class _Growable:
+    """Column arrays filled chunk by chunk, sized from the file size and the first chunk's
+    bytes per row, so that the rows are not copied again at the end (and memory stays low)."""
+
+    def __init__(self, file_size: int) -> None:
+        self.file_size = file_size
+        self.n = 0
+        self.cols = None
+
+    def append(self, nbytes: int, kf, boxes, action, score) -> None:
+        m = len(kf)
+        if self.cols is None:
+            cap = int(self.file_size / max(nbytes, 1) * m * 1.02) + 1024
+            self.cols = [np.empty(cap, np.int32), np.empty((cap, 4)), np.empty(cap, np.int32), np.empty(cap)]
+        if self.n + m > len(self.cols[0]):
+            cap = int((self.n + m) * 1.25) + 1024
+            self.cols = [np.concatenate([c[:self.n], np.empty((cap - self.n,) + c.shape[1:], c.dtype)])
+                         for c in self.cols]
+        for c, v in zip(self.cols, (kf, boxes, action, score)):
+            c[self.n:self.n + m] = v
+        self.n += m
+
+    def arrays(self):
+        if self.cols is None:
+            return np.zeros(0, np.int32), np.zeros((0, 4)), np.zeros(0, np.int32), np.zeros(0)
+        return tuple(c[:self.n] for c in self.cols)
 
 
 def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys):
@@ -412,71 +436,64 @@ def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, emp
 _FIELD_NAMES = ("video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "score/person_id")
 
 
-def _parse_column(buf: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """Parse buf[start:end] fields as decimals, column-wise; returns (value f64, has_dot bool, ok bool).
+_PAD = 32  # bytes appended to a chunk so that fixed-width windows never run past its end
 
-    Fast when the column has one layout (same number of digits after the dot, as any
-    `%.Nf` writer produces; integers of any length): one gather per character position,
-    counted from the field's end. Otherwise it falls back to `_parse_decimals`.
+
+def _parse_column(bufp: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Parse bufp[start:end] fields as decimals; returns (value f64, has_dot bool, ok bool).
+
+    Fast when the column has one layout (the same number of digits after the dot, as any
+    `%.Nf` writer gives; integers of any width): every field is read as the fixed-width
+    window of bytes that ends where it ends (one gather), its digits form an integer
+    mantissa (a float64 dot product of integers < 2**53, hence exact) and the value is
+    mantissa / 10**decimals. Otherwise it falls back to `_parse_decimals`.
     """
     n = len(start)
     if n == 0:
         return np.zeros(0), np.zeros(0, bool), np.ones(0, bool)
-    neg = buf[start] == 45  # '-'
-    s = start + neg
-    width = int((end - s).max())
-    first = bytes(buf[s[0]:end[0]])
+    length = end - start
+    width = int(length.max())
+    first = bytes(bufp[start[0]:end[0]])
     q = len(first) - 1 - first.find(b".") if b"." in first else -1  # dot offset from the end
-    if width == 0 or width > 17:
-        return _parse_decimals(buf, start, end)
-    ok = end > s
+    ndig = width - (q >= 0)
+    if width == 0 or ndig > 15 or int((end - width).min()) < 0 or (bufp[start] == 45).any():
+        return _parse_decimals(bufp, start, end)
+    mat = np.lib.stride_tricks.sliding_window_view(bufp, width)[end - width]   # (n, width), right-aligned
+    dig_cols = [j for j in range(width) if j != width - 1 - q]
+    d = mat[:, dig_cols] - np.uint8(48)                  # uint8: anything but a digit wraps above 9
+    if not bool((length == width).all()):
+        # columns left of a shorter field belong to the previous field: read them as 0
+        d = np.where(np.arange(width)[dig_cols] >= (width - length)[:, None], d, np.uint8(0))
+    ok = bool(d.max() <= 9) and bool((length > (q >= 0)).all())
     if q >= 0:
-        ok &= (end - 1 - q >= s) & (buf[np.maximum(end - 1 - q, 0)] == 46)
-    mant = np.zeros(n, np.int64)
-    uniform = bool((end - s == width).all())
-    for j in range(width):
-        if j == q:
-            continue
-        pos = end - 1 - j
-        p10 = _POW10_INT[j - (q >= 0 and j > q)]
-        if uniform:  # every field has a character here
-            d = buf[pos] - np.uint8(48)                        # uint8: non-digits wrap above 9
-            if d.max() > 9:
-                ok = np.zeros(n, bool)
-                break
-            mant += d * p10
-            continue
-        inside = pos >= s
-        d = buf[np.where(inside, pos, 0)] - np.uint8(48)
-        ok &= ~inside | (d <= 9)
-        mant += np.where(inside, d, 0).astype(np.int64) * p10
-    if not ok.all():
-        return _parse_decimals(buf, start, end)
-    ok &= mant <= _MAX_EXACT
+        ok = ok and bool((mat[:, width - 1 - q] == 46).all()) and bool((length > q).all())
+    if not ok:
+        return _parse_decimals(bufp, start, end)
+    mant = d.astype(np.float64) @ _POW10_F[ndig - 1::-1][:ndig]
     value = mant / _POW10_F[max(q, 0)]
-    if neg.any():
-        value = np.where(neg, -value, value)
-    return value, np.full(n, q >= 0), ok
+    return value, np.full(n, q >= 0), np.ones(n, bool)
 
 
 def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys):
-    buf = np.frombuffer(chunk, np.uint8)
+    buf = np.frombuffer(chunk + b"\n" * _PAD, np.uint8)
     groups = None
     # ',' (44) and '\n' (10) are the only bytes below 45 in a plain AVA file ('-', '.',
-    # digits and id characters are all >= 45): one pass finds every delimiter, and a file
-    # whose lines all have the same number of fields reshapes them to (lines, fields).
-    delim = np.flatnonzero(buf < 45)
+    # digits and id characters are all >= 45): one pass finds every delimiter, and when the
+    # chunk has k commas per line (bytes.count) they reshape to (lines, k + 1).
+    n_nl, n_cm = chunk.count(b"\n"), chunk.count(b",")
     for k in sorted({c - 1 for c in columns}):
-        if len(delim) % (k + 1) == 0 and len(delim):
-            d2 = delim.reshape(-1, k + 1)
-            if (buf[d2[:, k]] == 10).all() and (buf[d2[:, :k]] == 44).all():
-                nl = d2[:, k]
-                c2 = d2[:, :k]
-                groups = [(slice(None), c2)]
-                break
+        if n_nl and n_cm == k * n_nl:
+            delim = np.flatnonzero(buf[:len(chunk)] < 45)
+            if len(delim) == (k + 1) * n_nl:
+                d2 = delim.reshape(-1, k + 1)
+                if (buf[d2[:, k]] == 10).all():   # so no other delimiter is a newline
+                    nl = d2[:, k]
+                    c2 = d2[:, :k]
+                    groups = [(slice(None), c2)]
+            break
     if groups is None:
-        nl = np.flatnonzero(buf == 10)
-        cm = np.flatnonzero(buf == 44)
+        nl = np.flatnonzero(buf[:len(chunk)] == 10)
+        cm = np.flatnonzero(buf[:len(chunk)] == 44)
     nlines = len(nl)
     starts = np.empty(nlines, np.int64)
     starts[0] = 0
@@ -547,9 +564,15 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
         klen = key_end - rstart
         change = np.ones(n, bool)
         change[1:] = klen[1:] != klen[:-1]
-        for j in range(int(klen.max())):
-            cj = buf[np.minimum(rstart + j, len(buf) - 1)]
-            change[1:] |= cj[1:] != cj[:-1]
+        kw = int(klen.max())
+        if kw <= _PAD:   # one gather of fixed-width windows, bytes past the key zeroed
+            m = np.lib.stride_tricks.sliding_window_view(buf, kw)[rstart]
+            m = np.where(np.arange(kw) < klen[:, None], m, np.uint8(0))
+            change[1:] |= (m[1:] != m[:-1]).any(axis=1)
+        else:
+            for j in range(kw):
+                cj = buf[rstart + j]
+                change[1:] |= cj[1:] != cj[:-1]
         run_start = np.flatnonzero(change)
         local: dict = {}
         by_text: dict = {}
@@ -743,29 +766,31 @@ class _Same:
 
 
 def _replay_detections(det: AvaTable, keep_rows, which, capacity, kf, score, act, boxes):
-    """Replace the rows of keyframes `which` by the official reader's heap order and cap."""
+    """Overwrite the rows of keyframes `which` with the official reader's heap order.
+
+    The heap keeps min(rows, capacity) rows, as many as the fast path kept, so each
+    keyframe's segment (rows are grouped by ascending keyframe id) is rewritten in place.
+    """
     wset = np.zeros(len(det.keys), bool)
     wset[which] = True
     drow = np.flatnonzero(keep_rows & wset[det.kf])
     drow = drow[np.argsort(det.kf[drow], kind="stable")]  # file order inside each keyframe
-    n_kf, n_score, n_act, n_box = [], [], [], []
     ds = _group_starts(det.kf[drow])
-    for a, z in zip(ds.tolist(), np.append(ds[1:], len(drow)).tolist()):
+    seg = np.searchsorted(kf, det.kf[drow[ds]])
+    for a, z, at in zip(ds.tolist(), np.append(ds[1:], len(drow)).tolist(), seg.tolist()):
         r = drow[a:z]
         b = det.boxes[r]
         rows = list(zip(det.score[r].tolist(), det.action[r].tolist(), b[:, 1].tolist(), b[:, 0].tolist(),
                         b[:, 3].tolist(), b[:, 2].tolist()))
         kept = _heap_order(rows, capacity)
-        n_kf.extend([int(det.kf[r[0]])] * len(kept))
-        for s_, a_, y1, x1, y2, x2 in kept:
-            n_score.append(s_), n_act.append(a_), n_box.append((x1, y1, x2, y2))
-    keep = ~wset[kf]
-    kf = np.concatenate([kf[keep], np.array(n_kf, kf.dtype)])
-    score = np.concatenate([score[keep], np.array(n_score, np.float64)])
-    act = np.concatenate([act[keep], np.array(n_act, act.dtype)])
-    boxes = np.concatenate([boxes[keep], np.array(n_box, np.float64).reshape(-1, 4)])
-    o = np.argsort(kf, kind="stable")
-    return kf[o], score[o], act[o], boxes[o]
+        sl = slice(at, at + len(kept))
+        if not (kf[sl] == kf[at]).all() or (at + len(kept) < len(kf) and kf[at + len(kept)] == kf[at]):
+            raise AssertionError("heap replay kept a different number of rows than the fast path")
+        arr = np.array(kept, np.float64).reshape(-1, 6)
+        score[sl] = arr[:, 0]
+        act[sl] = arr[:, 1]
+        boxes[sl] = arr[:, [3, 2, 5, 4]]   # (score, action, y1, x1, y2, x2) -> x1, y1, x2, y2
+    return kf, score, act, boxes
 
 
 def _replay_ground_truth(g_kf, g_cls, g_boxes, g_score) -> np.ndarray:
