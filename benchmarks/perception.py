@@ -22,19 +22,6 @@ from pathlib import Path
 VIDEOS = ("ntu_hug_1080p.avi", "pool_cleaning_340x256.mp4", "archery_320x240.avi")
 
 
-def _timed(obj, name: str, bucket: dict, key: str) -> None:
-    fn = getattr(obj, name)
-
-    def wrapper(*a, **k):
-        t0 = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            bucket[key] = bucket.get(key, 0.0) + time.perf_counter() - t0
-
-    setattr(obj, name, wrapper)
-
-
 def bench(video: Path, threads: int, detect_every: int) -> dict:
     import torch
 
@@ -46,9 +33,7 @@ def bench(video: Path, threads: int, detect_every: int) -> dict:
     torch.set_num_threads(threads)
     config = ExtractConfig(detect_every=detect_every, threads=threads)
     backend = BlazePoseBackend(detect_every=detect_every, num_threads=threads)
-    inner: dict[str, float] = {}
-    _timed(backend, "detect", inner, "detect")
-    _timed(backend, "landmarks", inner, "landmarks")
+    inner = backend.times  # seconds in "detect" and "landmarks", kept by the backend
     meta = probe(video)
     times = StageTimes()
     t0 = time.perf_counter()
