@@ -162,3 +162,47 @@ def test_ensemble_fuses_the_streams_probabilities():
     x = torch.randn(2, 2, 1, 8, 20, 3)
     expected = models["j"].predict(x).numpy() + 0.5 * models["b"].predict(stream_input(x, "kinect20", "b")).numpy()
     np.testing.assert_allclose(ens.predict(x), expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- fused inference twin
+
+@pytest.mark.parametrize("variant,layout", [("stgcn", "coco"), ("stgcnpp", "nturgb+d")])
+def test_fused_model_gives_the_same_features_and_logits(variant, layout):
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = build_model(variant, num_classes=7, layout=layout)
+    for m in model.modules():  # non-trivial BN statistics and adaptive graphs
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+        if isinstance(m, UnitGCN) and hasattr(m, "PA"):
+            m.PA.data.uniform_(0.5, 1.5)
+    model.eval()
+    fused = fuse_for_inference(model)
+    x = torch.randn(2, 2, 16, model.backbone.num_node, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(fused.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fusing_a_model_in_training_mode_is_refused():
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    with pytest.raises(ValueError, match="eval"):
+        fuse_for_inference(stgcn(num_classes=3))
+
+
+@pytest.mark.parametrize("name,variant,layout", PARITY)
+def test_fused_model_reproduces_the_pyskl_reference(name, variant, layout):
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    ref = torch.load(shared_file("reference", "pyskl", f"{name}.pt"), weights_only=True)
+    model = build_model(variant, num_classes=60, layout=layout)
+    load_pyskl_checkpoint(model, ref)
+    fused = fuse_for_inference(model.eval())
+    feat = fused.forward_features(ref["input"])
+    assert (feat - ref["feat"]).abs().max() < 1e-5
+    assert (fused.forward_head(feat) - ref["logits"]).abs().max() < 1e-5

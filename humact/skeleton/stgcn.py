@@ -51,6 +51,8 @@ __all__ = [
     "stgcnpp",
     "load_pyskl_checkpoint",
     "convert_pyskl_state_dict",
+    "FusedRecognizerGCN",
+    "fuse_for_inference",
 ]
 
 EPS = 1e-4
@@ -479,3 +481,244 @@ def load_pyskl_checkpoint(model: nn.Module, ckpt: str | Path | Mapping, *,
         raise ValueError("\n".join(lines))
     model.load_state_dict(sd, strict=strict)
     return model
+
+
+# ---------------------------------------------------------------- fused inference path
+
+
+def _bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``x * scale + shift`` (per channel)."""
+    if isinstance(bn, nn.Identity):
+        raise TypeError("no BatchNorm")
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias - bn.running_mean * scale
+
+
+def _conv1x1(conv: nn.Conv2d, bn: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 1x1 conv (optionally followed by an eval BN) as a matrix ``(O, C)`` and a bias ``(O,)``."""
+    w = conv.weight.reshape(conv.out_channels, -1)
+    b = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    if bn is not None:
+        s, t = _bn_affine(bn)
+        w, b = w * s[:, None], b * s + t
+    return w, b
+
+
+def _linear(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+    """1x1 conv as a batched matrix product: ``(N, C, T, V)`` -> ``(N, O, T / stride, V)``."""
+    if stride > 1:
+        x = x[:, :, ::stride]
+    n, c, t, v = x.shape
+    y = torch.matmul(w, x.reshape(n, c, t * v))
+    return y.add_(b[:, None]).view(n, -1, t, v)
+
+
+def _max3(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """3x1 temporal max-pool, padding 1 (as ``MaxPool2d((3, 1), (stride, 1), (1, 0))``)."""
+    y = x.clone()
+    torch.maximum(y[:, :, 1:], x[:, :, :-1], out=y[:, :, 1:])
+    torch.maximum(y[:, :, :-1], x[:, :, 1:], out=y[:, :, :-1])
+    return y[:, :, ::stride] if stride > 1 else y
+
+
+class _FusedGCN(nn.Module):
+    """:class:`UnitGCN` in eval mode with the graph, the conv and BN folded into two products.
+
+    ``out = relu(W2 @ (x @ A) + bias + res)``: aggregating the ``C`` input channels over the
+    graph first and then mixing ``K * C -> O`` channels in one matrix product costs the same
+    multiply-adds as PYSKL's conv-then-einsum, without its ``K * O`` intermediate and copies.
+    """
+
+    def __init__(self, unit: UnitGCN) -> None:
+        super().__init__()
+        A = unit.graph().detach()
+        k, v, _ = A.shape
+        o, c = unit.out_channels, unit.in_channels
+        s, t = _bn_affine(unit.bn)
+        if unit.conv_pos == "pre":
+            w = unit.conv.weight.reshape(k, o, c)               # W[k, o, c]
+            b = unit.conv.bias.reshape(k, o)
+            w2 = (w * s[None, :, None]).permute(1, 0, 2).reshape(o, k * c)
+            # The conv bias, spread over the graph: sum_k b[k, o] * sum_v A[k, v, w].
+            bias = torch.einsum("ko,kw->ow", b, A.sum(1)) * s[:, None] + t[:, None]
+        else:
+            w2 = unit.conv.weight.reshape(o, k * c) * s[:, None]
+            bias = (unit.conv.bias * s + t)[:, None].expand(o, v).clone()
+        # A_cat[v, k*V + w] = A[k, v, w]: the K partitions side by side, one product.
+        self.register_buffer("A_cat", A.permute(1, 0, 2).reshape(v, k * v).contiguous())
+        self.k = k
+        self.register_buffer("w2", w2.contiguous())
+        self.register_buffer("bias", bias.reshape(o, 1, v).contiguous())
+        self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
+        if self.res == "conv":
+            wd, bd = _conv1x1(unit.down[0], unit.down[1])
+            self.register_buffer("wd", wd.contiguous())
+            self.register_buffer("bd", bd.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, v = x.shape
+        k = self.k
+        # (n*c*t, v) @ (v, k*w) -> (n, c, t, k, w) -> (n, k*c, t*w)
+        z = torch.mm(x.reshape(n * c * t, v), self.A_cat).view(n, c, t, k, v)
+        z = z.permute(0, 3, 1, 2, 4).reshape(n, k * c, t * v)
+        y = torch.matmul(self.w2, z).view(n, -1, t, v)
+        y += self.bias
+        if self.res == "conv":
+            y += _linear(self.wd, self.bd, x)
+        elif self.res == "identity":
+            y += x
+        return y.relu_()
+
+
+class _FusedTCN(nn.Module):
+    """:class:`UnitTCN` (k x 1 conv + BN, eval) with the BN folded into the conv."""
+
+    def __init__(self, unit: UnitTCN) -> None:
+        super().__init__()
+        conv = unit.conv
+        w, b = conv.weight, conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+        if isinstance(unit.bn, nn.BatchNorm2d):
+            s, t = _bn_affine(unit.bn)
+            w, b = w * s[:, None, None, None], b * s + t
+        self.register_buffer("w", w.contiguous())
+        self.register_buffer("b", b.contiguous())
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+        self.pointwise = conv.kernel_size == (1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pointwise:
+            return _linear(self.w.flatten(1), self.b, x, self.stride[0])
+        return F.conv2d(x, self.w, self.b, self.stride, self.padding, self.dilation)
+
+
+class _FusedMSTCN(nn.Module):
+    """:class:`MSTCN` in eval mode: the branches' 1x1 convs (+ BN) as one matrix product,
+    the max-pool as two element-wise maxima, the transform's conv with the final BN folded."""
+
+    def __init__(self, unit: MSTCN) -> None:
+        super().__init__()
+        ws, bs, self.kinds, widths = [], [], [], []
+        temporal = []
+        stride = 1
+        for cfg, branch in zip(unit.ms_cfg, unit.branches):
+            if cfg == "1x1":
+                w, b = _conv1x1(branch)
+                stride = branch.stride[0]
+                self.kinds.append("1x1")
+                temporal.append(None)
+            else:
+                w, b = _conv1x1(branch[0], branch[1])
+                if cfg[0] == "max":
+                    self.kinds.append("max")
+                    temporal.append(None)
+                    stride = branch[3].stride[0]
+                else:
+                    self.kinds.append("conv")
+                    temporal.append(_FusedTCN(branch[3]))
+                    stride = branch[3].stride
+            ws.append(w)
+            bs.append(b)
+            widths.append(w.shape[0])
+        self.stride = stride
+        self.widths = widths
+        self.register_buffer("w_in", torch.cat(ws).contiguous())
+        self.register_buffer("b_in", torch.cat(bs).contiguous())
+        self.temporal = nn.ModuleList([m if m is not None else nn.Identity() for m in temporal])
+        s, t = _bn_affine(unit.transform[0])
+        self.register_buffer("pre_scale", s[None, :, None, None].contiguous())
+        self.register_buffer("pre_shift", t[None, :, None, None].contiguous())
+        w, b = _conv1x1(unit.transform[2], unit.bn)
+        self.register_buffer("w_out", w.contiguous())
+        self.register_buffer("b_out", b.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _linear(self.w_in, self.b_in, x)
+        outs, start = [], 0
+        for kind, width, temporal in zip(self.kinds, self.widths, self.temporal):
+            part = y[:, start:start + width]
+            start += width
+            if kind == "1x1":
+                outs.append(part[:, :, ::self.stride] if self.stride > 1 else part)
+            elif kind == "max":
+                outs.append(_max3(part.relu(), self.stride))
+            else:
+                outs.append(temporal(part.relu()))
+        feat = torch.cat(outs, dim=1)
+        feat = torch.addcmul(self.pre_shift, feat, self.pre_scale).relu_()
+        return _linear(self.w_out, self.b_out, feat)
+
+
+class _FusedBlock(nn.Module):
+    def __init__(self, block: STGCNBlock) -> None:
+        super().__init__()
+        self.gcn = _FusedGCN(block.gcn)
+        self.tcn = _FusedMSTCN(block.tcn) if isinstance(block.tcn, MSTCN) else _FusedTCN(block.tcn)
+        self.residual_kind = block.residual_kind
+        if self.residual_kind == "conv":
+            self.residual = _FusedTCN(block.residual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.tcn(self.gcn(x))
+        if self.residual_kind == "identity":
+            y += x
+        elif self.residual_kind == "conv":
+            y += self.residual(x)
+        return y.relu_()
+
+
+class FusedRecognizerGCN(nn.Module):
+    """Inference-only twin of a :class:`RecognizerGCN` (same outputs to ~1e-6, faster).
+
+    Built by :func:`fuse_for_inference` from a trained model in eval mode: every BatchNorm
+    is folded into the neighbouring conv, the graph convolution is two matrix products
+    (see :class:`_FusedGCN`), ST-GCN++'s six branch convs are one product. Holds copies of
+    the weights (buffers), so later changes to the source model do not reach it.
+    Same ``forward`` / ``forward_features`` / ``forward_head`` / ``predict`` as the source.
+    """
+
+    def __init__(self, model: RecognizerGCN) -> None:
+        super().__init__()
+        bb = model.backbone
+        self.data_bn_type = bb.data_bn_type
+        if isinstance(bb.data_bn, nn.BatchNorm1d):
+            s, t = _bn_affine(bb.data_bn)
+            self.register_buffer("in_scale", s.contiguous())
+            self.register_buffer("in_shift", t.contiguous())
+        else:
+            self.in_scale = self.in_shift = None
+        self.blocks = nn.ModuleList([_FusedBlock(b) for b in bb.gcn])
+        self.register_buffer("fc_w", model.cls_head.fc_cls.weight.detach().clone())
+        self.register_buffer("fc_b", model.cls_head.fc_cls.bias.detach().clone())
+
+    @torch.no_grad()
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        N, M, T, V, C = x.shape
+        if self.in_scale is not None:
+            # data_bn normalises each (joint, channel) (and person for 'MVC') over time.
+            shape = (1, M, 1, V, C) if self.data_bn_type == "MVC" else (1, 1, 1, V, C)
+            x = x * self.in_scale.view(shape) + self.in_shift.view(shape)
+        x = x.permute(0, 1, 4, 2, 3).reshape(N * M, C, T, V)
+        for block in self.blocks:
+            x = block(x)
+        return x.reshape((N, M) + x.shape[1:])
+
+    @torch.no_grad()
+    def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
+        return F.linear(feat.mean(dim=(3, 4)).mean(dim=1), self.fc_w, self.fc_b)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        n, nc = x.shape[:2]
+        logits = self.forward(x.reshape((n * nc,) + x.shape[2:]))
+        return F.softmax(logits, dim=1).view(n, nc, -1).mean(dim=1)
+
+
+@torch.no_grad()
+def fuse_for_inference(model: RecognizerGCN) -> FusedRecognizerGCN:
+    """The fast inference twin of ``model`` (which must be in eval mode: BN statistics fixed)."""
+    if model.training:
+        raise ValueError("fuse_for_inference: call model.eval() first (BatchNorm must use running statistics)")
+    return FusedRecognizerGCN(model).eval()
