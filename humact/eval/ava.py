@@ -469,7 +469,7 @@ def _parse_column(bufp: np.ndarray, start: np.ndarray, end: np.ndarray):
         ok = ok and bool((mat[:, width - 1 - q] == 46).all()) and bool((length > q).all())
     if not ok:
         return _parse_decimals(bufp, start, end)
-    mant = d.astype(np.float64) @ _POW10_F[ndig - 1::-1][:ndig]
+    mant = np.einsum("ij,j->i", d.astype(np.float64), _POW10_F[ndig - 1::-1][:ndig])
     value = mant / _POW10_F[max(q, 0)]
     return value, np.full(n, q >= 0), np.ones(n, bool)
 
@@ -818,7 +818,10 @@ def _keyframe_score_order(kf: np.ndarray, score: np.ndarray) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int64)
     kf_bits = max(int(kf.max()), 1).bit_length()
+    sample = score[:: max(1, n // 4096)]
     for d in (2, 3, 4, 5, 6, 7, 8):
+        if not np.array_equal(np.rint(sample * _POW10_F[d]) / _POW10_F[d], sample):
+            continue  # a cheap look at a sample first: most d fail there
         m = np.rint(score * _POW10_F[d])
         if not np.array_equal(m / _POW10_F[d], score):
             continue
