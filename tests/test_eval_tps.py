@@ -70,6 +70,19 @@ def test_human_pairs_need_iou_above_half():
     assert video_psc(gt, pred) == 0.0
 
 
+def test_human_pair_at_exactly_half_iou_does_not_count():
+    gt = frames([gt_human([0, 0, 9, 9], {"head": (HEAD, "look")})])            # 10 x 10 px
+    pred = frames([pred_human([0, 0, 9, 4], {"head": [(HEAD, "look")]})])      # 10 x 5: IoU 0.5
+    assert video_psc(gt, pred) == 0.0
+    assert video_psc(gt, pred, human_thr=0.49) == 1.0
+
+
+def test_part_at_exactly_the_part_threshold_counts():
+    gt = frames([gt_human(H1, {"head": ([0, 0, 9, 9], "look")})])
+    pred = frames([pred_human(H1, {"head": [([0, 0, 9, 2], "look")]})])        # IoU 30/100 = 0.3
+    assert video_psc(gt, pred) == 1.0
+
+
 def test_extra_predicted_humans_cost_nothing():
     gt = frames([gt_human(H1, {"head": (HEAD, "look")})])
     pred = frames([pred_human(H2, {}), pred_human(H1, {"head": [(HEAD, "look")]}), pred_human(H2, {})])
@@ -149,3 +162,57 @@ def test_humans_from_typed_results_follow_the_prediction_layout():
     assert humans[0]["box"] == H2 and humans[1]["parts"] == {parts.names[0]: {"box": [HEAD], "verb": ["look"]}}
     gt = frames([gt_human(H1, {parts.names[0]: (HEAD, "look")})])
     assert video_psc(gt, {"img_00001.json": {"humans": humans}}) == 1.0
+
+
+# ---- parity with a literal re-statement of the official evaluation ------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import tps_oracle  # noqa: E402
+
+grid = st.integers(0, 6).map(lambda v: v * 10)   # coarse pixel grid: many equal IoUs
+
+
+@st.composite
+def px_box(draw):
+    x1, y1 = draw(grid), draw(grid)
+    return [x1, y1, x1 + draw(grid), y1 + draw(grid)]
+
+
+part_names = st.sampled_from(["head", "hip", "left_arm"])
+states = st.sampled_from(["a", "b"])
+
+
+@st.composite
+def tps_case(draw):
+    gt_vid, gt_part, pred_vid, pred_part = {}, {}, {}, {}
+    for v in range(draw(st.integers(1, 3))):
+        name = f"v{v}"
+        gt_vid[name] = draw(st.sampled_from(["run", "jump"]))
+        pred_vid[name] = draw(st.sampled_from(["run", "jump"]))
+        gf, pf = {}, {}
+        for f in range(draw(st.integers(0, 3))):
+            fname = f"img_{f + 1:05d}.json"
+            gf[fname] = {"humans": [
+                {"box": draw(px_box()), "parts": {p: {"box": draw(px_box()), "verb": draw(states)}
+                                                  for p in draw(st.sets(part_names, max_size=3))}}
+                for _ in range(draw(st.integers(0, 3)))]}
+            if draw(st.booleans()) or f == 0:
+                pf[fname] = {"humans": [
+                    {"box": draw(px_box()), "parts": {p: {"box": [draw(px_box()) for _ in range(k)],
+                                                          "verb": [draw(states) for _ in range(k)]}
+                                                      for p, k in draw(st.dictionaries(part_names, st.integers(0, 3)))
+                                                      .items()}}
+                    for _ in range(draw(st.integers(0, 4)))]}
+        gt_part[name], pred_part[name] = gf, pf
+    return gt_vid, gt_part, pred_vid, pred_part
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=tps_case(), thr=st.sampled_from([(0.5, 0.3), (0.001, 0.001), (0.3, 0.5), (0.9, 0.99)]))
+def test_equals_the_official_evaluation(case, thr):
+    r = evaluate_tps(*case, human_thr=thr[0], part_thr=thr[1])
+    score, psc = tps_oracle.score(*case, human_thr=thr[0], part_thr=thr[1])
+    assert [v["psc"] for v in r.videos.values()] == psc
+    assert r.score == score
