@@ -505,16 +505,18 @@ def _conv1x1(conv: nn.Conv2d, bn: nn.Module | None = None) -> tuple[torch.Tensor
 
 
 def _linear(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """1x1 conv as a batched matrix product: ``(N, C, T, V)`` -> ``(N, O, T / stride, V)``."""
+    """1x1 conv as one matrix product in the channel-major layout.
+
+    ``x``: ``(C, S, T, V)`` (S = samples x persons) -> ``(O, S, T / stride, V)``.
+    """
     if stride > 1:
         x = x[:, :, ::stride]
-    n, c, t, v = x.shape
-    y = torch.matmul(w, x.reshape(n, c, t * v))
-    return y.add_(b[:, None]).view(n, -1, t, v)
+    c, n, t, v = x.shape
+    return torch.addmm(b[:, None], w, x.reshape(c, n * t * v)).view(-1, n, t, v)
 
 
 def _max3(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """3x1 temporal max-pool, padding 1 (as ``MaxPool2d((3, 1), (stride, 1), (1, 0))``)."""
+    """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), (stride, 1), (1, 0))``), on dim 2."""
     y = x.clone()
     torch.maximum(y[:, :, 1:], x[:, :, :-1], out=y[:, :, 1:])
     torch.maximum(y[:, :, :-1], x[:, :, 1:], out=y[:, :, :-1])
@@ -526,7 +528,8 @@ class _FusedGCN(nn.Module):
 
     ``out = relu(W2 @ (x @ A) + bias + res)``: aggregating the ``C`` input channels over the
     graph first and then mixing ``K * C -> O`` channels in one matrix product costs the same
-    multiply-adds as PYSKL's conv-then-einsum, without its ``K * O`` intermediate and copies.
+    multiply-adds as PYSKL's conv-then-einsum, without its ``K * O`` intermediate.
+    Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
     """
 
     def __init__(self, unit: UnitGCN) -> None:
@@ -548,7 +551,7 @@ class _FusedGCN(nn.Module):
         self.register_buffer("A_cat", A.permute(1, 0, 2).reshape(v, k * v).contiguous())
         self.k = k
         self.register_buffer("w2", w2.contiguous())
-        self.register_buffer("bias", bias.reshape(o, 1, v).contiguous())
+        self.register_buffer("bias", bias.reshape(o, 1, 1, v).contiguous())
         self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
         if self.res == "conv":
             wd, bd = _conv1x1(unit.down[0], unit.down[1])
@@ -556,12 +559,12 @@ class _FusedGCN(nn.Module):
             self.register_buffer("bd", bd.contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, v = x.shape
+        c, n, t, v = x.shape
         k = self.k
-        # (n*c*t, v) @ (v, k*w) -> (n, c, t, k, w) -> (n, k*c, t*w)
-        z = torch.mm(x.reshape(n * c * t, v), self.A_cat).view(n, c, t, k, v)
-        z = z.permute(0, 3, 1, 2, 4).reshape(n, k * c, t * v)
-        y = torch.matmul(self.w2, z).view(n, -1, t, v)
+        # (c*n*t, v) @ (v, k*w) -> (c, n, t, k, w) -> (k*c, n*t*w)
+        z = torch.mm(x.reshape(c * n * t, v), self.A_cat).view(c, n, t, k, v)
+        z = z.permute(3, 0, 1, 2, 4).reshape(k * c, n * t * v)
+        y = torch.mm(self.w2, z).view(-1, n, t, v)
         y += self.bias
         if self.res == "conv":
             y += _linear(self.wd, self.bd, x)
@@ -571,7 +574,10 @@ class _FusedGCN(nn.Module):
 
 
 class _FusedTCN(nn.Module):
-    """:class:`UnitTCN` (k x 1 conv + BN, eval) with the BN folded into the conv."""
+    """:class:`UnitTCN` (k x 1 conv + BN, eval) with the BN folded into the conv.
+
+    Layout ``(C, S, T, V)`` -> ``(O, S, T', V)`` (a transposed view for k > 3).
+    """
 
     def __init__(self, unit: UnitTCN) -> None:
         super().__init__()
@@ -580,20 +586,35 @@ class _FusedTCN(nn.Module):
         if isinstance(unit.bn, nn.BatchNorm2d):
             s, t = _bn_affine(unit.bn)
             w, b = w * s[:, None, None, None], b * s + t
+        o, c, k, _ = w.shape
+        # w_cols[o, j*C + c] = w[o, c, j]: the taps side by side, for one product with im2col.
+        self.register_buffer("w_cols", w[..., 0].permute(0, 2, 1).reshape(o, k * c).contiguous())
         self.register_buffer("w", w.contiguous())
         self.register_buffer("b", b.contiguous())
-        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
-        self.pointwise = conv.kernel_size == (1, 1)
+        self.k = k
+        self.stride, self.pad, self.dilation = conv.stride[0], conv.padding[0], conv.dilation[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pointwise:
-            return _linear(self.w.flatten(1), self.b, x, self.stride[0])
-        return F.conv2d(x, self.w, self.b, self.stride, self.padding, self.dilation)
+        if self.k == 1:
+            return _linear(self.w_cols, self.b, x, self.stride)
+        if self.k > 3:
+            # Wide kernels (ST-GCN's 9x1): oneDNN's convolution is the faster one.
+            y = F.conv2d(x.transpose(0, 1), self.w, self.b, (self.stride, 1), (self.pad, 0), (self.dilation, 1))
+            return y.transpose(0, 1)
+        # Thin 3x1 (dilated) kernels of ST-GCN++: temporal im2col + one product is faster
+        # than oneDNN's convolution here (measured 1.1-1.6x), with the same sums.
+        c, n, t, v = x.shape
+        s, d = self.stride, self.dilation
+        t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
+        xp = F.pad(x, (0, 0, self.pad, self.pad))
+        cols = torch.cat([xp[:, :, j * d: j * d + s * (t_out - 1) + 1: s] for j in range(self.k)])
+        return torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1)).view(-1, n, t_out, v)
 
 
 class _FusedMSTCN(nn.Module):
     """:class:`MSTCN` in eval mode: the branches' 1x1 convs (+ BN) as one matrix product,
-    the max-pool as two element-wise maxima, the transform's conv with the final BN folded."""
+    the max-pool as two element-wise maxima, the transform's conv with the final BN folded.
+    Layout ``(C, S, T, V)``."""
 
     def __init__(self, unit: MSTCN) -> None:
         super().__init__()
@@ -625,8 +646,8 @@ class _FusedMSTCN(nn.Module):
         self.register_buffer("b_in", torch.cat(bs).contiguous())
         self.temporal = nn.ModuleList([m if m is not None else nn.Identity() for m in temporal])
         s, t = _bn_affine(unit.transform[0])
-        self.register_buffer("pre_scale", s[None, :, None, None].contiguous())
-        self.register_buffer("pre_shift", t[None, :, None, None].contiguous())
+        self.register_buffer("pre_scale", s[:, None, None, None].contiguous())
+        self.register_buffer("pre_shift", t[:, None, None, None].contiguous())
         w, b = _conv1x1(unit.transform[2], unit.bn)
         self.register_buffer("w_out", w.contiguous())
         self.register_buffer("b_out", b.contiguous())
@@ -635,7 +656,7 @@ class _FusedMSTCN(nn.Module):
         y = _linear(self.w_in, self.b_in, x)
         outs, start = [], 0
         for kind, width, temporal in zip(self.kinds, self.widths, self.temporal):
-            part = y[:, start:start + width]
+            part = y[start:start + width]
             start += width
             if kind == "1x1":
                 outs.append(part[:, :, ::self.stride] if self.stride > 1 else part)
@@ -643,7 +664,7 @@ class _FusedMSTCN(nn.Module):
                 outs.append(_max3(part.relu(), self.stride))
             else:
                 outs.append(temporal(part.relu()))
-        feat = torch.cat(outs, dim=1)
+        feat = torch.cat(outs, dim=0)
         feat = torch.addcmul(self.pre_shift, feat, self.pre_scale).relu_()
         return _linear(self.w_out, self.b_out, feat)
 
@@ -660,10 +681,10 @@ class _FusedBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.tcn(self.gcn(x))
         if self.residual_kind == "identity":
-            y += x
+            y = y + x
         elif self.residual_kind == "conv":
-            y += self.residual(x)
-        return y.relu_()
+            y = y + self.residual(x)
+        return y.relu_().contiguous()
 
 
 class FusedRecognizerGCN(nn.Module):
@@ -697,10 +718,13 @@ class FusedRecognizerGCN(nn.Module):
             # data_bn normalises each (joint, channel) (and person for 'MVC') over time.
             shape = (1, M, 1, V, C) if self.data_bn_type == "MVC" else (1, 1, 1, V, C)
             x = x * self.in_scale.view(shape) + self.in_shift.view(shape)
-        x = x.permute(0, 1, 4, 2, 3).reshape(N * M, C, T, V)
+        # Channel-major (C, N*M, T, V): every 1x1 conv is then one plain matrix product
+        # over all samples and persons, which runs up to 2x faster than a batched one.
+        x = x.permute(4, 0, 1, 2, 3).reshape(C, N * M, T, V)
         for block in self.blocks:
             x = block(x)
-        return x.reshape((N, M) + x.shape[1:])
+        c, _, t, v = x.shape
+        return x.view(c, N, M, t, v).permute(1, 2, 0, 3, 4)
 
     @torch.no_grad()
     def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
