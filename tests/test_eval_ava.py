@@ -68,6 +68,26 @@ def test_best_box_taken_is_a_false_positive_without_fallback(files):
     assert evaluate(p).ap[1] == pytest.approx(0.5)
 
 
+def test_equal_scores_on_a_keyframe_follow_the_official_heap_order(files):
+    # Two class-1 rows with score 0.5: the hit on A and a miss on B. The official reader's
+    # heap puts the smaller tuple (0.5, 1, y1, x1, ...) -- A's -- first in either file order;
+    # argsort([.5, .5])[::-1] then ranks B's miss first: precision [0, 1/2] -> AP 1/2.
+    for dets in ([row("v", "0902", B, 1, 0.5), row("v", "0902", A, 1, 0.5)],
+                 [row("v", "0902", A, 1, 0.5), row("v", "0902", B, 1, 0.5)]):
+        p = files([row("v", "0902", A, 1, 0)], dets, ids=(1,))
+        assert evaluate(p).ap[1] == 0.5 == ava_oracle.evaluate(*p)[0][1]
+
+
+def test_equal_iou_with_two_boxes_takes_the_first_in_official_ground_truth_order(files):
+    g1, g2 = (0.0, 0.0, 0.75, 1.0), (0.25, 0.0, 1.0, 1.0)
+    d = (0.125, 0.0, 0.875, 1.0)          # IoU 5/7 with both (dyadic coordinates: exactly equal)
+    # ground truth is ordered by descending 8th column (person id): g1 (id 1) before g2 (id 0),
+    # whatever the file order; d takes g1, so the exact hit on g1 below it is a false positive
+    p = files([row("v", "0902", g2, 1, 0), row("v", "0902", g1, 1, 1)],
+              [row("v", "0902", d, 1, 0.9), row("v", "0902", g1, 1, 0.8)], ids=(1,))
+    assert evaluate(p).ap[1] == 0.5 == ava_oracle.evaluate(*p)[0][1]
+
+
 def test_class_outside_the_label_map_is_ignored(files):
     p = files([row("v", "0902", A, 1, 0), row("v", "0902", B, 9, 0)],
               [row("v", "0902", A, 1, 0.9), row("v", "0902", B, 9, 0.95)], ids=(1, 2))
@@ -113,6 +133,15 @@ def test_only_the_50_best_rows_of_a_keyframe_count_unless_uncapped(files):
     p = files([row("v", "0902", A, 1, 0)], dets)
     assert evaluate(p).ap[1] == 0.0
     assert evaluate(p, cap=None).ap[1] == 1.0
+
+
+def test_cap_through_equal_scores_evicts_as_the_official_heap(files):
+    # 48 high rows, then a hit and a miss at 0.1, then one more high row: the heap is full
+    # and evicts its smallest tuple, (0.1, 1, y1=0, x1=0, ...) -- the hit, though it came first
+    dets = [row("v", "0902", B, 2, 0.9 - i / 1000) for i in range(48)]
+    dets += [row("v", "0902", A, 1, 0.1), row("v", "0902", B, 1, 0.1), row("v", "0902", B, 2, 0.95)]
+    p = files([row("v", "0902", A, 1, 0)], dets)
+    assert evaluate(p).ap[1] == 0.0 == ava_oracle.evaluate(*p)[0][1]
 
 
 def test_invalid_boxes_are_dropped(files):
