@@ -3,7 +3,8 @@
 The reference is a faithful, straightforward port of PYSKL's loop algorithm
 (``pyskl/datasets/pipelines/heatmap_related.py``: one Python call per person, frame and
 joint / limb), timed in the same process on the same input, so the ratio does not depend
-on the machine. Input: the fixed (1, 48, 17, 2) keypoints of
+on the machine. Timed turn about (ours, reference, ours, ...), median and min of ``--reps``. Limbs use
+PYSKL's PoseConv3D limb list. Input: the fixed (1, 48, 17, 2) keypoints of
 ``shared/reference/pyskl/gen_pose_target.npz`` when present (else a synthetic walking
 skeleton), 56x56, sigma 0.6, use_score. PYSKL's own timings on this kind of machine
 (``results.json``): 14 ms keypoints, ~73 ms limbs.
@@ -117,13 +118,15 @@ def load_input():
     return kp, rng.uniform(0.3, 1, (1, 48, 17)).astype(np.float32), "synthetic"
 
 
-def best_of(fn, reps):
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), float(np.min(times))
+def alternate(ours, ref, reps):
+    """Median and min seconds of both, timed turn about so that load changes hit both."""
+    t_ours, t_ref = [], []
+    for i in range(reps):
+        for fn, acc in ((ours, t_ours), (ref, t_ref)):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return (float(np.median(t_ours)), float(np.min(t_ours)), float(np.median(t_ref)), float(np.min(t_ref)))
 
 
 def main() -> None:
@@ -138,8 +141,7 @@ def main() -> None:
                                             with_limb=limb, skeletons=POSEC3D_COCO_LIMBS)
         ref = lambda: reference_generate(kp, score, (56, 56), with_limb=limb)
         err = float(np.abs(ours() - ref()).max())
-        ref_med, ref_min = best_of(ref, max(3, args.reps // 4))
-        our_med, our_min = best_of(ours, args.reps)
+        our_med, our_min, ref_med, ref_min = alternate(ours, ref, args.reps)
         rows[name] = dict(ours_ms=our_med * 1e3, reference_ms=ref_med * 1e3,
                           speedup=ref_med / our_med, speedup_min=ref_min / our_min, max_abs_diff=err)
         print(f"{name:9s}: ours {our_med * 1e3:7.2f} ms (min {our_min * 1e3:.2f}) | "
