@@ -203,6 +203,17 @@ def test_detections_round_trip_through_the_writer(tmp_path):
     assert t.keys == [("a", 902), ("b", 1003)] and t.action.tolist() == [12, 17]
 
 
+def test_detections_from_action_scores_cover_every_person_and_class(tmp_path):
+    from humact.types import ActionScores
+    scores = ActionScores(labels=("stand", "sit"), scores=np.array([[0.9, 0.1], [0.2, 0.7]]), track_ids=[3, 4])
+    d = AvaDetections.from_action_scores("vid", 902, [[0, 0, 320, 240], [320, 0, 640, 480]], (640, 480),
+                                         scores, class_ids=[12, 11])
+    write_ava_detections(tmp_path / "d.csv", d)
+    assert (tmp_path / "d.csv").read_text().splitlines() == [
+        "vid,0902,0.000,0.000,0.500,0.500,12,0.9000", "vid,0902,0.000,0.000,0.500,0.500,11,0.1000",
+        "vid,0902,0.500,0.000,1.000,1.000,12,0.2000", "vid,0902,0.500,0.000,1.000,1.000,11,0.7000"]
+
+
 def test_exclusions_become_integer_keys(tmp_path):
     (tmp_path / "e.csv").write_text("v,0903\nw,1000\n")
     assert read_exclusions(tmp_path / "e.csv") == {("v", 903), ("w", 1000)}
