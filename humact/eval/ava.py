@@ -55,11 +55,9 @@ from __future__ import annotations
 import csv
 import heapq
 import io
-import math
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
