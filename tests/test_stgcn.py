@@ -13,6 +13,15 @@ from humact.skeleton.stgcn import (
 from conftest import shared_file
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The machine is shared: one intra-op thread avoids oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
