@@ -658,20 +658,20 @@ def _limb_patch(fx, fy, sx, sy, ex, ey, val, sigma, area):
     return _gaussian(d2, np.repeat(val, area), sigma)
 
 
-def _gaussian(d2: np.ndarray, val: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def _gaussian(d2: np.ndarray, val: np.ndarray, sigma: float) -> np.ndarray:
     """``exp(-d2 / 2 / sigma^2) * val`` in float64 rounded to float32, as PYSKL's limbs.
 
-    Returns ``(keep, value)``: only the pixels whose float32 value can be non-zero. Far
-    pixels underflow to exactly 0 in float32 (and 0 never raises a maximum), and skipping
-    them also avoids the CPU's very slow path for float32 subnormal results.
+    The exponent is floored at -104, where the float32 result is already 0 (the smallest
+    float32 subnormal is exp(-103.3)): it only keeps far pixels off the CPU's very slow
+    path for float32 subnormal results.
     """
-    keep = np.flatnonzero(d2 < np.float32(2 * sigma ** 2 * _UNDERFLOW))
-    e = d2[keep].astype(np.float64)
+    e = d2.astype(np.float64)
     e /= -2.0
     e /= sigma ** 2
+    np.maximum(e, -_UNDERFLOW, out=e)
     np.exp(e, out=e)
-    e *= val[keep]
-    return keep, e.astype(np.float32)
+    e *= val
+    return e.astype(np.float32)
 
 
 def generate_pose_target(keypoint: np.ndarray, keypoint_score: np.ndarray | None,
@@ -728,19 +728,16 @@ def generate_pose_target(keypoint: np.ndarray, keypoint_score: np.ndarray | None
         for a, b in zip(left, right):
             swap[a], swap[b] = b, a
 
-    def store(mi, ti, ki, area, xs, ys, patch, keep=None):
-        """Write window pixels (all, or the ``keep`` subset) into ``out`` (and its flip)."""
+    def store(mi, ti, ki, area, xs, ys, patch):
+        """Write the windows' pixels into ``out`` (and into its mirrored copy)."""
         bounds = np.cumsum(area)[np.flatnonzero(np.diff(mi))]
-        if keep is not None:
-            bounds = np.searchsorted(keep, bounds)
-            xs, ys = xs[keep], ys[keep]
         rows = ys * img_w
         base = np.repeat((ti * K + ki) * plane, area)
-        _scatter_max(flat, bounds, (base if keep is None else base[keep]) + rows + xs, patch, M == 1)
+        _scatter_max(flat, bounds, base + rows + xs, patch, M == 1)
         if double:
             # The flipped copy: frame T + t, channel swap[k], column W - 1 - x.
             base = np.repeat(((T + ti) * K + swap[ki]) * plane + img_w - 1, area)
-            _scatter_max(flat, bounds, (base if keep is None else base[keep]) + rows - xs, patch, M == 1)
+            _scatter_max(flat, bounds, base + rows - xs, patch, M == 1)
 
     def draw_kp(mi, ti, ki, cx, cy, val):
         x0, x1 = _window(cx, r, img_w)
@@ -785,9 +782,9 @@ def generate_pose_target(keypoint: np.ndarray, keypoint_score: np.ndarray | None
         for c in _chunks(np.arange(len(rows)), row_w):
             i, w = limb[c], row_w[c]
             xs, ys = _row_pixels(row_y[c], row_x0[c], w)
-            keep, patch = _limb_patch(xs.astype(np.float32), ys.astype(np.float32),
-                                      sx[i], sy[i], ex[i], ey[i], val[i], sigma, w)
-            store(mi[i], ti[i], ki[i], w, xs, ys, patch, keep)
+            patch = _limb_patch(xs.astype(np.float32), ys.astype(np.float32),
+                                sx[i], sy[i], ex[i], ey[i], val[i], sigma, w)
+            store(mi[i], ti[i], ki[i], w, xs, ys, patch)
     return out
 
 
