@@ -175,12 +175,16 @@ def test_ensemble_fuses_the_streams_probabilities():
 
 # ---------------------------------------------------------------- fused inference twin
 
-@pytest.mark.parametrize("variant,layout", [("stgcn", "coco"), ("stgcnpp", "nturgb+d")])
-def test_fused_model_gives_the_same_features_and_logits(variant, layout):
+@pytest.mark.parametrize("variant,layout,kw", [
+    ("stgcn", "coco", {}),
+    ("stgcnpp", "nturgb+d", {}),
+    ("stgcnpp", "jhmdb15", {"gcn_conv_pos": "post", "data_bn_type": "MVC", "gcn_adaptive": "offset"}),
+])
+def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw):
     from humact.skeleton.stgcn import fuse_for_inference
 
     torch.manual_seed(0)
-    model = build_model(variant, num_classes=7, layout=layout)
+    model = build_model(variant, num_classes=7, layout=layout, **kw)
     for m in model.modules():  # non-trivial BN statistics and adaptive graphs
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.5, 0.5)
