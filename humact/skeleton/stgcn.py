@@ -524,12 +524,14 @@ def _max3(x: torch.Tensor, stride: int) -> torch.Tensor:
 
 
 class _FusedGCN(nn.Module):
-    """:class:`UnitGCN` in eval mode with the graph, the conv and BN folded into two products.
+    """:class:`UnitGCN` in eval mode with the graph, the conv and BN folded into matrix products.
 
-    ``out = relu(W2 @ (x @ A) + bias + res)``: aggregating the ``C`` input channels over the
-    graph first and then mixing ``K * C -> O`` channels in one matrix product costs the same
-    multiply-adds as PYSKL's conv-then-einsum, without its ``K * O`` intermediate.
-    Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
+    ``out = relu(sum_k W_k x A_k + bias + res)`` (channels mixed by ``W_k``, joints by
+    ``A_k``; the two commute). When the unit widens (``C < O``) the ``C`` input channels are
+    aggregated over the graph first and then mixed in one ``K*C -> O`` product; otherwise
+    the ``K*O`` mixed channels are aggregated by ``K`` products accumulated in place, which
+    needs no transposed copy (up to 1.7x faster at batch 16). Same multiply-adds as PYSKL's
+    conv-then-einsum either way. Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
     """
 
     def __init__(self, unit: UnitGCN) -> None:
@@ -541,16 +543,21 @@ class _FusedGCN(nn.Module):
         if unit.conv_pos == "pre":
             w = unit.conv.weight.reshape(k, o, c)               # W[k, o, c]
             b = unit.conv.bias.reshape(k, o)
-            w2 = (w * s[None, :, None]).permute(1, 0, 2).reshape(o, k * c)
             # The conv bias, spread over the graph: sum_k b[k, o] * sum_v A[k, v, w].
             bias = torch.einsum("ko,kw->ow", b, A.sum(1)) * s[:, None] + t[:, None]
         else:
-            w2 = unit.conv.weight.reshape(o, k * c) * s[:, None]
+            w = unit.conv.weight.reshape(o, k, c).permute(1, 0, 2)
             bias = (unit.conv.bias * s + t)[:, None].expand(o, v).clone()
-        # A_cat[v, k*V + w] = A[k, v, w]: the K partitions side by side, one product.
-        self.register_buffer("A_cat", A.permute(1, 0, 2).reshape(v, k * v).contiguous())
+        w = w * s[None, :, None]                                 # BN scale folded in
         self.k = k
-        self.register_buffer("w2", w2.contiguous())
+        self.aggregate_first = c < o
+        if self.aggregate_first:
+            # A_cat[v, k*V + w] = A[k, v, w]: the K partitions side by side, one product.
+            self.register_buffer("A_cat", A.permute(1, 0, 2).reshape(v, k * v).contiguous())
+            self.register_buffer("w2", w.permute(1, 0, 2).reshape(o, k * c).contiguous())
+        else:
+            self.register_buffer("A", A.contiguous())
+            self.register_buffer("w_all", w.reshape(k * o, c).contiguous())
         self.register_buffer("bias", bias.reshape(o, 1, 1, v).contiguous())
         self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
         if self.res == "conv":
@@ -561,10 +568,18 @@ class _FusedGCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, n, t, v = x.shape
         k = self.k
-        # (c*n*t, v) @ (v, k*w) -> (c, n, t, k, w) -> (k*c, n*t*w)
-        z = torch.mm(x.reshape(c * n * t, v), self.A_cat).view(c, n, t, k, v)
-        z = z.permute(3, 0, 1, 2, 4).reshape(k * c, n * t * v)
-        y = torch.mm(self.w2, z).view(-1, n, t, v)
+        if self.aggregate_first:
+            # (c*n*t, v) @ (v, k*w) -> (c, n, t, k, w) -> (k*c, n*t*w) -> W2 @ .
+            z = torch.mm(x.reshape(c * n * t, v), self.A_cat).view(c, n, t, k, v)
+            z = z.permute(3, 0, 1, 2, 4).reshape(k * c, n * t * v)
+            y = torch.mm(self.w2, z).view(-1, n, t, v)
+        else:
+            # (k*o, c) @ (c, n*t*v), then sum_k Y_k @ A_k on (o*n*t, v) views.
+            mixed = torch.mm(self.w_all, x.reshape(c, n * t * v)).view(k, -1, v)
+            y = torch.mm(mixed[0], self.A[0])
+            for i in range(1, k):
+                y.addmm_(mixed[i], self.A[i])
+            y = y.view(-1, n, t, v)
         y += self.bias
         if self.res == "conv":
             y += _linear(self.wd, self.bd, x)
