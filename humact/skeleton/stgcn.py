@@ -609,7 +609,8 @@ class _FusedTCN(nn.Module):
         self.k = k
         self.stride, self.pad, self.dilation = conv.stride[0], conv.padding[0], conv.dilation[0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``out``: an optional contiguous ``(O, S, T', V)`` destination (3x1 kernels)."""
         if self.k == 1:
             return _linear(self.w_cols, self.b, x, self.stride)
         if self.k > 3:
@@ -623,6 +624,9 @@ class _FusedTCN(nn.Module):
         t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
         xp = F.pad(x, (0, 0, self.pad, self.pad))
         cols = torch.cat([xp[:, :, j * d: j * d + s * (t_out - 1) + 1: s] for j in range(self.k)])
+        if out is not None:
+            torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(out.shape[0], -1))
+            return out
         return torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1)).view(-1, n, t_out, v)
 
 
@@ -669,18 +673,21 @@ class _FusedMSTCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = _linear(self.w_in, self.b_in, x)
-        outs, start = [], 0
+        c, n, t, v = y.shape
+        t_out = (t - 1) // self.stride + 1
+        # Branch outputs are written straight into their rows of one buffer (no concat).
+        feat = torch.empty(c, n, t_out, v, dtype=y.dtype)
+        start = 0
         for kind, width, temporal in zip(self.kinds, self.widths, self.temporal):
-            part = y[start:start + width]
+            part, dest = y[start:start + width], feat[start:start + width]
             start += width
             if kind == "1x1":
-                outs.append(part[:, :, ::self.stride] if self.stride > 1 else part)
+                dest.copy_(part[:, :, ::self.stride])
             elif kind == "max":
-                outs.append(_max3(part.relu(), self.stride))
+                dest.copy_(_max3(part.relu_(), self.stride))
             else:
-                outs.append(temporal(part.relu()))
-        feat = torch.cat(outs, dim=0)
-        feat = torch.addcmul(self.pre_shift, feat, self.pre_scale).relu_()
+                temporal(part.relu_(), out=dest)
+        feat.mul_(self.pre_scale).add_(self.pre_shift).relu_()
         return _linear(self.w_out, self.b_out, feat)
 
 
