@@ -85,3 +85,27 @@ def test_ensemble_weights_models_and_heads():
 def test_ensemble_rejects_head_weights_for_a_single_output_model():
     with pytest.raises(ValueError, match="weights for 'csn' are per head"):
         fuse_scores({"csn": torch.zeros(1, 2)}, {"csn": {"rgb": 1.0}})
+
+
+def test_video_list_resolves_paths_and_names_the_bad_line(tmp_path):
+    from humact.video_models.clips import read_video_list
+
+    lst = tmp_path / "train.txt"
+    lst.write_text("a/b.mp4 3\n# comment\n\n/abs/c.avi 0\n")
+    assert read_video_list(lst) == [(tmp_path / "a/b.mp4", 3), (tmp_path.__class__("/abs/c.avi"), 0)]
+    lst.write_text("a.mp4 3\nb.mp4 cat\n")
+    with pytest.raises(ValueError, match=r"train\.txt:2: expected '<video path> <label index>'"):
+        read_video_list(lst)
+
+
+def test_clip_dataset_items_are_normalised_clips_reproducible_per_epoch():
+    from conftest import shared_file
+    from humact.video_models.clips import VideoClipDataset
+
+    video = shared_file("data", "media", "archery_320x240.avi")
+    data = VideoClipDataset([(video, 2)], ClipSpec(4, 8), clips_per_video=2, short_side=64, crop_size=56, cache=False)
+    x, y = data[1]
+    assert x.shape == (3, 4, 56, 56) and x.dtype == torch.float32 and y == 2
+    assert torch.equal(data[1][0], x)
+    data.set_epoch(1)
+    assert not torch.equal(data[1][0], x)

@@ -104,3 +104,14 @@ def test_ava_detector_reproduces_mmaction2():
 def test_rejects_resample_rate_not_divisible_by_speed_ratio():
     with pytest.raises(ValueError, match="resample_rate 6 must be a multiple of speed_ratio 4"):
         ResNet3dSlowFast(resample_rate=6, speed_ratio=4)
+
+
+def test_classification_head_reads_fast_features_first_as_mmaction2():
+    # MMAction2's SlowFastHead concatenates (fast, slow): a checkpoint's fc_cls columns are [fast 256 | slow 2048].
+    net = slowfast_recognizer(num_classes=1, dropout=0.0).eval()
+    with torch.no_grad():
+        net.cls_head.fc_cls.weight.zero_()
+        net.cls_head.fc_cls.bias.zero_()
+        net.cls_head.fc_cls.weight[0, :256] = 1.0
+        slow, fast = torch.rand(1, 2048, 1, 1, 1), torch.rand(1, 256, 4, 1, 1)
+        assert torch.allclose(net.forward_head((slow, fast)), fast.mean(dim=(2, 3, 4)).sum(1, keepdim=True))

@@ -11,18 +11,23 @@ Plain functions first (STYLE.md, PyTorchVideo's habit), in MMAction2's vocabular
 - `normalize`: (T, H, W, 3) uint8 -> (3, T, H, W) float32 with the checkpoint's mean / std.
 - `clip_views`: all of the above for one video -> (views, 3, T, H, W).
 - `fuse_scores`: a weighted ensemble of several models' (and heads') video scores.
+- `read_video_list`, `VideoClipDataset`: a folder of videos + MMAction2's `path label`
+  list as training / test items for the shared trainer (`humact.train.trainer.Trainer`).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ClipSpec", "sample_frames", "resize_short_side", "center_crop",
-           "three_crop", "flip_horizontal", "normalize", "clip_views", "fuse_scores"]
+           "three_crop", "flip_horizontal", "normalize", "clip_views", "fuse_scores", "read_video_list",
+           "VideoClipDataset"]
 
 #: MMAction2's RGB normalisation (ImageNet statistics in 0..255 pixel units), used by all its RGB configs.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -187,3 +192,94 @@ def fuse_scores(scores: Mapping[str, torch.Tensor | Mapping[str, torch.Tensor]],
     if total is None:
         raise ValueError("fuse_scores: no scores given")
     return total
+
+
+def read_video_list(path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[tuple[Path, int]]:
+    """MMAction2's video list: `relative/or/absolute/path label` per line -> [(path, label)].
+
+    Paths are resolved against `root` (default: the list file's folder). Blank lines and
+    `#` comments are skipped. ValueError names the file, the line and what is wrong.
+    """
+    path = Path(path)
+    root = Path(root) if root is not None else path.parent
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(maxsplit=1)
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit() or int(parts[1]) < 0:
+            raise ValueError(f"{path}:{n}: expected '<video path> <label index>', got {line!r}")
+        video = Path(parts[0])
+        out.append((video if video.is_absolute() else root / video, int(parts[1])))
+    return out
+
+
+class VideoClipDataset:
+    """Labelled videos -> `(clip (3, T, S, S) float32, label)` items for the shared `Trainer`.
+
+    Training items: a random `spec.clip_len x spec.frame_interval` clip (`sample_frames`
+    in training mode), short side resized to `short_side`, a random `crop_size` crop and a
+    random horizontal flip, normalised; test items: the centre clip and crop. Randomness
+    is seeded by (seed, epoch, item), and `set_epoch` is called by the trainer, so runs
+    are reproducible. With `cache`, each video is decoded once (all frames, already
+    resized); otherwise only the frames each clip needs are decoded, per item.
+    """
+
+    def __init__(self, videos: Sequence[tuple[str | os.PathLike, int]], spec: ClipSpec, *, train: bool = True,
+                 clips_per_video: int = 1, short_side: int | None = None, crop_size: int | None = None,
+                 seed: int = 0, cache: bool = True) -> None:
+        from humact.video import probe
+
+        self.videos = [(Path(p), int(y)) for p, y in videos]
+        self.spec = spec
+        self.train = train
+        self.clips_per_video = clips_per_video
+        self.short_side = short_side or spec.short_side
+        self.crop_size = crop_size or spec.crop_size
+        self.seed = seed
+        self.epoch = 0
+        self.num_frames = [probe(p).num_frames for p, _ in self.videos]
+        self._cache: dict[int, np.ndarray] = {}
+        if cache:
+            from humact.video import read_frames
+
+            for v, (p, _) in enumerate(self.videos):
+                frames = np.stack([f for _, f in read_frames(p)])
+                self._cache[v] = resize_short_side(frames, self.short_side)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos) * self.clips_per_video
+
+    def _frames(self, v: int, indices: np.ndarray) -> np.ndarray:
+        if v in self._cache:
+            return self._cache[v][indices]
+        from humact.video import read_frames
+
+        got = dict(read_frames(self.videos[v][0], indices=np.unique(indices)))
+        return resize_short_side(np.stack([got[int(i)] for i in indices]), self.short_side)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        v = i // self.clips_per_video
+        rng = np.random.default_rng((self.seed, self.epoch, i))
+        if self.train:
+            idx = sample_frames(self.num_frames[v], clip_len=self.spec.clip_len,
+                                frame_interval=self.spec.frame_interval, num_clips=1, test_mode=False, rng=rng)[0]
+        else:
+            k = i % self.clips_per_video
+            idx = sample_frames(self.num_frames[v], clip_len=self.spec.clip_len,
+                                frame_interval=self.spec.frame_interval, num_clips=self.clips_per_video)[k]
+        frames = self._frames(v, idx)
+        _, h, w, _ = frames.shape
+        s = self.crop_size
+        if self.train:
+            y, x = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
+            frames = frames[:, y:y + s, x:x + s]
+            if rng.random() < 0.5:
+                frames = flip_horizontal(frames)
+        else:
+            frames = center_crop(frames, s)
+        return normalize(frames, self.spec.mean, self.spec.std), self.videos[v][1]

@@ -1,7 +1,8 @@
 """Classification heads for 3D CNN features, with MMAction2 / PYSKL parameter names.
 
 - `I3DHead`: global average pool -> dropout -> `fc_cls` (recognition; PYSKL's
-  PoseConv3D head, MMAction2's I3D / SlowOnly / CSN / SlowFast heads).
+  PoseConv3D head, MMAction2's I3D / SlowOnly / CSN heads).
+- `SlowFastHead`: the same over both SlowFast pathways, fast features first (MMAction2).
 - `BBoxHeadAVA`: per-RoI temporal average + spatial max pool -> dropout -> `fc_cls`
   (MMAction2's AVA detector head; 81 outputs, index 0 = background).
 - `RGBPoseHead`: PYSKL's two-branch head of RGBPoseConv3D (`fc_rgb`, `fc_pose`).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["I3DHead", "BBoxHeadAVA", "RGBPoseHead", "average_clips"]
+__all__ = ["I3DHead", "SlowFastHead", "BBoxHeadAVA", "RGBPoseHead", "average_clips"]
 
 
 class I3DHead(nn.Module):
@@ -36,6 +37,18 @@ class I3DHead(nn.Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"I3DHead: expected {self.in_channels} feature channels, got {x.shape[1]}")
         return self.fc_cls(self.dropout(x))
+
+
+class SlowFastHead(I3DHead):
+    """MMAction2's `SlowFastHead`: pool each pathway, concatenate **fast first** (`torch.cat((x_fast,
+    x_slow))`, so an MMAction2 checkpoint's `fc_cls` columns are [fast 256 | slow 2048]), dropout, fc_cls.
+
+    Input: the backbone's (slow, fast) pair; output (N, num_classes) logits.
+    """
+
+    def pool(self, x: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        slow, fast = x
+        return torch.cat([fast.mean(dim=(2, 3, 4)), slow.mean(dim=(2, 3, 4))], dim=1)
 
 
 class BBoxHeadAVA(nn.Module):

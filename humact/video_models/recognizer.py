@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from humact.video_models.checkpoint import load_strict, read_checkpoint
-from humact.video_models.heads import I3DHead, average_clips
+from humact.video_models.heads import I3DHead, SlowFastHead, average_clips
 from humact.video_models.resnet3d import i3d_r50, slowonly_r50, slowonly_r101
 
 __all__ = ["Recognizer3D", "slowonly_r50_recognizer", "slowonly_r101_recognizer", "i3d_r50_recognizer",
@@ -43,8 +43,21 @@ class Recognizer3D(nn.Module):
         self.backbone = backbone
         self.cls_head = cls_head
         self.average_clips_mode = average_clips
+        self.channels_last = False
+
+    def to_channels_last(self) -> "Recognizer3D":
+        """Keep weights and activations in the channels-last 3D layout (N, T, H, W, C in memory).
+
+        oneDNN's CPU convolutions are faster there (markedly for CSN's depthwise convs; see
+        benchmarks/video_backbones.py); results equal the default layout's up to float rounding.
+        """
+        self.to(memory_format=torch.channels_last_3d)
+        self.channels_last = True
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         feats = self.backbone(x)
         return feats[0] if isinstance(feats, tuple) and len(feats) == 1 else feats
 
@@ -107,7 +120,8 @@ def slowfast_recognizer(*, num_classes: int = 400, dropout: float = 0.5, depth: 
     if sampling not in presets:
         raise ValueError(f"slowfast_recognizer sampling: expected one of {sorted(presets)}, got {sampling!r}")
     backbone = ResNet3dSlowFast(depth=depth, **{**presets[sampling], **backbone_kw})
-    return Recognizer3D(backbone, _head(sum(backbone.feat_dims), num_classes, dropout))
+    return Recognizer3D(backbone, SlowFastHead(in_channels=sum(backbone.feat_dims), num_classes=num_classes,
+                                               dropout=dropout))
 
 
 def csn_recognizer(*, num_classes: int = 400, dropout: float = 0.5, depth: int = 152, bottleneck_mode: str = "ir",

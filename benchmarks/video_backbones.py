@@ -1,0 +1,189 @@
+"""Forward time of humact's video backbones against MMAction2's, same input, same threads, one run.
+
+    .venv/bin/python benchmarks/video_backbones.py [--threads 2] [--repeats 3] [--models slowonly_r50_8x8,...]
+
+For each model: the recognizer (backbone + head) with the same weights (MMAction2's
+deterministic reference recipe, `humact.video_models.checkpoint.reference_weights`)
+on the same normalised clip. MMAction2 runs in a separate environment that this
+script sets up once in ~/.cache/humact-bench:
+
+- `mmengine` and `mmcv-lite` 2.1 (mmaction2 1.2 refuses mmcv >= 2.2) from PyPI;
+- `mmaction2` 1.2.0 from its PyPI *source* distribution: PyPI's 1.2.0 wheel is broken
+  (it ships stale 0.5-era files importing `mmcv.cnn.constant_init`), and both omit
+  `mmaction/models/localizers/drn`, which the worker stubs before importing;
+- torch itself is shared with humact's venv (a .pth path entry), so both sides run
+  the very same torch build and kernels.
+
+Prints, per model: our median seconds, MMAction2's median seconds (measured in this
+run), the ratio ours / MMAction2 (< 1 = faster), and the max abs difference of the
+logits relative to their largest magnitude. Never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(os.environ.get("HUMACT_BENCH_DIR", Path.home() / ".cache" / "humact-bench"))
+VENV = BENCH_DIR / "venv"
+PY = VENV / "bin" / "python"
+
+#: name -> (humact builder kwargs, MMAction2 backbone config, MMAction2 head config, input shape)
+MODELS = {
+    "slowonly_r50_8x8": dict(
+        ours="slowonly_r50_8x8",
+        backbone=dict(type="ResNet3dSlowOnly", depth=50, pretrained=None, lateral=False, conv1_kernel=(1, 7, 7),
+                      conv1_stride_t=1, pool1_stride_t=1, inflate=(0, 0, 1, 1), norm_eval=False),
+        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
+        input=(1, 3, 8, 224, 224)),
+    "slowfast_r50_4x16": dict(
+        ours="slowfast_r50_4x16",
+        backbone=dict(type="ResNet3dSlowFast", pretrained=None, resample_rate=8, speed_ratio=8, channel_ratio=8,
+                      slow_pathway=dict(type="resnet3d", depth=50, pretrained=None, lateral=True,
+                                        conv1_kernel=(1, 7, 7), dilations=(1, 1, 1, 1), conv1_stride_t=1,
+                                        pool1_stride_t=1, inflate=(0, 0, 1, 1)),
+                      fast_pathway=dict(type="resnet3d", depth=50, pretrained=None, lateral=False,
+                                        base_channels=8, conv1_kernel=(5, 7, 7), conv1_stride_t=1,
+                                        pool1_stride_t=1)),
+        head=dict(type="SlowFastHead", in_channels=2304, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
+        input=(1, 3, 32, 224, 224)),
+    "ircsn_r50": dict(
+        ours="ircsn_r50",
+        backbone=dict(type="ResNet3dCSN", depth=50, pretrained=None, pretrained2d=False, with_pool2=False,
+                      bottleneck_mode="ir", norm_eval=True, bn_frozen=True, zero_init_residual=False),
+        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
+        input=(1, 3, 32, 224, 224)),
+    "ircsn_r152": dict(
+        ours="ircsn_r152",
+        backbone=dict(type="ResNet3dCSN", depth=152, pretrained=None, pretrained2d=False, with_pool2=False,
+                      bottleneck_mode="ir", norm_eval=True, bn_frozen=True, zero_init_residual=False),
+        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
+        input=(1, 3, 32, 224, 224)),
+}
+
+PIP_PACKAGES = ["mmengine==0.10.7", "mmcv-lite==2.1.0", "addict", "yapf", "platformdirs", "termcolor", "rich",
+                "markdown-it-py", "mdurl", "pygments", "pyyaml", "einops", "importlib_metadata", "lazy_importer"]
+
+WORKER = r'''
+# Persistent MMAction2 worker: builds the model, then answers one timed forward per "run" line on stdin,
+# so the caller can interleave MMAction2's runs with its own (fair under a fluctuating machine load).
+import json, sys, time, types
+for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
+    m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
+sys.modules["mmaction.models.localizers.drn.drn"].DRN = type("DRN", (), {})
+import torch
+from mmaction.utils import register_all_modules
+from mmaction.registry import MODELS
+register_all_modules()
+job = json.loads(sys.argv[1])
+torch.set_num_threads(job["threads"])
+def tup(d):
+    return {k: (tuple(v) if isinstance(v, list) else tup(v) if isinstance(v, dict) else v) for k, v in d.items()}
+backbone, head = MODELS.build(tup(job["backbone"])), MODELS.build(tup(job["head"]))
+sd = torch.load(job["weights"], weights_only=True)
+backbone.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("backbone.")}, strict=True)
+head.load_state_dict({k[9:]: v for k, v in sd.items() if k.startswith("cls_head.")}, strict=True)
+backbone.eval(); head.eval()
+x = torch.load(job["input"], weights_only=True)
+print("ready", flush=True)
+with torch.no_grad():
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        t = time.perf_counter(); logits = head(backbone(x)); dt = time.perf_counter() - t
+        torch.save(logits, job["output"])
+        print(json.dumps({"seconds": dt}), flush=True)
+'''
+
+
+def setup_env(log=print) -> None:
+    """Create the MMAction2 environment in BENCH_DIR once (idempotent)."""
+    if PY.exists() and subprocess.run([str(PY), "-c", "import mmengine, mmcv, mmaction"],
+                                      capture_output=True).returncode == 0:
+        return
+    log(f"setting up MMAction2 in {VENV} (once)")
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(VENV)], check=True)
+    subprocess.run([str(PY), "-m", "ensurepip", "-q"], check=True)
+    site = next((VENV / "lib").glob("python*/site-packages"))
+    ours = next((Path(sys.prefix) / "lib").glob("python*/site-packages"))
+    (site / "humact_shared_torch.pth").write_text(f"{ours}\n")
+    pip = [str(PY), "-m", "pip", "install", "-q", "--no-deps"]
+    subprocess.run(pip + PIP_PACKAGES, check=True)
+    sdist = BENCH_DIR / "sdist"
+    subprocess.run([str(PY), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", str(sdist),
+                    "mmaction2==1.2.0"], check=True)
+    subprocess.run(pip + [str(next(sdist.glob("mmaction2-1.2.0*")))], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", default="slowonly_r50_8x8,slowfast_r50_4x16,ircsn_r50")
+    ap.add_argument("--layout", choices=("channels_last", "default"), default="channels_last",
+                    help="memory layout of our model (MMAction2 always runs its default, contiguous NCTHW)")
+    args = ap.parse_args()
+
+    import torch
+
+    from humact.video_models import zoo
+    from humact.video_models.checkpoint import reference_weights
+
+    torch.set_num_threads(args.threads)
+    setup_env()
+    print(f"torch {torch.__version__}, {args.threads} threads, humact layout {args.layout}, median of {args.repeats} interleaved runs "
+          "(after 1 warm-up each)")
+    print(f"{'model':20s} {'input':22s} {'humact s':>9s} {'mmaction2 s':>12s} {'ratio':>6s} {'max|diff|/max':>14s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in args.models.split(","):
+            cfg = MODELS[name]
+            model = zoo.get(cfg["ours"]).build(num_classes=400).eval()
+            sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
+            model.load_state_dict(sd, strict=True)
+            if args.layout == "channels_last":
+                model.to_channels_last()       # what `humact classify` runs
+            x = torch.randn(cfg["input"], generator=torch.Generator().manual_seed(0))
+            torch.save(sd, tmp / "w.pt")
+            torch.save(x, tmp / "x.pt")
+            job = dict(threads=args.threads, repeats=args.repeats, backbone=cfg["backbone"], head=cfg["head"],
+                       weights=str(tmp / "w.pt"), input=str(tmp / "x.pt"), output=str(tmp / "y.pt"))
+            worker = subprocess.Popen([str(PY), "-c", WORKER, json.dumps(job)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if worker.stdout.readline().strip() != "ready":
+                raise SystemExit(f"MMAction2 worker failed for {name}:\n{worker.stderr.read()[-3000:]}")
+
+            def mm_once() -> float:
+                worker.stdin.write("run\n")
+                worker.stdin.flush()
+                return json.loads(worker.stdout.readline())["seconds"]
+
+            mine, theirs = [], []
+            with torch.no_grad():
+                for i in range(args.repeats + 1):       # round 0 is the warm-up of both
+                    t_mm = mm_once()
+                    t = time.perf_counter()
+                    logits = model(x)
+                    t_ours = time.perf_counter() - t
+                    if i:
+                        mine.append(t_ours)
+                        theirs.append(t_mm)
+            worker.stdin.close()
+            worker.wait()
+            ours, ref = statistics.median(mine), statistics.median(theirs)
+            ref_logits = torch.load(tmp / "y.pt", weights_only=True)
+            diff = ((logits - ref_logits).abs().max() / ref_logits.abs().max()).item()
+            print(f"{name:20s} {str(tuple(cfg['input'])):22s} {ours:9.3f} {ref:12.3f} "
+                  f"{ours / ref:6.2f} {diff:14.2e}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
