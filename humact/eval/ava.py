@@ -42,12 +42,15 @@ official heap for them alone in Python (a few percent of keyframes on files writ
 4 decimals); every other keyframe's order is simply descending score. The per-class
 arrays are then built in the official concatenation order and sorted with the same
 `np.argsort` call, so ties across keyframes land exactly where the official code puts
-them.
+them. (That order among equal scores is numpy's unstable sort, which depends on the
+array's length and on numpy's build: "exact" means equal to the official code run with
+the same numpy, which is what tests/ava_oracle.py and benchmarks/ava_eval.py check.)
 
 CSV parsing is vectorised NumPy over 8 MB chunks (a decimal field is parsed as an
 integer mantissa divided by a power of ten, which is the correctly rounded value, i.e.
-exactly Python's `float`); fields it cannot parse that way (exponents, quotes, more than
-15 significant digits) go through Python's `float` / `csv` for that chunk only.
+exactly Python's `float`); fields it cannot parse that way (exponents, more than 15
+significant digits) go through Python's `float` one by one, and a chunk with quotes,
+spaces or lone carriage returns through the `csv` module.
 """
 
 from __future__ import annotations
