@@ -15,7 +15,7 @@ hits both alike; the ratio is what to read. PYSKL's own figures on this kind of 
 (``results.json``, for orientation): ST-GCN++ batch 1 0.101 s, PoseConv3D batch 1 0.79 s.
 
 The reference needs ``mmaction2`` + ``mmengine`` + ``mmcv-lite`` from PyPI. They live in a
-separate virtual environment, ``~/.cache/humact-bench/gcn-venv``, created on the first run
+separate virtual environment, ``~/.cache/humact-bench/gcn-venv`` (or ``$HUMACT_BENCH_VENV``), created on the first run
 (pip, ``--no-deps``: torch and numpy come from humact's own environment through a ``.pth``
 file, so both sides run the same torch). The benchmark re-runs itself inside it. When it
 cannot be set up, it times humact alone and prints PYSKL's figures instead.
@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HUMACT_SHARED", REPO.parent / "shared"))
 BENCH_DIR = Path.home() / ".cache" / "humact-bench"
-VENV = BENCH_DIR / "gcn-venv"
+VENV = Path(os.environ.get("HUMACT_BENCH_VENV", BENCH_DIR / "gcn-venv"))
 PIP_PACKAGES = ["mmaction2==1.2.0", "mmengine==0.10.7", "mmcv-lite==2.1.0", "addict", "yapf", "termcolor",
                 "rich", "markdown-it-py", "mdurl", "pygments", "pyyaml", "einops", "packaging",
                 "importlib_metadata==6.8.0", "zipp", "platformdirs", "tomli"]
