@@ -127,3 +127,29 @@ def test_loader_accepts_a_wrapped_checkpoint_and_names_missing_keys(model):
     del sd["module.backbone.pose_path.layer1_lateral.bn.weight"]
     with pytest.raises(ValueError, match=r"missing keys \['backbone\.pose_path\.layer1_lateral\.bn\.weight'\]"):
         load_pyskl_rgbpose(rgbposeconv3d(num_classes=60), {"state_dict": sd})
+
+
+def test_key_layout_and_outputs_match_mmaction2s_port_of_pyskl():
+    """tests/data/rgbposeconv3d_mmaction2.json: MMAction2 1.2.0's RGBPoseConv3D (PYSKL's code) run on
+    crc32-recipe weights; we load its exact key layout strictly and reproduce its features and logits."""
+    import json
+    from pathlib import Path
+
+    from humact.video_models.checkpoint import reference_weights
+
+    ref = json.loads((Path(__file__).parent / "data" / "rgbposeconv3d_mmaction2.json").read_text())
+    net = rgbposeconv3d(num_classes=60).eval()
+    assert {k: tuple(v.shape) for k, v in net.state_dict().items()} == \
+        {k: tuple(s) for k, s in ref["state_dict_keys"]}
+    load_pyskl_rgbpose(net, reference_weights(ref["state_dict_keys"]))
+    g = torch.Generator().manual_seed(ref["input_recipe"]["generator_seed"])
+    imgs, heat = torch.randn(1, 3, 8, 64, 64, generator=g), torch.rand(1, 17, 32, 16, 16, generator=g)
+    with torch.no_grad():
+        feats = net.forward_features(imgs, heat)
+        out = net.forward_head(feats)
+    assert [list(f.shape) for f in feats] == ref["feat_shapes"]
+    for f, s in zip(feats, ref["feat_sums"]):
+        assert f.double().sum().item() == pytest.approx(s, rel=1e-5)
+    for head in ("rgb", "pose"):
+        want = torch.tensor(ref[f"logits_{head}"])
+        assert (out[head][0] - want).abs().max() <= 1e-4 * want.abs().max()

@@ -56,6 +56,9 @@ MODELS: dict[str, ZooEntry] = {
     "ircsn_r50": ZooEntry(lambda **kw: csn_recognizer(depth=50, bottleneck_mode="ir", **kw),
                           ClipSpec(32, 2, 10, crop="center", crop_size=224),
                           "ir-CSN-50, 32 frames every 2, 10 clips x centre crop 224"),
+    "ipcsn_r50": ZooEntry(lambda **kw: csn_recognizer(depth=50, bottleneck_mode="ip", **kw),
+                          ClipSpec(32, 2, 10, crop="center", crop_size=224),
+                          "ip-CSN-50, 32 frames every 2, 10 clips x centre crop 224"),
 }
 
 
