@@ -1,0 +1,103 @@
+"""The fused (BN-folded, channels-last) ResNet3d / PoseConv3D inference twin gives the source's outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from humact.skeleton.posec3d import load_pyskl_checkpoint, posec3d_slowonly_r50_model
+from humact.video_models.fused import FusedConv3d, fuse_posec3d, fuse_resnet3d
+from humact.video_models.resnet3d import ResNet3d, freeze_batch_norm
+from conftest import shared_file
+
+torch.set_num_threads(1)
+
+
+def randomise_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BN statistics and affine parameters, so that a mis-folded BN shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+def small_posec3d():
+    torch.manual_seed(0)
+    model = posec3d_slowonly_r50_model(num_classes=7, base_channels=8)
+    return randomise_batch_norms(model).eval()
+
+
+def test_fused_posec3d_equals_source_on_random_input():
+    model = small_posec3d()
+    x = torch.rand(2, 17, 8, 24, 24, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        feat, logits = model.forward_features(x), model(x)
+    fused = fuse_posec3d(model)
+    feat_f = fused.forward_features(x)
+    assert feat_f.shape == feat.shape == (2, 128, 4, 3, 3)
+    assert (feat_f - feat).abs().max() <= 1e-5 * feat.abs().max()
+    assert (fused(x) - logits).abs().max() <= 1e-5
+
+
+def test_fused_posec3d_predict_averages_clips_like_the_source():
+    model = small_posec3d()
+    x = torch.rand(2, 3, 17, 8, 24, 24, generator=torch.Generator().manual_seed(2))
+    assert (fuse_posec3d(model).predict(x) - model.predict(x)).abs().max() <= 1e-6
+
+
+def test_posec3d_runs_pointwise_spatial_and_temporal_kernels():
+    kinds = {m.kind for m in fuse_posec3d(small_posec3d()).modules() if isinstance(m, FusedConv3d)}
+    assert kinds == {"pointwise", "spatial", "temporal"}
+
+
+def test_fused_i3d_style_backbone_equals_source():
+    # A 5x7x7 stem with temporal stride (the general conv3d path), pool2, 3x3x3 inflation,
+    # caffe-style strides and frozen BNs: the other ResNet3d variants the twin accepts.
+    torch.manual_seed(3)
+    bb = ResNet3d(depth=50, stage_blocks=(2, 1), num_stages=2, base_channels=8, out_indices=(0, 1),
+                  conv1_kernel=(5, 7, 7), conv1_stride_t=2, pool1_stride_t=2, with_pool2=True,
+                  inflate=(1, 1), inflate_style="3x3x3", style="caffe", spatial_strides=(1, 2),
+                  temporal_strides=(1, 2))
+    bb = freeze_batch_norm(randomise_batch_norms(bb, seed=4)).eval()
+    x = torch.rand(1, 3, 16, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = bb(x)
+    fused = fuse_resnet3d(bb)
+    assert any(m.kind == "general" for m in fused.modules() if isinstance(m, FusedConv3d))
+    out = fused(x)
+    assert len(out) == len(ref) == 2
+    for a, b in zip(out, ref):
+        assert a.shape == b.shape
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_fuse_refuses_a_model_in_training_mode():
+    model = small_posec3d().train()
+    with pytest.raises(ValueError, match="eval"):
+        fuse_posec3d(model)
+
+
+def test_fuse_refuses_non_local_blocks():
+    bb = ResNet3d(depth=50, stage_blocks=(1,), num_stages=1, base_channels=8, out_indices=(0,),
+                  non_local=(1,)).eval()
+    with pytest.raises(ValueError, match="non-local"):
+        fuse_resnet3d(bb)
+
+
+def test_fused_posec3d_reproduces_pyskl_reference():
+    ref = torch.load(shared_file("reference", "pyskl", "posec3d_slowonly_r50_ntu60.pt"), weights_only=True)
+    model = posec3d_slowonly_r50_model(num_classes=60).eval()
+    load_pyskl_checkpoint(model, ref)
+    fused = fuse_posec3d(model)
+    feat = fused.forward_features(ref["input"])
+    # Features reach ~107; as for the unfused model, compare relative to the largest magnitude.
+    assert (feat - ref["feat"]).abs().max() <= 1e-5 * ref["feat"].abs().max()
+    assert (fused.forward_head(feat) - ref["logits"]).abs().max() <= 1e-5
+    assert (fused.predict(ref["input"]) - ref["prob"]).abs().max() <= 1e-5
