@@ -189,3 +189,13 @@ def test_per_track_recognition_ignores_where_the_person_is_and_the_video_resolut
     assert a.scores.shape == (1, 14) and a.labels[0] == "catch"
     np.testing.assert_allclose(a.scores.sum(), 1, atol=1e-5)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+
+
+def test_the_shipped_default_model_loads_strictly_with_the_14_jhmdb_classes():
+    from humact.skeleton.datasets import JHMDB14_CLASSES
+    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+
+    rec = Recognizer.from_checkpoint(DEFAULT_MODEL)  # load_state_dict(strict=True)
+    assert rec.classes == JHMDB14_CLASSES
+    assert rec.layout == "jhmdb15" and rec.recipe.normalize == "body"
+    assert DEFAULT_MODEL.stat().st_size < 5_000_000
