@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from humact.cli import main
-from humact.skeleton.recognize import fuse_streams
 
 TINY = ["--epochs", "1", "--batch-size", "4", "--clip-len", "8", "--base-channels", "8", "--num-threads", "1",
         "--test-clips", "2", "--normalize", "body", "--quiet"]
@@ -105,12 +104,19 @@ def test_train_config_with_an_unknown_field_exits_2_naming_file_and_field(tmp_pa
     assert "bad.json" in err and "'epoch'" in err
 
 
-def test_stream_fusion_is_the_weighted_sum_of_scores():
-    a = np.array([[0.9, 0.1], [0.2, 0.8]])
-    b = np.array([[0.1, 0.9], [0.4, 0.6]])
-    np.testing.assert_allclose(fuse_streams([a, b], [1.0, 3.0]), [[1.2, 2.8], [1.4, 2.6]])
-    with pytest.raises(ValueError, match="2 score arrays but 1 weights"):
-        fuse_streams([a, b], [1.0])
+def test_fuse_combines_saved_stream_scores_with_ctrgcn_weights(trained, extract_folder, tmp_path):
+    runs = []
+    for i in range(4):
+        out = tmp_path / f"s{i}"
+        assert main(["test", str(trained / "model.safetensors"), "--dataset", "extract", "--data",
+                     str(extract_folder), "--clips", "1", "--threads", "1", "--out", str(out)]) == 0
+        runs.append(out / "scores.npy")
+    fused = tmp_path / "fused"
+    assert main(["test", "--fuse", *map(str, runs), "--dataset", "extract", "--data", str(extract_folder),
+                 "--out", str(fused)]) == 0
+    metrics = json.loads((fused / "metrics.json").read_text())
+    assert metrics["weights"] == [0.6, 0.6, 0.4, 0.4]
+    np.testing.assert_allclose(np.load(fused / "scores.npy"), np.load(runs[0]), atol=1e-6)
 
 
 def _result_json(path, rng):

@@ -2,7 +2,8 @@
 
 Writes to `--out`: `metrics.json` (top-1, top-5, mean class accuracy, clips, sample count),
 `confusion.png` and `scores.npy` ((N, classes) probabilities, for late-fusion ensembles:
-`--fuse A/scores.npy B/scores.npy ...` combines saved stream scores without re-running models).
+`--fuse J/scores.npy B/scores.npy JM/scores.npy BM/scores.npy` combines saved stream scores with
+`humact.skeleton.ensemble.fuse_scores`, without re-running the models).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", help="split to test (default: the config's test_split)")
     p.add_argument("--clips", type=int, help="test clips per sample (default: the config's test_clips)")
     p.add_argument("--fuse", nargs="+", metavar="SCORES", help="scores.npy files of streams to fuse instead")
-    p.add_argument("--weights", nargs="+", type=float, help="fusion weights, one per --fuse file")
+    p.add_argument("--weights", nargs="+", type=float,
+                   help="fusion weights, one per --fuse file (default: CTR-GCN's 0.6 0.6 0.4 0.4 for four "
+                        "streams j b jm bm, else equal)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
@@ -33,6 +36,7 @@ def write_results(probs, dataset, out, extra: dict) -> dict:
 
     import numpy as np
 
+    from humact.eval.plots import plot_confusion_matrix
     from humact.eval.recognition import confusion_matrix, mean_class_accuracy, topk_accuracy
     from humact.io.atomic import atomic_write
 
@@ -46,37 +50,11 @@ def write_results(probs, dataset, out, extra: dict) -> dict:
     with atomic_write(out / "scores.npy", "wb") as f:
         np.save(f, probs.astype(np.float32))
     cm = confusion_matrix(probs.argmax(1), labels, len(dataset.classes))
-    _plot_confusion(cm, dataset.classes, out / "confusion.png", f"top-1 {metrics['top1']:.2%}")
+    plot_confusion_matrix(cm, dataset.classes, out / "confusion.png",
+                          title=f"{Path(out).name}: top-1 {metrics['top1']:.2%}")
     print(f"top1 {metrics['top1']:.4f}  top5 {metrics['top5']:.4f}  mean class acc "
           f"{metrics['mean_class_accuracy']:.4f}  ({len(labels)} samples) -> {out / 'metrics.json'}")
     return metrics
-
-
-def _plot_confusion(cm, classes, path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from humact.io.atomic import atomic_path
-
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(2 + 0.45 * n, 1.5 + 0.45 * n))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), classes, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100)
-    plt.close(fig)
 
 
 def test_checkpoint(checkpoint, dataset, out, *, num_clips: int) -> dict:
@@ -107,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.cli import UserError
     from humact.skeleton.datasets import load_dataset
-    from humact.skeleton.recognize import fuse_streams
+    from humact.skeleton.ensemble import CTRGCN_WEIGHTS, fuse_scores
 
     torch.set_num_threads(args.threads)
     if args.fuse:
@@ -128,9 +106,12 @@ def run(args: argparse.Namespace) -> int:
         cfg = meta["config"]
         data = load_dataset(args.dataset or cfg["dataset"], args.data or cfg["data"], args.split or cfg["test_split"],
                             fold=cfg["fold"], classes=tuple(cfg["classes"]) or None)
-        fused = fuse_streams(probs, args.weights)
+        weights = args.weights
+        if weights is None:
+            weights = [CTRGCN_WEIGHTS[s] for s in ("j", "b", "jm", "bm")] if len(probs) == 4 else [1.0] * len(probs)
+        fused = fuse_scores(probs, weights)
         write_results(fused / fused.sum(1, keepdims=True), data, args.out,
-                      {"fused": list(args.fuse), "weights": args.weights or [1.0] * len(probs)})
+                      {"fused": list(args.fuse), "weights": list(weights)})
         return 0
     if not args.checkpoint:
         raise UserError("give a checkpoint (model.safetensors) or --fuse score files")

@@ -25,7 +25,7 @@ from humact.skeleton.datasets import (
 )
 from humact.types import ActionScores, PoseTracks
 
-__all__ = ["build_skeleton_model", "recipe_from", "predict_dataset", "Recognizer", "fuse_streams",
+__all__ = ["build_skeleton_model", "recipe_from", "predict_dataset", "Recognizer",
            "DEFAULT_MODEL"]
 
 #: The model `humact analyze` uses when none is given (see the README for its data and accuracy).
@@ -63,14 +63,6 @@ def predict_dataset(model: nn.Module, clips: SkeletonClips, batch_size: int = 16
         x = torch.stack([clips[i][0] for i in range(start, min(start + batch_size, len(clips)))])
         out.append(model.predict(x).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(clips.data.classes)), np.float32)
-
-
-def fuse_streams(probs: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
-    """Weighted late fusion of per-stream scores (N, classes), as CTR-GCN/PYSKL's ensemble."""
-    weights = [1.0] * len(probs) if weights is None else weights
-    if len(weights) != len(probs) or not probs:
-        raise ValueError(f"fuse_streams: {len(probs)} score arrays but {len(weights)} weights")
-    return sum(w * p for w, p in zip(weights, probs))
 
 
 @dataclass
