@@ -132,15 +132,15 @@ def test_uniform_indices_take_one_frame_per_segment():
 
 
 def test_bone_stream_subtracts_the_parent_joint():
-    x = np.arange(2 * 3 * 2, dtype=np.float32).reshape(1, 2, 3, 2)
-    b = stream_features(x, "b", ((0, 0), (1, 0), (2, 1)))
-    np.testing.assert_array_equal(b[0, :, 0], 0)
-    np.testing.assert_array_equal(b[0, :, 2], x[0, :, 2] - x[0, :, 1])
+    x = np.random.default_rng(0).normal(size=(1, 2, 15, 2)).astype(np.float32)
+    b = stream_features(x, "b", "jhmdb15")
+    np.testing.assert_allclose(b[0, :, 11], x[0, :, 11] - x[0, :, 7])  # right wrist - right elbow
+    np.testing.assert_array_equal(b[0, :, 0], 0)  # the centre (neck) is a zero bone
 
 
 def test_motion_stream_is_the_next_frame_minus_this_one_and_zero_at_the_end():
-    x = np.cumsum(np.ones((1, 4, 2, 3), np.float32), axis=1)
-    m = stream_features(x, "jm", ())
+    x = np.cumsum(np.ones((1, 4, 20, 3), np.float32), axis=1)
+    m = stream_features(x, "jm", "kinect20")
     np.testing.assert_array_equal(m[0, :3], 1)
     np.testing.assert_array_equal(m[0, 3], 0)
 
@@ -233,10 +233,10 @@ def test_2d_samples_with_scores_get_the_score_as_a_third_channel_left_unrotated(
 
 
 def test_bone_score_channel_is_the_mean_of_the_two_joints_scores():
-    x = np.zeros((1, 1, 3, 3), np.float32)
-    x[..., 2] = [0.2, 0.4, 0.8]
-    b = stream_features(x, "b", ((0, 0), (1, 0), (2, 1)), score=True)
-    np.testing.assert_allclose(b[0, 0, :, 2], [0.2, 0.3, 0.6])
+    x = np.zeros((1, 1, 17, 3), np.float32)
+    x[..., 2] = np.linspace(0, 1, 17)
+    b = stream_features(x, "b", "coco", score=True)
+    np.testing.assert_allclose(b[0, 0, 9, 2], (x[0, 0, 9, 2] + x[0, 0, 7, 2]) / 2)  # left wrist, left elbow
 
 
 def test_body_normalize_accepts_joint_groups_as_body_points():

@@ -33,7 +33,7 @@ __all__ = [
     "SkeletonSample", "SkeletonDataset", "load_pyskl", "load_nw_ucla", "load_jhmdb", "load_extract_folder",
     "load_dataset", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
     "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15",
-    "body_normalize", "uniform_indices", "SkeletonClips", "Recipe", "stream_features", "STREAMS", "layout_bones",
+    "body_normalize", "uniform_indices", "SkeletonClips", "Recipe", "stream_features", "STREAMS", "layout_flip_index",
 ]
 
 # ------------------------------------------------------------------------------------------ layouts
@@ -65,12 +65,11 @@ JHMDB14_CLASSES: tuple[str, ...] = (
     "walk", "wave",
 )
 
-def layout_bones(layout: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """(bone (joint, parent) pairs, left/right flip permutation) of a `humact.skeleton.graph` layout."""
+def layout_flip_index(layout: str) -> tuple[int, ...]:
+    """Left/right flip permutation of a `humact.skeleton.graph` layout."""
     from humact.skeleton.graph import get_layout
 
-    lay = get_layout(layout)
-    return lay.bone_pairs, lay.flip_index
+    return get_layout(layout).flip_index
 
 
 # ------------------------------------------------------------------------------------------ samples
@@ -379,32 +378,22 @@ def uniform_indices(num_frames: int, clip_len: int, rng: np.random.Generator | N
 STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
 
 
-def stream_features(x: np.ndarray, stream: str, bones: tuple[tuple[int, int], ...],
-                    score: bool = False) -> np.ndarray:
-    """Joint / bone / motion features of a (M, T, V, C) array, as PYSKL's GenSkeFeat.
+def stream_features(x: np.ndarray, stream: str, layout: str, score: bool = False) -> np.ndarray:
+    """Joint / bone / motion stream of a (M, T, V, C) array: PYSKL's GenSkeFeat for one stream.
 
-    bone = joint - parent joint; motion = next frame - this frame (0 on the last frame).
-    With `score` (2D + confidence input, C = 3) the last channel is not differenced but
-    averaged: a bone's score is the mean of its two joints', a motion's the mean of its two frames'.
+    bone = joint - parent joint (`humact.skeleton.pipelines.joint_to_bone`, the layout's bone
+    pairs); motion = next frame - this frame, 0 on the last frame (`pipelines.to_motion`). With
+    `score` (2D + confidence, C = 3) the score channel is averaged instead of differenced.
     """
+    from humact.skeleton.pipelines import joint_to_bone, to_motion
+
     if stream not in STREAMS:
         raise ValueError(f"stream: unknown {stream!r}, expected one of {STREAMS}")
-    nc = x.shape[-1] - 1 if score else x.shape[-1]
     if stream in ("b", "bm"):
-        child = np.array([b[0] for b in bones])
-        parent = np.array([b[1] for b in bones])
-        bone = np.zeros_like(x)
-        bone[..., child, :nc] = x[..., child, :nc] - x[..., parent, :nc]
-        if score:
-            bone[..., child, nc] = (x[..., child, nc] + x[..., parent, nc]) / 2
-        x = bone
+        x = joint_to_bone(x, layout, score_channel=score)
     if stream in ("jm", "bm"):
-        mot = np.zeros_like(x)
-        mot[:, :-1, :, :nc] = x[:, 1:, :, :nc] - x[:, :-1, :, :nc]
-        if score:
-            mot[:, :-1, :, nc] = (x[:, 1:, :, nc] + x[:, :-1, :, nc]) / 2
-        x = mot
-    return x
+        x = to_motion(x, score_channel=score)
+    return np.asarray(x, np.float32)
 
 
 @dataclass
@@ -477,7 +466,7 @@ class SkeletonClips:
 
     def __init__(self, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1, seed: int = 0):
         self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed
-        self.bones, self.flip_index = layout_bones(data.layout)
+        self.flip_index = layout_flip_index(data.layout)
         self.epoch = 0
         # 3D layouts (Kinect) rotate in space; 2D ones in the image plane, with a score channel
         # when the samples carry confidences.
@@ -518,7 +507,7 @@ class SkeletonClips:
         m = x.shape[0]
         out = np.zeros((r.max_persons,) + x.shape[1:], np.float32)
         out[: min(m, r.max_persons)] = x[: r.max_persons]
-        return stream_features(out, r.stream, self.bones, score=self.score)
+        return stream_features(out, r.stream, self.data.layout, score=self.score)
 
     def __getitem__(self, i: int):
         import torch
