@@ -57,3 +57,19 @@ def test_prints_top_actions_decoding_only_the_sampled_frames(tmp_path, capsys, m
     assert sum(result["scores"]) == pytest.approx(1.0, abs=1e-5)
     # one clip of 8 frames every 8: exactly those 8 frames were decoded to RGB
     assert len(asked) == 1 and len(asked[0]) == 8 and asked[0][1] - asked[0][0] == 8
+
+
+def test_uses_the_normalisation_stored_in_an_mmaction2_checkpoint(tmp_path):
+    video = shared_file("data", "media", "archery_320x240.avi")
+    torch.manual_seed(0)
+    sd = {k: v for k, v in slowonly_r50_recognizer(num_classes=2).state_dict().items()}
+    scores = []
+    for name, extra in (("plain", {}), ("stored", {"data_preprocessor.mean": torch.zeros(3, 1, 1, 1),
+                                                   "data_preprocessor.std": torch.full((3, 1, 1, 1), 255.0)})):
+        ckpt = tmp_path / f"{name}.pth"
+        torch.save({"state_dict": {**sd, **extra}}, ckpt)
+        out = tmp_path / f"{name}.json"
+        assert main(["classify", str(video), "--model", "slowonly_r50_4x16", "--checkpoint", str(ckpt),
+                     "--clips", "1", "--json", str(out)]) == 0
+        scores.append(json.loads(out.read_text())["scores"])
+    assert scores[0] != pytest.approx(scores[1], abs=1e-6)

@@ -82,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
 
     state_dict, meta = _read_weights(args.checkpoint, UserError)
     sd = checkpoint_filter_fn(state_dict)
+    # MMAction2 1.x may store the normalisation it was trained with; it wins over the config default.
+    raw = state_dict.get("state_dict", state_dict)
+    mean, std = (raw.get(k, raw.get("module." + k)) for k in ("data_preprocessor.mean", "data_preprocessor.std"))
+    if mean is not None and std is not None and mean.numel() == 3 and std.numel() == 3:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, mean=tuple(mean.flatten().tolist()), std=tuple(std.flatten().tolist()))
     if "cls_head.fc_cls.weight" not in sd:
         raise UserError(f"{args.checkpoint}: no 'cls_head.fc_cls.weight' (not a recognizer checkpoint?)")
     num_classes = int(sd["cls_head.fc_cls.weight"].shape[0])
