@@ -62,6 +62,13 @@ def test_reproduces_pyskl_features_logits_and_probabilities(model, reference):
     assert (prob - reference["prob"]).abs().max() <= 1e-5
 
 
+def test_channels_last_layout_gives_the_same_logits(reference):
+    net = load_pyskl_checkpoint(posec3d_slowonly_r50_model(num_classes=60), reference).eval().to_channels_last()
+    with torch.no_grad():
+        logits = net(reference["input"])
+    assert (logits - reference["logits"]).abs().max() <= 1e-5
+
+
 def test_loader_accepts_bare_dict_module_prefix_and_old_fc_name(model):
     sd = model.state_dict()
     wrapped = {"state_dict": OrderedDict(
