@@ -165,7 +165,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     setup_env()
-    print(f"torch {torch.__version__}, {args.threads} threads, humact layout {args.layout}, median of {args.repeats} interleaved runs "
+    print(f"torch {torch.__version__}, {args.threads} threads, humact layout {args.layout}, "
+          f"median of {args.repeats} interleaved runs "
           "(after 1 warm-up each)")
     print(f"{'model':20s} {'input':22s} {'humact s':>9s} {'mmaction2 s':>12s} {'ratio':>6s} {'max|diff|/max':>14s}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -84,7 +84,10 @@ def reference_weights(key_shapes: Iterable[tuple[str, Iterable[int]]]) -> "Order
         elif key.endswith("running_var"):
             t = torch.rand(shape, generator=g) + 0.5
         elif len(shape) == 1:
-            t = torch.rand(shape, generator=g) + 0.5 if key.endswith(".weight") else torch.randn(shape, generator=g) * 0.1
+            if key.endswith(".weight"):
+                t = torch.rand(shape, generator=g) + 0.5
+            else:
+                t = torch.randn(shape, generator=g) * 0.1
         else:
             fan_in = shape[1]
             for s in shape[2:]:
