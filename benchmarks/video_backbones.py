@@ -136,8 +136,7 @@ def setup_env(log=print) -> None:
         return
     log(f"setting up MMAction2 in {VENV} (once)")
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(VENV)], check=True)
-    subprocess.run([str(PY), "-m", "ensurepip", "-q"], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     site = next((VENV / "lib").glob("python*/site-packages"))
     ours = next((Path(sys.prefix) / "lib").glob("python*/site-packages"))
     (site / "humact_shared_torch.pth").write_text(f"{ours}\n")
