@@ -12,12 +12,13 @@ Both models get the same weights (PYSKL's reference checkpoints from
 ``shared/reference/pyskl`` when present, else a seeded random initialisation) and the
 benchmark prints the max |difference| of their logits, so "faster" is "same outputs,
 faster". Timings alternate ours / reference, repetition by repetition, so machine load
-hits both alike; the figure to read is the median of the per-pair ratios (``ours/ref``). PYSKL's own figures on this kind of machine
-(``results.json``, for orientation): ST-GCN++ batch 1 0.101 s, PoseConv3D batch 1 0.79 s.
+hits both alike; the figure to read is the median of the per-pair ratios (``ours/ref``).
+PYSKL's own figures on this kind of machine (``results.json``, for orientation): ST-GCN++
+batch 1 0.101 s, PoseConv3D batch 1 0.79 s.
 
 The reference needs ``mmaction2`` + ``mmengine`` + ``mmcv-lite`` from PyPI. They live in a
-separate virtual environment, ``~/.cache/humact-bench/gcn-venv`` (or ``$HUMACT_BENCH_VENV``), created on the first run
-(pip, ``--no-deps``: torch and numpy come from humact's own environment through a ``.pth``
+separate virtual environment, ``~/.cache/humact-bench/gcn-venv`` (or ``$HUMACT_BENCH_VENV``),
+created on the first run (pip, ``--no-deps``: torch and numpy come from humact's own environment through a ``.pth``
 file, so both sides run the same torch). The benchmark re-runs itself inside it. When it
 cannot be set up, it times humact alone and prints PYSKL's figures instead.
 

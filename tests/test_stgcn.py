@@ -219,3 +219,17 @@ def test_fused_model_reproduces_the_pyskl_reference(name, variant, layout):
     feat = fused.forward_features(ref["input"])
     assert (feat - ref["feat"]).abs().max() < 1e-5
     assert (fused.forward_head(feat) - ref["logits"]).abs().max() < 1e-5
+
+
+def test_fusing_leaves_the_source_model_unchanged():
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = stgcnpp(num_classes=5, layout="coco").eval()
+    for m in model.modules():  # a transform BN that is not the identity, to be folded
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fuse_for_inference(model)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

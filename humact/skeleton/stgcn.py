@@ -528,9 +528,11 @@ class _FusedGCN(nn.Module):
 
     ``out = relu(sum_k W_k x A_k + bias + res)`` (channels mixed by ``W_k``, joints by
     ``A_k``; the two commute). When the unit widens (``C < O``) the ``C`` input channels are
-    aggregated over the graph first and then mixed in one ``K*C -> O`` product; otherwise
-    the ``K*O`` mixed channels are aggregated by ``K`` products accumulated in place, which
-    needs no transposed copy (up to 1.7x faster at batch 16). Same multiply-adds as PYSKL's
+    aggregated over the graph first (one product per partition, written partition-major so
+    that no transposed copy is needed) and then mixed in one ``K*C -> O`` product; otherwise
+    the ``K*O`` mixed channels are aggregated by ``K`` products accumulated in place. The
+    output starts as the (BN-folded) bias and every product, the residual's included,
+    accumulates into it: no separate bias or residual pass. Same multiply-adds as PYSKL's
     conv-then-einsum either way. Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
     """
 
@@ -549,43 +551,45 @@ class _FusedGCN(nn.Module):
             w = unit.conv.weight.reshape(o, k, c).permute(1, 0, 2)
             bias = (unit.conv.bias * s + t)[:, None].expand(o, v).clone()
         w = w * s[None, :, None]                                 # BN scale folded in
-        self.k = k
+        self.k, self.o = k, o
         self.aggregate_first = c < o
+        self.register_buffer("A", A.clone(memory_format=torch.contiguous_format))
         if self.aggregate_first:
-            # A_cat[v, k*V + w] = A[k, v, w]: the K partitions side by side, one product.
-            self.register_buffer("A_cat", A.permute(1, 0, 2).reshape(v, k * v).contiguous())
+            # w2[o, k*C + c] = W[k, o, c]: columns in the partition-major order of z.
             self.register_buffer("w2", w.permute(1, 0, 2).reshape(o, k * c).contiguous())
         else:
-            self.register_buffer("A", A.contiguous())
             self.register_buffer("w_all", w.reshape(k * o, c).contiguous())
-        self.register_buffer("bias", bias.reshape(o, 1, 1, v).contiguous())
         self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
         if self.res == "conv":
             wd, bd = _conv1x1(unit.down[0], unit.down[1])
             self.register_buffer("wd", wd.contiguous())
-            self.register_buffer("bd", bd.contiguous())
+            bias = bias + bd[:, None]                            # the residual's bias joins the bias
+        self.register_buffer("bias", bias.reshape(o, 1, v).contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c, n, t, v = x.shape
-        k = self.k
+        k, o = self.k, self.o
+        y = torch.empty(o, n * t, v, dtype=x.dtype)
+        y.copy_(self.bias)
+        y_mat = y.view(o, n * t * v)
         if self.aggregate_first:
-            # (c*n*t, v) @ (v, k*w) -> (c, n, t, k, w) -> (k*c, n*t*w) -> W2 @ .
-            z = torch.mm(x.reshape(c * n * t, v), self.A_cat).view(c, n, t, k, v)
-            z = z.permute(3, 0, 1, 2, 4).reshape(k * c, n * t * v)
-            y = torch.mm(self.w2, z).view(-1, n, t, v)
+            # z[k] = X (c*n*t, v) @ A_k, stored as (K*C, n*t*v): rows in w2's column order.
+            z = torch.empty(k, c * n * t, v, dtype=x.dtype)
+            x_rows = x.reshape(c * n * t, v)
+            for i in range(k):
+                torch.mm(x_rows, self.A[i], out=z[i])
+            y_mat.addmm_(self.w2, z.view(k * c, n * t * v))
         else:
-            # (k*o, c) @ (c, n*t*v), then sum_k Y_k @ A_k on (o*n*t, v) views.
+            # (k*o, c) @ (c, n*t*v), then y += Y_k @ A_k on (o*n*t, v) views.
             mixed = torch.mm(self.w_all, x.reshape(c, n * t * v)).view(k, -1, v)
-            y = torch.mm(mixed[0], self.A[0])
-            for i in range(1, k):
-                y.addmm_(mixed[i], self.A[i])
-            y = y.view(-1, n, t, v)
-        y += self.bias
+            y_rows = y.view(o * n * t, v)
+            for i in range(k):
+                y_rows.addmm_(mixed[i], self.A[i])
         if self.res == "conv":
-            y += _linear(self.wd, self.bd, x)
+            y_mat.addmm_(self.wd, x.reshape(c, n * t * v))
         elif self.res == "identity":
-            y += x
-        return y.relu_()
+            y_mat += x.reshape(c, n * t * v)
+        return y.view(o, n, t, v).relu_()
 
 
 class _FusedTCN(nn.Module):
@@ -603,11 +607,19 @@ class _FusedTCN(nn.Module):
             w, b = w * s[:, None, None, None], b * s + t
         o, c, k, _ = w.shape
         # w_cols[o, j*C + c] = w[o, c, j]: the taps side by side, for one product with im2col.
-        self.register_buffer("w_cols", w[..., 0].permute(0, 2, 1).reshape(o, k * c).contiguous())
-        self.register_buffer("w", w.contiguous())
-        self.register_buffer("b", b.contiguous())
+        w_cols = w[..., 0].permute(0, 2, 1).reshape(o, k * c)
+        self.register_buffer("w_cols", w_cols.clone(memory_format=torch.contiguous_format))
+        # Copies (clone): without a BN, w and b would otherwise be the source's parameters.
+        self.register_buffer("w", w.clone(memory_format=torch.contiguous_format))
+        self.register_buffer("b", b.clone())
         self.k = k
         self.stride, self.pad, self.dilation = conv.stride[0], conv.padding[0], conv.dilation[0]
+
+    def fold_output_affine(self, scale: torch.Tensor, shift: torch.Tensor) -> None:
+        """Make the unit compute ``unit(x) * scale + shift`` (per output channel) directly."""
+        self.w_cols.mul_(scale[:, None])
+        self.w.mul_(scale[:, None, None, None])
+        self.b.mul_(scale).add_(shift)
 
     def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``out``: an optional contiguous ``(O, S, T', V)`` destination (3x1 kernels)."""
@@ -622,8 +634,17 @@ class _FusedTCN(nn.Module):
         c, n, t, v = x.shape
         s, d = self.stride, self.dilation
         t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
-        xp = F.pad(x, (0, 0, self.pad, self.pad))
-        cols = torch.cat([xp[:, :, j * d: j * d + s * (t_out - 1) + 1: s] for j in range(self.k)])
+        # cols[j, :, :, u] = x[:, :, u*s + j*d - pad] (zero outside the clip): the taps'
+        # shifted copies written straight into one buffer, no padded copy of x first.
+        cols = torch.empty(self.k, c, n, t_out, v, dtype=x.dtype)
+        for j in range(self.k):
+            off = j * d - self.pad
+            lo = min(max(0, -(off // s)), t_out)
+            hi = max(min(t_out, (t - 1 - off) // s + 1), lo) if t - 1 - off >= 0 else lo
+            cols[j, :, :, :lo] = 0
+            cols[j, :, :, hi:] = 0
+            if hi > lo:
+                cols[j, :, :, lo:hi] = x[:, :, lo * s + off: (hi - 1) * s + off + 1: s]
         if out is not None:
             torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(out.shape[0], -1))
             return out
@@ -633,7 +654,11 @@ class _FusedTCN(nn.Module):
 class _FusedMSTCN(nn.Module):
     """:class:`MSTCN` in eval mode: the branches' 1x1 convs (+ BN) as one matrix product,
     the max-pool as two element-wise maxima, the transform's conv with the final BN folded.
-    Layout ``(C, S, T, V)``."""
+
+    The transform's leading BN (an affine map before its ReLU) is folded into whatever
+    is linear before it: the dilated convs' weights and the plain 1x1 branch's rows of the
+    input product; only the max-pool branch (a ReLU and a max before it) applies it
+    itself, on its own rows. Layout ``(C, S, T, V)``."""
 
     def __init__(self, unit: MSTCN) -> None:
         super().__init__()
@@ -661,12 +686,22 @@ class _FusedMSTCN(nn.Module):
             widths.append(w.shape[0])
         self.stride = stride
         self.widths = widths
+        s, t = _bn_affine(unit.transform[0])
+        start = 0
+        self.max_affine = []
+        for i, (kind, width) in enumerate(zip(self.kinds, widths)):
+            rows = slice(start, start + width)
+            start += width
+            if kind == "1x1":
+                ws[i], bs[i] = ws[i] * s[rows, None], bs[i] * s[rows] + t[rows]
+            elif kind == "conv":
+                temporal[i].fold_output_affine(s[rows], t[rows])
+            else:
+                self.max_affine.append((s[rows][:, None, None, None].contiguous(),
+                                        t[rows][:, None, None, None].contiguous()))
         self.register_buffer("w_in", torch.cat(ws).contiguous())
         self.register_buffer("b_in", torch.cat(bs).contiguous())
         self.temporal = nn.ModuleList([m if m is not None else nn.Identity() for m in temporal])
-        s, t = _bn_affine(unit.transform[0])
-        self.register_buffer("pre_scale", s[:, None, None, None].contiguous())
-        self.register_buffer("pre_shift", t[:, None, None, None].contiguous())
         w, b = _conv1x1(unit.transform[2], unit.bn)
         self.register_buffer("w_out", w.contiguous())
         self.register_buffer("b_out", b.contiguous())
@@ -678,17 +713,18 @@ class _FusedMSTCN(nn.Module):
         # Branch outputs are written straight into their rows of one buffer (no concat).
         feat = torch.empty(c, n, t_out, v, dtype=y.dtype)
         start = 0
+        max_affine = iter(self.max_affine)
         for kind, width, temporal in zip(self.kinds, self.widths, self.temporal):
             part, dest = y[start:start + width], feat[start:start + width]
             start += width
             if kind == "1x1":
                 dest.copy_(part[:, :, ::self.stride])
             elif kind == "max":
-                dest.copy_(_max3(part.relu_(), self.stride))
+                scale, shift = next(max_affine)
+                torch.addcmul(shift, _max3(part.relu_(), self.stride), scale, out=dest)
             else:
                 temporal(part.relu_(), out=dest)
-        feat.mul_(self.pre_scale).add_(self.pre_shift).relu_()
-        return _linear(self.w_out, self.b_out, feat)
+        return _linear(self.w_out, self.b_out, feat.relu_())
 
 
 class _FusedBlock(nn.Module):
@@ -701,12 +737,12 @@ class _FusedBlock(nn.Module):
             self.residual = _FusedTCN(block.residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.tcn(self.gcn(x))
+        y = self.tcn(self.gcn(x))   # a fresh buffer: the residual is added in place
         if self.residual_kind == "identity":
-            y = y + x
+            y += x
         elif self.residual_kind == "conv":
-            y = y + self.residual(x)
-        return y.relu_().contiguous()
+            y += self.residual(x)
+        return y.relu_()
 
 
 class FusedRecognizerGCN(nn.Module):
