@@ -68,9 +68,17 @@ def recognizers(tmp: Path) -> None:
                              ("ipcsn_r50", (1, 3, 8, 64, 64), vb.MODELS["ipcsn_r50"]),
                              ("i3d_r50", (1, 3, 16, 64, 64), i3d),
                              ("slowonly_r50_8x8", (1, 3, 8, 64, 64), vb.MODELS["slowonly_r50_8x8"]),
-                             ("slowfast_r50_4x16", (1, 3, 32, 64, 64), vb.MODELS["slowfast_r50_4x16"])]:
+                             ("slowfast_r50_4x16", (1, 3, 32, 64, 64), vb.MODELS["slowfast_r50_4x16"]),
+                             ("i3d_r50_nl", (1, 3, 16, 64, 64), vb.MODELS["i3d_r50_nl"]),
+                             ("i3d_r50_nl_dot", (1, 3, 16, 64, 64), vb.MODELS["i3d_r50_nl_dot"])]:
         model = zoo.get(name).build(num_classes=400)
         sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
+        # Non-local blocks: the recipe's activations (~1e4) would saturate the attention softmax, so
+        # theta and phi are scaled down (recorded in the file) to keep the comparison well-conditioned.
+        scale = 1e-3 if "_nl" in name else 1.0
+        for k in sd:
+            if "non_local_block" in k and (".theta." in k or ".phi." in k):
+                sd[k] = sd[k] * scale
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         torch.save(sd, tmp / "w.pt")
         torch.save(x, tmp / "x.pt")
@@ -81,7 +89,7 @@ def recognizers(tmp: Path) -> None:
         if p.returncode:
             raise SystemExit(f"MMAction2 failed on {name}:\n{p.stderr[-3000:]}")
         layout = "".join(f"{k}\t{list(v.shape)}\n" for k, v in sorted(sd.items()))
-        out["models"][name] = {"input_shape": list(shape), "num_keys": len(sd),
+        out["models"][name] = {"input_shape": list(shape), "num_keys": len(sd), "theta_phi_scale": scale,
                                "layout_sha256": hashlib.sha256(layout.encode()).hexdigest(),
                                "mmaction2_config": {"backbone": cfg["backbone"], "head": cfg["head"]},
                                "logits": torch.load(tmp / "y.pt", weights_only=True)[0].tolist()}
