@@ -25,11 +25,13 @@ def n_params(m: nn.Module) -> int:
 #   slowfast_r50_4x16x1_256e_kinetics400_rgb   Parameters: 34479288
 #   slowfast_r50_8x8x1_256e_kinetics400_rgb    Parameters: 34565560  (fusion kernel 7)
 #   slowfast_r101_8x8x1_256e_kinetics400_rgb   Parameters: 62912312
+#   slowfast_r101_r50_4x16x1_256e_kinetics400_rgb  Parameters: 62384312  (slow R101, fast R50)
 @pytest.mark.parametrize("kw, published", [
     (dict(sampling="4x16"), 34_479_288),
     (dict(sampling="8x8"), 34_565_560),
     (dict(sampling="8x8", depth=101), 62_912_312),
-], ids=["r50_4x16", "r50_8x8", "r101_8x8"])
+    (dict(sampling="4x16", depth=101, fast_depth=50), 62_384_312),
+], ids=["r50_4x16", "r50_8x8", "r101_8x8", "r101_r50_4x16"])
 def test_parameter_count_matches_mmaction2_model_zoo(kw, published):
     assert n_params(slowfast_recognizer(**kw)) == published
 

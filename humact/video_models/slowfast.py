@@ -37,7 +37,8 @@ class ResNet3dSlowFast(nn.Module):
     """The two-pathway backbone. See the module docstring for shapes.
 
     Args:
-        depth: 50 or 101 (both pathways).
+        depth: 50, 101 or 152 (slow pathway; also the fast one unless `fast_depth` is given,
+            e.g. MMAction2's `slowfast_r101_r50_4x16x1`: slow R101, fast R50).
         resample_rate: tau, the slow path's frame stride over the input clip.
         speed_ratio: alpha, how many more frames the fast path sees.
         channel_ratio: beta, the fast path's width divisor (fast base = 64 / beta).
@@ -47,8 +48,8 @@ class ResNet3dSlowFast(nn.Module):
     """
 
     def __init__(self, *, depth: int = 50, resample_rate: int = 8, speed_ratio: int = 8, channel_ratio: int = 8,
-                 fusion_kernel: int = 5, spatial_strides=(1, 2, 2, 2), slow_kw: dict | None = None,
-                 fast_kw: dict | None = None) -> None:
+                 fusion_kernel: int = 5, spatial_strides=(1, 2, 2, 2), fast_depth: int | None = None,
+                 slow_kw: dict | None = None, fast_kw: dict | None = None) -> None:
         super().__init__()
         self.resample_rate = resample_rate
         self.speed_ratio = speed_ratio
@@ -63,7 +64,7 @@ class ResNet3dSlowFast(nn.Module):
                                   inflate=(0, 0, 1, 1), spatial_strides=spatial_strides,
                                   lateral_inplanes=[c * 2 // channel_ratio for c in stage_in],
                                   **(slow_kw or {}))
-        self.fast_path = ResNet3d(depth=depth, base_channels=base // channel_ratio, conv1_kernel=(5, 7, 7),
+        self.fast_path = ResNet3d(depth=fast_depth or depth, base_channels=base // channel_ratio, conv1_kernel=(5, 7, 7),
                                   conv1_stride_t=1, pool1_stride_t=1, inflate=(1, 1, 1, 1),
                                   spatial_strides=spatial_strides, **(fast_kw or {}))
         fast_out = [base // channel_ratio] + [base // channel_ratio * 2 ** i * 4 for i in range(3)]
@@ -97,7 +98,8 @@ class ResNet3dSlowFast(nn.Module):
 
 
 def slowfast_r50(**kw) -> ResNet3dSlowFast:
-    """SlowFast-R50. 4x16: resample_rate=16 (32 input frames at stride 2); 8x8: resample_rate=8."""
+    """SlowFast-R50. 4x16: 32 input frames at stride 2, resample_rate 8, alpha 8 (slow path 4 frames);
+    8x8: resample_rate 4, alpha 4, fusion kernel 7 (slow path 8 frames)."""
     return ResNet3dSlowFast(depth=50, **kw)
 
 
