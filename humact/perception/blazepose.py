@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from humact.perception.boxes import box_iou
 from humact.keypoints import BLAZEPOSE_TO_COCO17
 from humact.types import Detections
 
@@ -161,21 +162,6 @@ def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     kps = raw[:, 4:12].reshape(-1, 4, 2) / scale + anc[:, None, :]
     return scores[keep].astype(np.float32), boxes, kps
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (n, 4) with every box in `b` (m, 4), xyxy -> (n, m)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def weighted_nms(scores: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray, *,
