@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from humact.perception.boxes import box_iou
 from humact.keypoints import BLAZEPOSE_TO_COCO17
+from humact.perception.boxes import box_iou
 from humact.types import Detections
 
 __all__ = [
