@@ -245,3 +245,20 @@ def test_body_normalize_accepts_joint_groups_as_body_points():
     kp[..., 5, :], kp[..., 6, :] = (8, 10), (12, 10)  # shoulders
     out = body_normalize(kp, center=(11, 12), top=(5, 6))
     np.testing.assert_allclose(out[0, 0, 5], (-0.2, -1.0))
+
+
+def test_minmax_scales_each_axis_of_a_clip_to_minus_one_one():
+    data = _toy(layout="kinect20", v=20, c=3, t=16)
+    x, _ = SkeletonClips(data, Recipe(clip_len=16, minmax=True), train=False)[0]
+    flat = x[0, 0].numpy().reshape(-1, 3)
+    np.testing.assert_allclose(flat.min(0), -1, atol=1e-6)
+    np.testing.assert_allclose(flat.max(0), 1, atol=1e-6)
+
+
+def test_view_rotation_turns_about_the_vertical_and_horizontal_axes_but_never_rolls():
+    kp = np.zeros((1, 8, 20, 3), np.float32)
+    kp[..., 0] = np.arange(20)  # every joint on the x axis
+    data = SkeletonDataset([SkeletonSample(kp, 0, "a")], ("a",), "kinect20")
+    x, _ = SkeletonClips(data, Recipe(clip_len=8, view_rotate=1.0), train=True)[0]
+    assert np.abs(x[..., 2]).max() > 0.1  # turned about y: x goes into depth
+    np.testing.assert_allclose(x[..., 1], 0, atol=1e-5)  # no roll: x never goes into y

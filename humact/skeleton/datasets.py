@@ -410,6 +410,10 @@ class Recipe:
         crop: min fraction of the video kept by a random temporal crop (train only; 1 = off).
         normalize: "ucla" (centre on the first frame's spine, CTR-GCN), "body" (see
             `body_normalize`), or "none".
+        view_rotate: max random rotation in radians about the x and y axes only (train only,
+            3D only): CTR-GCN's NW-UCLA view augmentation (+-60 degrees = 1.047).
+        minmax: scale each coordinate axis of a clip to [-1, 1] (CTR-GCN's NW-UCLA feeder),
+            after augmentation, in training and testing.
     """
 
     clip_len: int = 52
@@ -420,6 +424,8 @@ class Recipe:
     flip: float = 0.0
     crop: float = 1.0
     normalize: str = "none"
+    view_rotate: float = 0.0
+    minmax: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -504,6 +510,15 @@ class SkeletonClips:
             if r.flip > 0 and rng.random() < r.flip:
                 x = x[:, :, list(self.flip_index)].copy()
                 x[..., 0] = -x[..., 0]
+            if r.view_rotate > 0 and d == 3:
+                ax, ay = rng.uniform(-r.view_rotate, r.view_rotate, 2)
+                x = x @ _rotation3d(np.array([ax, ay, 0.0])).T
+        if r.minmax:
+            d = self.dims
+            pts = x[..., :d].reshape(-1, d)
+            lo, hi = pts.min(0), pts.max(0)
+            x = x.copy()
+            x[..., :d] = 2 * (x[..., :d] - lo) / np.maximum(hi - lo, 1e-6) - 1
         m = x.shape[0]
         out = np.zeros((r.max_persons,) + x.shape[1:], np.float32)
         out[: min(m, r.max_persons)] = x[: r.max_persons]

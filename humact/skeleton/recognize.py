@@ -48,10 +48,13 @@ def build_skeleton_model(*, model: str, num_classes: int, layout: str, in_channe
 
 def recipe_from(cfg: Any) -> Recipe:
     """The input `Recipe` of a TrainConfig (or its dict)."""
-    get = (lambda k: cfg[k]) if isinstance(cfg, dict) else (lambda k: getattr(cfg, k))
+    # Configs saved before a field existed get the field's default.
+    defaults = Recipe()
+    get = ((lambda k: cfg.get(k, getattr(defaults, k, None))) if isinstance(cfg, dict)
+           else (lambda k: getattr(cfg, k)))
     return Recipe(clip_len=get("clip_len"), stream=get("stream"), max_persons=get("max_persons"),
                   rotate=get("rotate"), scale=get("scale"), flip=get("flip"), crop=get("crop"),
-                  normalize=get("normalize"))
+                  normalize=get("normalize"), view_rotate=get("view_rotate"), minmax=get("minmax"))
 
 
 @torch.no_grad()

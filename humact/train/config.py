@@ -41,7 +41,7 @@ class TrainConfig:
         classes: class names when the data has only integer labels (pyskl).
         val_fraction: fraction of each training class held out for validation (0 = none).
     Input recipe (see `humact.skeleton.datasets.Recipe`):
-        clip_len, stream, max_persons, rotate, scale, flip, crop, normalize.
+        clip_len, stream, max_persons, rotate, scale, flip, crop, normalize, view_rotate, minmax.
     Model:
         model: "stgcnpp" or "stgcn"; layout: graph layout (default: the dataset's);
         base_channels: width of the first stage; dropout: before the classifier.
@@ -71,6 +71,8 @@ class TrainConfig:
     flip: float = 0.0
     crop: float = 1.0
     normalize: str = "none"
+    view_rotate: float = 0.0
+    minmax: bool = False
 
     model: str = "stgcnpp"
     layout: str = ""
