@@ -153,8 +153,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="slowonly_r50_8x8,slowfast_r50_4x16,ircsn_r50")
-    ap.add_argument("--layout", choices=("channels_last", "default"), default="channels_last",
-                    help="memory layout of our model (MMAction2 always runs its default, contiguous NCTHW)")
+    ap.add_argument("--layout", choices=("fused", "channels_last", "default"), default="fused",
+                    help="how our model runs: 'fused' = Recognizer3D.fuse_for_inference (what `humact "
+                         "classify` runs: BN-folded twin where the backbone has one, else channels-last), "
+                         "or plain modules in channels-last / default memory (MMAction2 always runs its "
+                         "default, contiguous NCTHW)")
     args = ap.parse_args()
 
     import torch
@@ -182,8 +185,10 @@ def main() -> None:
             else:
                 sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
             model.load_state_dict(sd, strict=True)
-            if args.layout == "channels_last":
-                model.to_channels_last()       # what `humact classify` runs
+            if args.layout == "fused":
+                model.fuse_for_inference()     # what `humact classify` runs
+            elif args.layout == "channels_last":
+                model.to_channels_last()
             x = torch.randn(cfg["input"], generator=torch.Generator().manual_seed(0))
             torch.save(sd, tmp / "w.pt")
             torch.save(x, tmp / "x.pt")

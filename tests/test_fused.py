@@ -101,3 +101,37 @@ def test_fused_posec3d_reproduces_pyskl_reference():
     assert (feat - ref["feat"]).abs().max() <= 1e-5 * ref["feat"].abs().max()
     assert (fused.forward_head(feat) - ref["logits"]).abs().max() <= 1e-5
     assert (fused.predict(ref["input"]) - ref["prob"]).abs().max() <= 1e-5
+
+
+def test_fused_slowfast_equals_source_on_both_pathways():
+    from humact.video_models.fused import fuse_slowfast
+    from humact.video_models.slowfast import slowfast_r50
+
+    torch.manual_seed(0)
+    model = randomise_batch_norms(slowfast_r50()).eval()
+    x = torch.randn(1, 3, 16, 48, 48, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref, out = model(x), fuse_slowfast(model)(x)
+    for r, o in zip(ref, out):
+        assert r.shape == o.shape
+        assert (r - o).abs().max() <= 1e-5 * r.abs().max()
+
+
+def test_recognizer_fuse_for_inference_keeps_logits_and_falls_back_for_csn():
+    from humact.video_models import zoo
+    from humact.video_models.fused import FusedSlowFast
+
+    x = torch.randn(1, 3, 32, 48, 48, generator=torch.Generator().manual_seed(3))
+    for name, fused_type in (("slowfast_r50_4x16", FusedSlowFast), ("ircsn_r50", None)):
+        torch.manual_seed(0)
+        model = zoo.get(name).build(num_classes=5)
+        randomise_batch_norms(model).eval()
+        with torch.no_grad():
+            ref = model(x)
+            model.fuse_for_inference()
+            out = model(x)
+        if fused_type is not None:
+            assert isinstance(model.backbone, fused_type)
+        else:
+            assert model.channels_last  # CSN has no twin: it runs channels-last instead
+        assert (ref - out).abs().max() <= 1e-5 * ref.abs().max()

@@ -16,8 +16,10 @@ on a CPU:
   convolution on the ``(N, C, T, H*W)`` view, a ``1 x 1 x 1`` one as one matrix product
   over all ``N*T*H*W`` positions: views, no copies.
 
-Non-local blocks, SlowFast laterals and the ``advanced`` average-pool shortcut are not
-rewritten; a backbone that has them is refused (ValueError naming the part).
+SlowFast (:func:`fuse_slowfast`) is two such pathways plus their lateral convolutions,
+run in the source's order. Non-local blocks and the ``advanced`` average-pool shortcut are
+not rewritten; a backbone that has them is refused (ValueError naming the part).
+:func:`fuse_backbone` picks the right twin for a backbone.
 
 The twin holds copies of the weights (buffers, no parameters): it cannot be trained and
 later changes to the source model do not reach it.
@@ -31,8 +33,8 @@ from torch import nn
 
 from humact.video_models.resnet3d import Bottleneck3d, ConvBNAct, FrozenBatchNorm3d, ResNet3d
 
-__all__ = ["FusedConv3d", "FusedBottleneck3d", "FusedResNet3d", "FusedPoseConv3D", "fuse_resnet3d",
-           "fuse_posec3d"]
+__all__ = ["FusedConv3d", "FusedBottleneck3d", "FusedResNet3d", "FusedSlowFast", "FusedPoseConv3D",
+           "fuse_resnet3d", "fuse_slowfast", "fuse_backbone", "fuse_posec3d"]
 
 _CL3 = torch.channels_last_3d
 _CL = torch.channels_last
@@ -57,6 +59,8 @@ class FusedConv3d(nn.Module):
 
     def __init__(self, unit: ConvBNAct) -> None:
         super().__init__()
+        if not isinstance(unit, ConvBNAct):
+            raise ValueError(f"fuse: only conv + BN (+ ReLU) units are rewritten, not a {type(unit).__name__}")
         conv = unit.conv
         if conv.groups != 1:
             raise ValueError(f"fuse: grouped convolutions are not rewritten ({conv})")
@@ -149,11 +153,13 @@ class FusedResNet3d(nn.Module):
                 raise ValueError(f"fuse: {name} has blocks other than Bottleneck3d")
             self.add_module(name, nn.Sequential(*[FusedBottleneck3d(b) for b in layer]))
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x.contiguous(memory_format=_CL3))
+        return F.max_pool3d(x, *self.pool1_args) if self.with_pool1 else x
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = self.conv1(x.contiguous(memory_format=_CL3))
-        if self.with_pool1:
-            x = F.max_pool3d(x, *self.pool1_args)
+        x = self.stem(x)
         outs = []
         for i, name in enumerate(self.res_layers):
             x = getattr(self, name)(x)
@@ -162,6 +168,38 @@ class FusedResNet3d(nn.Module):
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
+
+
+class FusedSlowFast(nn.Module):
+    """Inference twin of :class:`humact.video_models.slowfast.ResNet3dSlowFast`:
+    ``(N, 3, T, H, W)`` -> ``(slow, fast)`` features, the source's shapes and values."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        if backbone.training:
+            raise ValueError("fuse: call .eval() first (BatchNorm must use its running statistics)")
+        self.resample_rate, self.speed_ratio = backbone.resample_rate, backbone.speed_ratio
+        self.slow_path = FusedResNet3d(backbone.slow_path)
+        self.fast_path = FusedResNet3d(backbone.fast_path)
+        self.conv1_lateral = FusedConv3d(backbone.slow_path.conv1_lateral)
+        self.laterals = nn.ModuleList(FusedConv3d(getattr(backbone.slow_path, name))
+                                      for name in backbone.lateral_connections)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # The same nearest-neighbour temporal resampling as the source.
+        x_slow = F.interpolate(x, mode="nearest", scale_factor=(1.0 / self.resample_rate, 1.0, 1.0))
+        x_fast = F.interpolate(x, mode="nearest",
+                               scale_factor=(1.0 / (self.resample_rate // self.speed_ratio), 1.0, 1.0))
+        x_slow, x_fast = self.slow_path.stem(x_slow), self.fast_path.stem(x_fast)
+        x_slow = torch.cat((x_slow, self.conv1_lateral(x_fast)), dim=1)
+        names = self.slow_path.res_layers
+        for i, name in enumerate(names):
+            x_slow = getattr(self.slow_path, name)(x_slow)
+            x_fast = getattr(self.fast_path, name)(x_fast)
+            if i != len(names) - 1:
+                x_slow = torch.cat((x_slow, self.laterals[i](x_fast)), dim=1)
+        return x_slow, x_fast
 
 
 class FusedPoseConv3D(nn.Module):
@@ -206,6 +244,24 @@ class FusedPoseConv3D(nn.Module):
 def fuse_resnet3d(backbone: ResNet3d) -> FusedResNet3d:
     """The fast inference twin of a ResNet3d backbone in eval mode."""
     return FusedResNet3d(backbone).eval()
+
+
+@torch.no_grad()
+def fuse_slowfast(backbone: nn.Module) -> FusedSlowFast:
+    """The fast inference twin of a SlowFast backbone in eval mode."""
+    return FusedSlowFast(backbone).eval()
+
+
+def fuse_backbone(backbone: nn.Module) -> nn.Module:
+    """The fast inference twin of a ResNet3d or SlowFast backbone (ValueError for others,
+    e.g. CSN's grouped convolutions or non-local blocks)."""
+    from humact.video_models.slowfast import ResNet3dSlowFast
+
+    if isinstance(backbone, ResNet3dSlowFast):
+        return fuse_slowfast(backbone)
+    if isinstance(backbone, ResNet3d):
+        return fuse_resnet3d(backbone)
+    raise ValueError(f"fuse: no inference twin for a {type(backbone).__name__}")
 
 
 @torch.no_grad()

@@ -58,6 +58,22 @@ class Recognizer3D(nn.Module):
         self.channels_last = True
         return self
 
+    def fuse_for_inference(self) -> "Recognizer3D":
+        """Swap the backbone for its eval-only fast twin (`humact.video_models.fused`: BN
+        folded, channels-last, 2D kernels where the 3D ones are separable) when it has one
+        (ResNet3d, SlowFast); other backbones (CSN, non-local) run channels-last instead.
+        Outputs are unchanged up to float rounding; the model can no longer be trained."""
+        from humact.video_models.fused import fuse_backbone
+
+        if self.training:
+            raise ValueError("fuse_for_inference: call .eval() first")
+        try:
+            self.backbone = fuse_backbone(self.backbone)
+        except ValueError:
+            return self.to_channels_last()
+        self.channels_last = True
+        return self
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
