@@ -154,3 +154,28 @@ def test_config_wrong_type_or_value_names_the_field():
         config_from({"epochs": "many"}, "x.toml")
     with pytest.raises(ValueError, match="schedule: expected 'cosine' or 'multistep'"):
         config_from({"schedule": "linear"}, "x.toml")
+
+
+def test_bf16_mixed_precision_learns_and_keeps_float32_weights(tmp_path):
+    trainer = _trainer(tmp_path, epochs=8, precision="bf16")
+    history = trainer.fit(log=None)
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["accuracy"] > 0.9
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_bf16_changes_the_arithmetic(tmp_path):
+    a = _trainer(tmp_path / "a", epochs=1)
+    b = _trainer(tmp_path / "b", epochs=1, precision="bf16")
+    a.fit(log=None)
+    b.fit(log=None)
+    assert not torch.equal(a.model[0].weight, b.model[0].weight)
+
+
+def test_fp16_on_a_cpu_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="needs a CUDA device.*bf16"):
+        _trainer(tmp_path, precision="fp16")
+
+
+def test_an_unknown_precision_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        _trainer(tmp_path, precision="fp8")

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, policy=cfg.schedule,
         milestones=tuple(cfg.milestones), gamma=cfg.gamma, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
         warmup_ratio=cfg.warmup_ratio, clip_grad=cfg.clip_grad, label_smoothing=cfg.label_smoothing,
-        seed=cfg.seed, num_workers=cfg.num_workers, validate=validate, progress=not args.quiet)
+        seed=cfg.seed, num_workers=cfg.num_workers, precision=cfg.precision, validate=validate,
+        progress=not args.quiet)
     print(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout}, "
           f"input (M={cfg.max_persons}, T={cfg.clip_len}, C={in_channels}) -> {out}")
     history = trainer.fit(resume=args.resume)

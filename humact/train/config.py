@@ -52,6 +52,7 @@ class TrainConfig:
         clip_grad: max gradient L2 norm (0 = off), label_smoothing.
     Run:
         seed, num_threads (torch intra-op threads), num_workers (data loader processes),
+        precision (fp32, bf16 mixed precision, or fp16 on CUDA),
         test_clips (clips averaged at test time), out (output folder), save_every (epochs).
     """
 
@@ -97,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 2
     num_workers: int = 0
+    precision: str = "fp32"
     test_clips: int = 10
     out: str = "runs/train"
     save_every: int = 1

@@ -16,6 +16,7 @@ model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -128,6 +129,9 @@ class Trainer:
         meta: JSON-able dict saved with every checkpoint (config, class names).
         epochs, batch_size, lr, momentum, nesterov, weight_decay, schedule (the rest of
         `Schedule`), clip_grad (max L2 norm, 0 = off), label_smoothing, seed, num_workers.
+        precision: "fp32"; "bf16" (autocast to bfloat16, on CPU or GPU: no loss scaling
+            needed); or "fp16" (autocast to float16 with a gradient scaler, CUDA only).
+            Weights and optimizer state stay float32 in every mode.
         validate: optional callable(model) -> dict of metrics, run after each epoch.
     """
 
@@ -151,6 +155,7 @@ class Trainer:
     label_smoothing: float = 0.0
     seed: int = 0
     num_workers: int = 0
+    precision: str = "fp32"
     validate: Callable[[nn.Module], dict] | None = None
     progress: bool = True
 
@@ -164,6 +169,13 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, lr=self.lr, momentum=self.momentum,
                                         weight_decay=self.weight_decay, nesterov=self.nesterov)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        self.device = next(self.model.parameters()).device
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision: expected 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(f"precision: 'fp16' mixed precision needs a CUDA device (the model is on "
+                             f"{self.device.type}); use 'bf16' on a CPU")
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.epoch = 0  # epochs completed
         self.iteration = 0
         self.history: list[dict] = []
@@ -213,6 +225,12 @@ class Trainer:
         return torch.utils.data.DataLoader(
             self.dataset, batch_sampler=batches.tolist(), num_workers=self.num_workers, collate_fn=_collate)
 
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
     def train_epoch(self) -> dict:
         """One epoch; returns {"epoch", "loss", "accuracy", "samples_per_s", "lr"}."""
         from tqdm import tqdm
@@ -226,16 +244,26 @@ class Trainer:
             lr = lr_at(self.iteration, self.schedule)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            logits = self.model(x)
-            loss = self.loss_fn(logits, y)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.model(x)
+            loss = self.loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {epoch + 1}, iteration {self.iteration}: loss is {loss.item()}; "
                                          "lower lr or set clip_grad")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(self.optimizer)  # clip the true gradients
+            else:
+                loss.backward()
             if self.clip_grad > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
             self.iteration += 1
             n = len(y)
             total_loss += loss.item() * n
