@@ -205,3 +205,16 @@ def test_the_shipped_default_model_loads_strictly_with_the_14_jhmdb_classes():
     assert rec.classes == JHMDB14_CLASSES
     assert rec.layout == "jhmdb15" and rec.recipe.normalize == "body"
     assert DEFAULT_MODEL.stat().st_size < 5_000_000
+
+
+def test_a_loaded_gcn_predicts_through_its_fused_twin_with_the_same_probabilities():
+    import torch
+
+    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+    from humact.skeleton.stgcn import FusedRecognizerGCN
+
+    rec = Recognizer.from_checkpoint(DEFAULT_MODEL)
+    assert isinstance(rec.inference_model, FusedRecognizerGCN)
+    x = torch.randn(2, 3, 1, 32, 15, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(rec.model.predict(x), rec.inference_model.predict(x), atol=1e-6)

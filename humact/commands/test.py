@@ -71,7 +71,7 @@ def test_checkpoint(checkpoint, dataset, out, *, num_clips: int) -> dict:
         raise UserError(f"{checkpoint}: trained on classes {rec.classes}, the test data has {dataset.classes}")
     dataset.layout = rec.layout
     t0 = time.perf_counter()
-    probs = predict_dataset(rec.model, SkeletonClips(dataset, rec.recipe, train=False, num_clips=num_clips))
+    probs = predict_dataset(rec.inference_model, SkeletonClips(dataset, rec.recipe, train=False, num_clips=num_clips))
     return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "num_clips": num_clips,
                                                "test_seconds": time.perf_counter() - t0})
 

@@ -79,6 +79,8 @@ class Recognizer:
         recipe: the input recipe (clip length, stream, normalisation).
         num_clips: test clips averaged per prediction.
         name: a label for outputs (the checkpoint's file name).
+        fast: an eval-only twin of `model` with the same outputs (`stgcn.fuse_for_inference`:
+            BN folded, channel-major), used for prediction when present.
     """
 
     model: nn.Module
@@ -87,6 +89,12 @@ class Recognizer:
     recipe: Recipe
     num_clips: int = 10
     name: str = ""
+    fast: nn.Module | None = None
+
+    @property
+    def inference_model(self) -> nn.Module:
+        """What predictions run on: the fused twin when there is one, else the model."""
+        return self.fast if self.fast is not None else self.model
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> "Recognizer":
@@ -105,12 +113,16 @@ class Recognizer:
         model.eval()
         # `humact train` names every model "model.safetensors": its run folder says which one it is.
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
-        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name)
+        from humact.skeleton.stgcn import RecognizerGCN, fuse_for_inference
+
+        fast = fuse_for_inference(model) if isinstance(model, RecognizerGCN) else None
+        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name,
+                   fast)
 
     def predict_keypoints(self, keypoint: np.ndarray) -> np.ndarray:
         """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units."""
         data = SkeletonDataset([SkeletonSample(keypoint, -1, "query")], self.classes, self.layout)
-        return predict_dataset(self.model, SkeletonClips(data, self.recipe, train=False,
+        return predict_dataset(self.inference_model, SkeletonClips(data, self.recipe, train=False,
                                                          num_clips=self.num_clips))[0]
 
     def recognize_tracks(self, tracks: PoseTracks, min_frames: int = 8) -> ActionScores:
