@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmaction2_parity import check_reproduces_mmaction2
 from humact.video_models.csn import CSN_BN_EPS, ipcsn, ircsn
 from humact.video_models.recognizer import csn_recognizer
 
@@ -70,35 +71,6 @@ def test_frozen_bn_fine_tuning_keeps_bn_fixed_and_trains_convs():
     assert net.backbone.layer1[0].conv2[0].conv.weight.grad is not None
 
 
-def _mmaction2_reference(name: str):
-    """tests/data/mmaction2_recognizers.json: MMAction2 1.2.0's own logits for `name` (see its 'about')."""
-    import json
-    from pathlib import Path
-
-    data = json.loads((Path(__file__).parent / "data" / "mmaction2_recognizers.json").read_text())
-    return data["models"][name]
-
-
-def _reproduces_mmaction2(name: str) -> None:
-    import hashlib
-
-    from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
-
-    ref = _mmaction2_reference(name)
-    model = zoo.get(name).build(num_classes=400).eval()
-    sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
-    layout = "".join(f"{k}\t{list(v.shape)}\n" for k, v in sorted(sd.items()))
-    # MMAction2 loaded exactly this layout strictly when the reference was made
-    assert len(sd) == ref["num_keys"] and hashlib.sha256(layout.encode()).hexdigest() == ref["layout_sha256"]
-    model.load_state_dict(sd, strict=True)
-    x = torch.randn(ref["input_shape"], generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        logits = model(x)[0]
-    want = torch.tensor(ref["logits"])
-    assert (logits - want).abs().max() <= 1e-4 * want.abs().max()
-
-
 @pytest.mark.parametrize("name", ["ircsn_r50", "ipcsn_r50"])
 def test_reproduces_mmaction2_logits(name):
-    _reproduces_mmaction2(name)
+    check_reproduces_mmaction2(name)

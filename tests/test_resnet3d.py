@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from conftest import shared_file
+from mmaction2_parity import check_reproduces_mmaction2
 from humact.video_models.ava import load_mmaction2_detector, slowonly_r50_ava
 from humact.video_models.checkpoint import read_key_shapes, reference_weights
 from humact.video_models.recognizer import (i3d_r50_recognizer, load_mmaction2_recognizer, slowonly_r50_recognizer,
@@ -104,7 +105,7 @@ def test_ava_head_with_mlp_variant_loads_its_layout():
     assert head == {k: tuple(s) for k, s in layouts["bbox_head_mlp_variant"]}
 
 
-def test_slowonly_ava_detector_reproduces_mmaction2():
+def test_slowonly_ava_detectorcheck_reproduces_mmaction2():
     name = "slowonly_r50_4x16_ava21"
     ref = torch.load(shared_file("reference", "mmaction2", f"{name}.pt"), weights_only=True)
     model = slowonly_r50_ava().eval()
@@ -216,38 +217,6 @@ def test_slowonly_fine_tunes_on_real_clips_and_the_loss_falls(tmp_path):
     assert history[-1]["accuracy"] > history[0]["accuracy"]
 
 
-def _mmaction2_reference(name: str):
-    """tests/data/mmaction2_recognizers.json: MMAction2 1.2.0's own logits for `name` (see its 'about')."""
-    import json
-    from pathlib import Path
-
-    data = json.loads((Path(__file__).parent / "data" / "mmaction2_recognizers.json").read_text())
-    return data["models"][name]
-
-
-def _reproduces_mmaction2(name: str) -> None:
-    import hashlib
-
-    from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
-
-    ref = _mmaction2_reference(name)
-    model = zoo.get(name).build(num_classes=400).eval()
-    sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
-    for k in sd:   # the reference scaled the non-local attention down (see the JSON)
-        if "non_local_block" in k and (".theta." in k or ".phi." in k):
-            sd[k] = sd[k] * ref.get("theta_phi_scale", 1.0)
-    layout = "".join(f"{k}\t{list(v.shape)}\n" for k, v in sorted(sd.items()))
-    # MMAction2 loaded exactly this layout strictly when the reference was made
-    assert len(sd) == ref["num_keys"] and hashlib.sha256(layout.encode()).hexdigest() == ref["layout_sha256"]
-    model.load_state_dict(sd, strict=True)
-    x = torch.randn(ref["input_shape"], generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        logits = model(x)[0]
-    want = torch.tensor(ref["logits"])
-    assert (logits - want).abs().max() <= 1e-4 * want.abs().max()
-
-
 @pytest.mark.parametrize("name", ["slowonly_r50_8x8", "i3d_r50", "i3d_r50_nl", "i3d_r50_nl_dot"])
 def test_recognizer_reproduces_mmaction2_logits(name):
-    _reproduces_mmaction2(name)
+    check_reproduces_mmaction2(name)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from conftest import shared_file
+from mmaction2_parity import check_reproduces_mmaction2
 from humact.video_models.ava import load_mmaction2_detector, slowfast_r50_ava
 from humact.video_models.checkpoint import read_key_shapes, reference_weights
 from humact.video_models.recognizer import slowfast_recognizer
@@ -83,7 +84,7 @@ def test_ava_detector_key_layout_is_mmaction2s():
     assert ours == {k: tuple(s) for k, s in layouts["slowfast_r50_ava"]}
 
 
-def test_ava_detector_reproduces_mmaction2():
+def test_ava_detectorcheck_reproduces_mmaction2():
     name = "slowfast_r50_4x16_ava21"
     ref = torch.load(shared_file("reference", "mmaction2", f"{name}.pt"), weights_only=True)
     model = slowfast_r50_ava().eval()
@@ -119,34 +120,5 @@ def test_classification_head_reads_fast_features_first_as_mmaction2():
         assert torch.allclose(net.forward_head((slow, fast)), fast.mean(dim=(2, 3, 4)).sum(1, keepdim=True))
 
 
-def _mmaction2_reference(name: str):
-    """tests/data/mmaction2_recognizers.json: MMAction2 1.2.0's own logits for `name` (see its 'about')."""
-    import json
-    from pathlib import Path
-
-    data = json.loads((Path(__file__).parent / "data" / "mmaction2_recognizers.json").read_text())
-    return data["models"][name]
-
-
-def _reproduces_mmaction2(name: str) -> None:
-    import hashlib
-
-    from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
-
-    ref = _mmaction2_reference(name)
-    model = zoo.get(name).build(num_classes=400).eval()
-    sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
-    layout = "".join(f"{k}\t{list(v.shape)}\n" for k, v in sorted(sd.items()))
-    # MMAction2 loaded exactly this layout strictly when the reference was made
-    assert len(sd) == ref["num_keys"] and hashlib.sha256(layout.encode()).hexdigest() == ref["layout_sha256"]
-    model.load_state_dict(sd, strict=True)
-    x = torch.randn(ref["input_shape"], generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        logits = model(x)[0]
-    want = torch.tensor(ref["logits"])
-    assert (logits - want).abs().max() <= 1e-4 * want.abs().max()
-
-
 def test_recognizer_reproduces_mmaction2_logits():
-    _reproduces_mmaction2("slowfast_r50_4x16")
+    check_reproduces_mmaction2("slowfast_r50_4x16")
