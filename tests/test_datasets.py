@@ -262,3 +262,16 @@ def test_view_rotation_turns_about_the_vertical_and_horizontal_axes_but_never_ro
     x = SkeletonClips(data, Recipe(clip_len=8, view_rotate=1.0), train=True)[0][0].numpy()
     assert np.abs(x[..., 2]).max() > 0.1  # turned about y: x goes into depth
     np.testing.assert_allclose(x[..., 1], 0, atol=1e-5)  # no roll: x never goes into y
+
+
+@pytest.mark.shared
+def test_nw_ucla_view_splits_partition_the_training_views():
+    root = shared_file("data", "skeleton", "nw_ucla").parent / "nw_ucla"
+    v1, v2 = load_nw_ucla(root, "v01"), load_nw_ucla(root, "v02")
+    assert all(s.name.endswith("_v01") for s in v1.samples)
+    assert all(s.name.endswith("_v02") for s in v2.samples)
+    both = load_nw_ucla(root, "v01+v02")
+    assert sorted(s.name for s in both.samples) == sorted(s.name for s in load_nw_ucla(root, "train").samples)
+    assert len(v1) + len(v2) == len(both)
+    with pytest.raises(ValueError, match="v04"):
+        load_nw_ucla(root, "v04")

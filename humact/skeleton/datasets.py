@@ -185,12 +185,18 @@ _UCLA_NAME = re.compile(r"a(\d\d)_s(\d\d)_e(\d\d)_v(\d\d)")
 def load_nw_ucla(root: str | os.PathLike, split: str) -> SkeletonDataset:
     """NW-UCLA cross-view: split "train" = views v01 + v02 (1020), "test" = view v03 (464).
 
+    A split may also name views, e.g. "v01" or "v01+v02": training on v01 and validating on
+    v02 is a cross-view validation that never touches the test view v03.
     `root` is the folder holding `all_sqe/`. Keypoints are (1, T, 20, 3) metres, Kinect-20 order.
     """
     root = Path(root)
     views = {"train": ("01", "02"), "test": ("03",)}
     if split not in views:
-        raise ValueError(f"NW-UCLA split: expected 'train' or 'test', got {split!r}")
+        named = split.split("+")
+        if not all(re.fullmatch(r"v0[123]", v) for v in named):
+            raise ValueError(f"NW-UCLA split: expected 'train', 'test' or views such as 'v01+v02', "
+                             f"got {split!r}")
+        views[split] = tuple(v[1:] for v in named)
     folder = root / "all_sqe"
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: NW-UCLA folder of *.json skeletons not found")
