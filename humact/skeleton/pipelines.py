@@ -1085,24 +1085,30 @@ def gcn_pipeline(*, layout: str = "coco", feats: tuple[str, ...] = ("j",), clip_
 
 def posec3d_pipeline(*, train: bool = False, clip_len: int = 48, num_clips: int = 1,
                      size: int = 56, test_size: int = 64, with_limb: bool = False,
-                     double: bool = True, left_kp: tuple[int, ...] = COCO_LEFT_KP,
+                     double: bool = True, flip_ratio: float = 0.5,
+                     left_kp: tuple[int, ...] = COCO_LEFT_KP,
                      right_kp: tuple[int, ...] = COCO_RIGHT_KP,
+                     skeletons: tuple[tuple[int, int], ...] = POSEC3D_COCO_LIMBS,
+                     left_limb: tuple[int, ...] = POSEC3D_LEFT_LIMB,
+                     right_limb: tuple[int, ...] = POSEC3D_RIGHT_LIMB,
                      rng: np.random.RandomState | None = None) -> Compose:
     """PYSKL's PoseConv3D recipe (``configs/posec3d/slowonly_r50_*``).
 
     Train: sample, decode, compact (square, padded), short edge 64, random resized crop
-    (area 0.56..1), resize to ``size``, random flip, heatmaps. Test: sample, decode,
-    compact, resize to ``test_size``, heatmaps with the flipped copy (``double``).
+    (area 0.56..1), resize to ``size``, random flip (``flip_ratio``, PYSKL's 0.5), heatmaps.
+    Test: sample, decode, compact, resize to ``test_size``, heatmaps with the flipped copy
+    (``double``). The joint and limb lists default to COCO-17's (PYSKL's limb configs); other
+    layouts pass their own (``skeletons`` with its left / right limbs).
     """
     kw = dict(with_kp=not with_limb, with_limb=with_limb)
     if with_limb:
-        kw.update(skeletons=POSEC3D_COCO_LIMBS, left_limb=POSEC3D_LEFT_LIMB, right_limb=POSEC3D_RIGHT_LIMB)
+        kw.update(skeletons=skeletons, left_limb=left_limb, right_limb=right_limb)
     if train:
         steps = [UniformSampleFrames(clip_len=clip_len, num_clips=num_clips, rng=rng), PoseDecode(),
                  PoseCompact(hw_ratio=1.0, allow_imgpad=True), Resize(scale=(-1, 64)),
                  RandomResizedCrop(area_range=(0.56, 1.0), rng=rng),
                  Resize(scale=(size, size), keep_ratio=False),
-                 Flip(flip_ratio=0.5, left_kp=left_kp, right_kp=right_kp, rng=rng),
+                 Flip(flip_ratio=flip_ratio, left_kp=left_kp, right_kp=right_kp, rng=rng),
                  GeneratePoseTarget(**kw, left_kp=left_kp, right_kp=right_kp)]
     else:
         steps = [UniformSampleFrames(clip_len=clip_len, num_clips=num_clips), PoseDecode(),
