@@ -159,6 +159,20 @@ class Trainer:
     validate: Callable[[nn.Module], dict] | None = None
     progress: bool = True
 
+    @classmethod
+    def from_config(cls, model: nn.Module, dataset: Any, cfg: Any, *, out_dir: str | os.PathLike | None = None,
+                    meta: dict[str, Any] | None = None, validate: Callable[[nn.Module], dict] | None = None,
+                    progress: bool = True) -> "Trainer":
+        """A trainer with the optimisation and run fields of a `TrainConfig` (`cfg`); out_dir
+        defaults to `cfg.out`. The one place those fields are mapped onto the trainer."""
+        return cls(model, dataset, cfg.out if out_dir is None else out_dir, meta=dict(meta or {}),
+                   epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
+                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, policy=cfg.schedule,
+                   milestones=tuple(cfg.milestones), gamma=cfg.gamma, min_lr=cfg.min_lr,
+                   warmup_iters=cfg.warmup_iters, warmup_ratio=cfg.warmup_ratio, clip_grad=cfg.clip_grad,
+                   label_smoothing=cfg.label_smoothing, seed=cfg.seed, num_workers=cfg.num_workers,
+                   precision=cfg.precision, validate=validate, progress=progress)
+
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.iters_per_epoch = max(1, len(self.dataset) // self.batch_size)  # drop_last, as PYSKL
