@@ -34,6 +34,7 @@ __all__ = [
     "load_dataset", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
     "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15",
     "body_normalize", "uniform_indices", "SkeletonClips", "Recipe", "stream_features", "STREAMS", "layout_flip_index",
+    "HeatmapClips", "to_pixel_frame", "layout_limbs", "HEATMAP_CANVAS",
 ]
 
 # ------------------------------------------------------------------------------------------ layouts
@@ -85,12 +86,15 @@ class SkeletonSample:
         label: class index into `SkeletonDataset.classes`, -1 when unknown.
         name: the video's identifier (PYSKL's `frame_dir`).
         keypoint_score: (M, T, V) float32 confidence, or None for ground-truth skeletons.
+        img_shape: (h, w) of the frame 2D pixel keypoints live in, or None when unknown or
+            the coordinates are not pixels (JHMDB's normalised ground truth).
     """
 
     keypoint: np.ndarray
     label: int
     name: str
     keypoint_score: np.ndarray | None = None
+    img_shape: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.keypoint = np.asarray(self.keypoint, np.float32)
@@ -101,6 +105,8 @@ class SkeletonSample:
             if self.keypoint_score.shape != self.keypoint.shape[:3]:
                 raise ValueError(f"{self.name}: keypoint_score: expected {self.keypoint.shape[:3]}, "
                                  f"got {self.keypoint_score.shape}")
+        if self.img_shape is not None:
+            self.img_shape = (int(self.img_shape[0]), int(self.img_shape[1]))
 
     @property
     def num_frames(self) -> int:
@@ -172,11 +178,20 @@ def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] 
         for key in ("keypoint", "label"):
             if key not in anno:
                 raise ValueError(f"{path}: annotations[{i}] ({name}): missing field {key!r}")
-        samples.append(SkeletonSample(anno["keypoint"], int(anno["label"]), name, anno.get("keypoint_score")))
+        samples.append(SkeletonSample(anno["keypoint"], int(anno["label"]), name, anno.get("keypoint_score"),
+                                      _img_shape(anno)))
     if classes is None:
         n = max((s.label for s in samples), default=-1) + 1
         classes = tuple(str(i) for i in range(n))
     return SkeletonDataset(samples, tuple(classes), layout, str(path))
+
+
+def _img_shape(anno: dict) -> tuple[int, int] | None:
+    """A PYSKL annotation's (h, w) `img_shape`, None when absent (or not a pair)."""
+    shape = anno.get("img_shape")
+    if shape is None or len(shape) != 2:
+        return None
+    return int(shape[0]), int(shape[1])
 
 
 _UCLA_NAME = re.compile(r"a(\d\d)_s(\d\d)_e(\d\d)_v(\d\d)")
@@ -280,7 +295,7 @@ def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | N
         else:
             raise ValueError(f"{f}: label: class {label!r} is not in the class list {list(classes)}")
         samples.append(SkeletonSample(anno["keypoint"], idx, str(anno.get("frame_dir", f.stem)),
-                                      anno.get("keypoint_score")))
+                                      anno.get("keypoint_score"), _img_shape(anno)))
     return SkeletonDataset(samples, tuple(classes), "coco", str(root))
 
 
@@ -420,6 +435,13 @@ class Recipe:
             3D only): CTR-GCN's NW-UCLA view augmentation (+-60 degrees = 1.047).
         minmax: scale each coordinate axis of a clip to [-1, 1] (CTR-GCN's NW-UCLA feeder),
             after augmentation, in training and testing.
+        heatmap: PoseConv3D input (`HeatmapClips`): "keypoint" (a channel per joint) or
+            "limb" (a channel per limb) Gaussian heatmaps.
+        heatmap_size: side of the training crops in pixels (PYSKL: 56).
+        heatmap_test_size: side of the test views in pixels (PYSKL: 64).
+
+    The GCN inputs (`SkeletonClips`) use clip_len .. minmax; the heatmap inputs use clip_len,
+    max_persons, flip (PYSKL's PoseConv3D recipe has 0.5) and the heatmap fields.
     """
 
     clip_len: int = 52
@@ -432,6 +454,9 @@ class Recipe:
     normalize: str = "none"
     view_rotate: float = 0.0
     minmax: bool = False
+    heatmap: str = "keypoint"
+    heatmap_size: int = 56
+    heatmap_test_size: int = 64
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -541,3 +566,123 @@ class SkeletonClips:
             rng = np.random.default_rng([255, i])
             clips = [self._clip(kp, None)] + [self._clip(kp, rng) for _ in range(self.num_clips - 1)]
         return torch.from_numpy(np.stack(clips)), int(self.data.samples[i].label)
+
+
+# ------------------------------------------------------------------------------------------ heatmaps
+
+#: Side of the canvas (pixels) that coordinates in other units are drawn into for heatmaps.
+HEATMAP_CANVAS = 256
+
+
+def layout_limbs(layout: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...], tuple[int, ...]]:
+    """(limbs, left limbs, right limbs) for limb heatmaps of a layout.
+
+    COCO: PYSKL's PoseConv3D limb list (`pipelines.POSEC3D_COCO_LIMBS`). Other layouts: their
+    graph edges, a limb being left (right) when its mirror image is another limb and it holds
+    a left (right) joint.
+    """
+    from humact.skeleton import pipelines
+    from humact.skeleton.graph import get_layout
+
+    if layout == "coco":
+        return pipelines.POSEC3D_COCO_LIMBS, pipelines.POSEC3D_LEFT_LIMB, pipelines.POSEC3D_RIGHT_LIMB
+    lay = get_layout(layout)
+    limbs = tuple(lay.inward)
+    mirror = lay.flip_index
+    index = {frozenset(e): i for i, e in enumerate(limbs)}
+    left, right = [], []
+    for i, (a, b) in enumerate(limbs):
+        j = index.get(frozenset((mirror[a], mirror[b])))
+        if j is not None and j != i and (a in lay.left or b in lay.left):
+            left.append(i)
+            right.append(j)
+    return limbs, tuple(left), tuple(right)
+
+
+def to_pixel_frame(sample: SkeletonSample, max_persons: int) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """2D keypoints in pixels of a frame, for heatmaps: (keypoint (M', T, V, 2), score, (h, w)).
+
+    Samples with an `img_shape` are pixels already and are kept as they are. Others (JHMDB's
+    normalised ground truth, annotations without `img_shape`) are shifted and scaled so their
+    joints span `HEATMAP_CANVAS` pixels: PoseConv3D's pipeline crops to the joints' box and
+    resizes it anyway (PoseCompact, Resize), so only the shape of the poses matters. A joint
+    whose x and y are both 0 is missing (PYSKL's convention) and stays at 0. At most
+    `max_persons` persons are kept.
+    """
+    kp = sample.keypoint[:max_persons]
+    score = None if sample.keypoint_score is None else sample.keypoint_score[:max_persons]
+    if kp.shape[-1] != 2:
+        raise ValueError(f"{sample.name}: keypoint: heatmaps are drawn from 2D keypoints (M, T, V, 2), "
+                         f"got {kp.shape} (3D data)")
+    if sample.img_shape is not None:
+        return kp, score, sample.img_shape
+    present = np.any(kp != 0, axis=-1)
+    if not present.any():
+        return kp, score, (HEATMAP_CANVAS, HEATMAP_CANVAS)
+    pts = kp[present]
+    lo, hi = pts.min(0), pts.max(0)
+    factor = (HEATMAP_CANVAS - 2 * 8) / max(float((hi - lo).max()), 1e-6)
+    out = np.zeros_like(kp)
+    out[present] = (pts - lo) * np.float32(factor) + np.float32(8)  # 8 px margin: nothing lands on 0
+    w, h = np.ceil((hi - lo) * factor).astype(int) + 2 * 8
+    return out, score, (int(h), int(w))
+
+
+class HeatmapClips:
+    """A torch-style dataset of PoseConv3D inputs: heatmap volumes `(views, K, T, H, W)` and labels.
+
+    Made on the fly from 2D keypoints by PYSKL's PoseConv3D recipe
+    (`humact.skeleton.pipelines.posec3d_pipeline`) after `to_pixel_frame`. K is the layout's
+    joints (`recipe.heatmap` "keypoint") or limbs ("limb", `layout_limbs`).
+
+    Training (`train=True`): one view, `(1, K, clip_len, heatmap_size, heatmap_size)`: random
+    uniform sampling, random resized crop and a flip with probability `recipe.flip`, from a
+    generator seeded by (seed, epoch, index). Testing: `2 * num_clips` views of side
+    `heatmap_test_size`, the `num_clips` clips of PYSKL's fixed-seed test sampling and then
+    their mirror images (left/right channels swapped: PYSKL's `double=True`), whose softmax
+    probabilities are averaged (`PoseConv3D.predict`).
+
+    Raises ValueError naming the field when the data is not 2D (NW-UCLA's 3D joints).
+    """
+
+    def __init__(self, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1, seed: int = 0):
+        from humact.skeleton.graph import get_layout
+
+        if recipe.heatmap not in ("keypoint", "limb"):
+            raise ValueError(f"heatmap: expected 'keypoint' or 'limb', got {recipe.heatmap!r}")
+        for s in data.samples:
+            if s.keypoint.shape[-1] != 2:
+                raise ValueError(f"{data.source or data.layout}: keypoint: PoseConv3D draws heatmaps from 2D "
+                                 f"keypoints (M, T, V, 2); sample {s.name!r} has {s.keypoint.shape} "
+                                 f"({s.keypoint.shape[-1]}D coordinates)")
+        self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed
+        self.epoch = 0
+        lay = get_layout(data.layout)
+        limbs, left_limb, right_limb = layout_limbs(data.layout)
+        self.num_channels = len(limbs) if recipe.heatmap == "limb" else lay.num_node
+        self._pipeline_kw = dict(clip_len=recipe.clip_len, size=recipe.heatmap_size,
+                                 test_size=recipe.heatmap_test_size, with_limb=recipe.heatmap == "limb",
+                                 flip_ratio=recipe.flip, left_kp=tuple(lay.left), right_kp=tuple(lay.right),
+                                 skeletons=limbs, left_limb=left_limb, right_limb=right_limb)
+        self._prepared = [to_pixel_frame(s, recipe.max_persons) for s in data.samples]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, i: int):
+        import torch
+
+        from humact.skeleton.pipelines import PoseSample, posec3d_pipeline
+
+        kp, score, shape = self._prepared[i]
+        label = int(self.data.samples[i].label)
+        sample = PoseSample(kp, score, shape, label=label, test_mode=not self.train, name=self.data.samples[i].name)
+        if self.train:
+            rng = np.random.RandomState([self.seed, self.epoch, i])
+            pipeline = posec3d_pipeline(train=True, num_clips=1, rng=rng, **self._pipeline_kw)
+        else:
+            pipeline = posec3d_pipeline(train=False, num_clips=self.num_clips, double=True, **self._pipeline_kw)
+        return torch.from_numpy(pipeline(sample).imgs), label
