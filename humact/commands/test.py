@@ -1,5 +1,8 @@
 """`humact test`: multi-clip testing of a trained skeleton model, with metrics and a confusion matrix.
 
+GCNs average the softmax of `--clips` clips; PoseConv3D that of `--clips` clips and their mirror
+images (2 x clips views, PYSKL's flip test).
+
 Writes to `--out`: `metrics.json` (top-1, top-5, mean class accuracy, clips, sample count),
 `confusion.png` and `scores.npy` ((N, classes) probabilities, for late-fusion ensembles:
 `--fuse J/scores.npy B/scores.npy JM/scores.npy BM/scores.npy` combines saved stream scores with
@@ -61,18 +64,22 @@ def test_checkpoint(checkpoint, dataset, out, *, num_clips: int) -> dict:
     """Multi-clip test of a checkpoint on `dataset`; writes the results to `out`."""
     import time
 
-    from humact.skeleton.datasets import SkeletonClips
+    from humact.cli import UserError
     from humact.skeleton.recognize import Recognizer, predict_dataset
 
     rec = Recognizer.from_checkpoint(checkpoint)
     if tuple(dataset.classes) != rec.classes:
-        from humact.cli import UserError
-
         raise UserError(f"{checkpoint}: trained on classes {rec.classes}, the test data has {dataset.classes}")
     dataset.layout = rec.layout
     t0 = time.perf_counter()
-    probs = predict_dataset(rec.inference_model, SkeletonClips(dataset, rec.recipe, train=False, num_clips=num_clips))
-    return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "num_clips": num_clips,
+    try:
+        inputs = rec.inputs(dataset, num_clips)
+    except ValueError as e:
+        raise UserError(f"{checkpoint}: {e}") from e
+    probs = predict_dataset(rec.inference_model, inputs)
+    views = 2 * num_clips if rec.kind == "posec3d" else num_clips
+    return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "model": rec.kind,
+                                               "num_clips": num_clips, "num_views": views,
                                                "test_seconds": time.perf_counter() - t0})
 
 

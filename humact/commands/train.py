@@ -1,4 +1,5 @@
-"""`humact train`: train a skeleton action model (ST-GCN / ST-GCN++) from a config file and/or flags.
+"""`humact train`: train a skeleton action model (ST-GCN / ST-GCN++ on skeleton sequences, PoseConv3D
+on heatmap volumes drawn from 2D keypoints) from a config file and/or flags.
 
 Writes to `--out`: `last.safetensors/.json` after every epoch (resume by re-running the same
 command), `model.safetensors` + `model.json` (weights; config, class names, layout), and, when
@@ -12,7 +13,7 @@ import argparse
 import dataclasses
 import typing
 
-HELP = "train a skeleton action recognition model (ST-GCN, ST-GCN++)"
+HELP = "train a skeleton action recognition model (ST-GCN, ST-GCN++, PoseConv3D)"
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -88,46 +89,52 @@ def load_splits(cfg):
     return train, val, test
 
 
+def make_validator(cfg, recipe, val):
+    """None without a validation slice, else model -> {"top1": ...} on one test clip per sample."""
+    if val is None:
+        return None
+    from humact.eval.recognition import topk_accuracy
+    from humact.skeleton.recognize import input_clips, predict_dataset
+
+    val_clips = input_clips(cfg.model, val, recipe, train=False, num_clips=1)
+
+    def validate(model):
+        return {"top1": topk_accuracy(predict_dataset(model, val_clips), val.labels, 1)}
+
+    return validate
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
 
-    from humact.eval.recognition import topk_accuracy
-    from humact.skeleton.datasets import SkeletonClips
-    from humact.skeleton.recognize import build_skeleton_model, predict_dataset, recipe_from
+    from humact.cli import UserError
+    from humact.skeleton.recognize import build_skeleton_model, input_clips, recipe_from
     from humact.train.trainer import Trainer
 
     cfg = config_from_args(args)
     torch.set_num_threads(cfg.num_threads)
     train, val, test = load_splits(cfg)
     recipe = recipe_from(cfg)
-    clips = SkeletonClips(train, recipe, train=True, seed=cfg.seed)
-    in_channels = int(clips[0][0].shape[-1])
+    try:
+        clips = input_clips(cfg.model, train, recipe, train=True, seed=cfg.seed)
+    except ValueError as e:
+        raise UserError(f"--model {cfg.model}: {e}") from e
+    x0 = clips[0][0]
+    # GCN input (clips, M, T, V, C): C channels; heatmaps (views, K, T, H, W): K channels.
+    in_channels = int(x0.shape[1] if cfg.model == "posec3d" else x0.shape[-1])
     torch.manual_seed(cfg.seed)
     model = build_skeleton_model(model=cfg.model, num_classes=len(train.classes), layout=train.layout,
                                  in_channels=in_channels, max_persons=cfg.max_persons,
                                  base_channels=cfg.base_channels, dropout=cfg.dropout)
-    validate = None
-    if val is not None:
-        val_clips = SkeletonClips(val, recipe, train=False, num_clips=1)
-
-        def validate(m):
-            p = predict_dataset(m, val_clips)
-            return {"top1": topk_accuracy(p, val.labels, 1)}
-
     meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout,
             "in_channels": in_channels, "train_source": train.source, "num_train": len(train)}
     out = Path(cfg.out)
-    trainer = Trainer(
-        model, clips, out, meta=meta, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-        momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, policy=cfg.schedule,
-        milestones=tuple(cfg.milestones), gamma=cfg.gamma, min_lr=cfg.min_lr, warmup_iters=cfg.warmup_iters,
-        warmup_ratio=cfg.warmup_ratio, clip_grad=cfg.clip_grad, label_smoothing=cfg.label_smoothing,
-        seed=cfg.seed, num_workers=cfg.num_workers, precision=cfg.precision, validate=validate,
-        progress=not args.quiet)
+    trainer = Trainer.from_config(model, clips, cfg, meta=meta, validate=make_validator(cfg, recipe, val),
+                                  progress=not args.quiet)
     print(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout}, "
-          f"input (M={cfg.max_persons}, T={cfg.clip_len}, C={in_channels}) -> {out}")
+          f"{cfg.model} input {tuple(x0.shape[1:])} -> {out}")
     history = trainer.fit(resume=args.resume)
     cfg.save(out / "config.json")
     trainer.save_model(out / "model.safetensors",

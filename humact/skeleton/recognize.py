@@ -1,6 +1,7 @@
 """Skeleton action recognition at test time: model building, multi-clip testing, per-track inference.
 
     SkeletonDataset --SkeletonClips(test, 10 clips)--> (N, clips, M, T, V, C) --model.predict--> (N, classes)
+    SkeletonDataset --HeatmapClips(test, 10 clips x flip)--> (N, 20, K, T, H, W) --PoseConv3D.predict--> (N, classes)
     PoseTracks (COCO-17, pixels) --to the model's layout + normalisation--> per track (1, clips, 1, T, V, C)
         --> ActionScores (one row per track)
 
@@ -21,11 +22,11 @@ import torch
 from torch import nn
 
 from humact.skeleton.datasets import (
-    Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15,
+    HeatmapClips, Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15,
 )
 from humact.types import ActionScores, PoseTracks
 
-__all__ = ["build_skeleton_model", "recipe_from", "predict_dataset", "Recognizer",
+__all__ = ["build_skeleton_model", "recipe_from", "input_clips", "predict_dataset", "Recognizer",
            "DEFAULT_MODEL"]
 
 #: The model `humact analyze` uses when none is given (see the README for its data and accuracy).
@@ -34,16 +35,24 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "stg
 
 def build_skeleton_model(*, model: str, num_classes: int, layout: str, in_channels: int, max_persons: int,
                          base_channels: int = 64, dropout: float = 0.0) -> nn.Module:
-    """ST-GCN or ST-GCN++ (humact.skeleton.stgcn) for `layout`, input (N, M, T, V, in_channels)."""
+    """ST-GCN or ST-GCN++ (humact.skeleton.stgcn) for `layout`, input (N, M, T, V, in_channels);
+    or "posec3d": PYSKL's PoseConv3D SlowOnly-R50 (humact.skeleton.posec3d) on heatmap volumes
+    (N, in_channels, T, H, W), `base_channels` wide (PYSKL: 32); `layout` and `max_persons`
+    then only shape the heatmaps, not the network."""
     from humact.skeleton import stgcn
 
+    if model == "posec3d":
+        from humact.skeleton.posec3d import posec3d_slowonly_r50_model
+
+        return posec3d_slowonly_r50_model(num_classes=num_classes, in_channels=in_channels, dropout=dropout,
+                                          base_channels=base_channels)
     kw = dict(num_classes=num_classes, layout=layout, in_channels=in_channels, dropout=dropout,
               base_channels=base_channels, num_person=max_persons)
     if model == "stgcnpp":
         return stgcn.stgcnpp(**kw)
     if model == "stgcn":
         return stgcn.stgcn(**kw)
-    raise ValueError(f"model: expected 'stgcnpp' or 'stgcn', got {model!r}")
+    raise ValueError(f"model: expected 'stgcnpp', 'stgcn' or 'posec3d', got {model!r}")
 
 
 def recipe_from(cfg: Any) -> Recipe:
@@ -54,12 +63,27 @@ def recipe_from(cfg: Any) -> Recipe:
            else (lambda k: getattr(cfg, k)))
     return Recipe(clip_len=get("clip_len"), stream=get("stream"), max_persons=get("max_persons"),
                   rotate=get("rotate"), scale=get("scale"), flip=get("flip"), crop=get("crop"),
-                  normalize=get("normalize"), view_rotate=get("view_rotate"), minmax=get("minmax"))
+                  normalize=get("normalize"), view_rotate=get("view_rotate"), minmax=get("minmax"),
+                  heatmap=get("heatmap"), heatmap_size=get("heatmap_size"),
+                  heatmap_test_size=get("heatmap_test_size"))
+
+
+def input_clips(model: str, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1,
+                seed: int = 0) -> SkeletonClips | HeatmapClips:
+    """The network inputs of `model` ("posec3d": heatmap volumes, else skeleton clips) for `data`."""
+    cls = HeatmapClips if model == "posec3d" else SkeletonClips
+    return cls(data, recipe, train=train, num_clips=num_clips, seed=seed)
 
 
 @torch.no_grad()
-def predict_dataset(model: nn.Module, clips: SkeletonClips, batch_size: int = 16) -> np.ndarray:
-    """Class probabilities (N, classes), softmax averaged over each item's test clips."""
+def predict_dataset(model: nn.Module, clips: SkeletonClips | HeatmapClips, batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities (N, classes), softmax averaged over each item's test clips (or views).
+
+    `batch_size` items per forward pass; default 16, 1 for heatmap volumes (one item is
+    already 2 x clips views of (K, T, 64, 64)).
+    """
+    if batch_size is None:
+        batch_size = 1 if isinstance(clips, HeatmapClips) else 16
     model.eval()
     out = []
     for start in range(0, len(clips), batch_size):
@@ -79,8 +103,9 @@ class Recognizer:
         recipe: the input recipe (clip length, stream, normalisation).
         num_clips: test clips averaged per prediction.
         name: a label for outputs (the checkpoint's file name).
-        fast: an eval-only twin of `model` with the same outputs (`stgcn.fuse_for_inference`:
-            BN folded, channel-major), used for prediction when present.
+        fast: an eval-only twin of `model` with the same outputs (`stgcn.fuse_for_inference` or
+            `video_models.fused.fuse_posec3d`: BN folded), used for prediction when present.
+        kind: "posec3d" (heatmap input) or the GCN's name (skeleton input), the config's `model`.
     """
 
     model: nn.Module
@@ -90,6 +115,7 @@ class Recognizer:
     num_clips: int = 10
     name: str = ""
     fast: nn.Module | None = None
+    kind: str = "stgcnpp"
 
     @property
     def inference_model(self) -> nn.Module:
@@ -115,22 +141,33 @@ class Recognizer:
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
         from humact.skeleton.stgcn import RecognizerGCN, fuse_for_inference
 
-        fast = fuse_for_inference(model) if isinstance(model, RecognizerGCN) else None
-        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name,
-                   fast)
+        if cfg["model"] == "posec3d":
+            from humact.video_models.fused import fuse_posec3d
 
-    def predict_keypoints(self, keypoint: np.ndarray) -> np.ndarray:
-        """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units."""
-        data = SkeletonDataset([SkeletonSample(keypoint, -1, "query")], self.classes, self.layout)
-        return predict_dataset(self.inference_model, SkeletonClips(data, self.recipe, train=False,
-                                                         num_clips=self.num_clips))[0]
+            fast = fuse_posec3d(model)
+        else:
+            fast = fuse_for_inference(model) if isinstance(model, RecognizerGCN) else None
+        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name,
+                   fast, cfg["model"])
+
+    def inputs(self, data: SkeletonDataset, num_clips: int | None = None) -> SkeletonClips | HeatmapClips:
+        """Test inputs of `data` for this model (`num_clips` clips, default the model's)."""
+        return input_clips(self.kind, data, self.recipe, train=False, num_clips=num_clips or self.num_clips)
+
+    def predict_keypoints(self, keypoint: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
+        """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units
+        (with its (M, T, V) scores for a heatmap model)."""
+        data = SkeletonDataset([SkeletonSample(keypoint, -1, "query", score)], self.classes, self.layout)
+        return predict_dataset(self.inference_model, self.inputs(data))[0]
 
     def recognize_tracks(self, tracks: PoseTracks, min_frames: int = 8) -> ActionScores:
         """One row of class probabilities per track of `tracks` (COCO-17 pixel keypoints).
 
         Each track is cut to the frames it was seen in; for a "jhmdb15" model its joints are
         derived with `coco17_to_jhmdb15` and normalised with `body_normalize` exactly as the
-        training data was. Tracks seen on fewer than `min_frames` frames get all-zero scores.
+        training data was (a PoseConv3D model draws its heatmaps around the track's joints,
+        which needs no normalisation). Tracks seen on fewer than `min_frames` frames get
+        all-zero scores.
         """
         if self.layout not in ("jhmdb15", "coco"):
             raise ValueError(f"{self.name}: per-track recognition needs a 2D model (jhmdb15 or coco layout), "
@@ -143,6 +180,9 @@ class Recognizer:
             kp, sc = tracks.keypoints[m, seen], tracks.keypoint_scores[m, seen]
             if self.layout == "jhmdb15":
                 kp, sc = coco17_to_jhmdb15(kp, sc)
+            if self.kind == "posec3d":
+                scores[m] = self.predict_keypoints(kp[None], sc[None])
+                continue
             if self.recipe.normalize != "body":  # "body" normalisation runs inside SkeletonClips
                 raise ValueError(f"{self.name}: per-track recognition expects a 'body'-normalised model")
             x = kp[None]

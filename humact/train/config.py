@@ -24,7 +24,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "load_config", "config_from"]
+__all__ = ["TrainConfig", "load_config", "config_from", "MODELS"]
+
+#: The models `humact train` builds: the GCNs on skeleton sequences, PoseConv3D on heatmap volumes.
+MODELS: tuple[str, ...] = ("stgcnpp", "stgcn", "posec3d")
 
 
 @dataclass
@@ -41,10 +44,19 @@ class TrainConfig:
         classes: class names when the data has only integer labels (pyskl).
         val_fraction: fraction of each training class held out for validation (0 = none).
     Input recipe (see `humact.skeleton.datasets.Recipe`):
-        clip_len, stream, max_persons, rotate, scale, flip, crop, normalize, view_rotate, minmax.
+        clip_len, stream, max_persons, rotate, scale, flip, crop, normalize, view_rotate, minmax;
+        for PoseConv3D (`HeatmapClips`, PYSKL's posec3d recipe) clip_len, max_persons, flip and
+        heatmap ("keypoint" or "limb"), heatmap_size (training crops, PYSKL 56),
+        heatmap_test_size (test views, PYSKL 64).
     Model:
-        model: "stgcnpp" or "stgcn"; layout: graph layout (default: the dataset's);
-        base_channels: width of the first stage; dropout: before the classifier.
+        model: "stgcnpp", "stgcn" or "posec3d" (PoseConv3D SlowOnly-R50 on heatmaps of 2D keypoints);
+        layout: joint layout (default: the dataset's);
+        base_channels: width of the first stage (PYSKL: 64 for the GCNs, 32 for PoseConv3D);
+        dropout: before the classifier.
+        PYSKL's PoseConv3D recipe (configs/posec3d/slowonly_r50_*) differs from the GCN
+        defaults here: clip_len 48, flip 0.5, dropout 0.5, SGD without Nesterov, lr 0.4 for
+        batch 256 (8 GPUs x 32; scale it with the batch), weight_decay 3e-4, clip_grad 40,
+        24 epochs over the training set repeated 10 times; base_channels 32.
     Optimisation (PYSKL / CTR-GCN vocabulary):
         epochs, batch_size, lr, momentum, nesterov, weight_decay,
         schedule: "cosine" (to min_lr) or "multistep" (x gamma at each epoch in milestones),
@@ -74,6 +86,9 @@ class TrainConfig:
     normalize: str = "none"
     view_rotate: float = 0.0
     minmax: bool = False
+    heatmap: str = "keypoint"
+    heatmap_size: int = 56
+    heatmap_test_size: int = 64
 
     model: str = "stgcnpp"
     layout: str = ""
@@ -109,6 +124,10 @@ class TrainConfig:
     def validate(self, source: str = "config") -> None:
         """Raise ValueError naming `source` and the field for an impossible value."""
         checks = [
+            ("model", self.model in MODELS, "one of " + ", ".join(MODELS)),
+            ("heatmap", self.heatmap in ("keypoint", "limb"), "'keypoint' or 'limb'"),
+            ("heatmap_size", self.heatmap_size >= 8, "at least 8"),
+            ("heatmap_test_size", self.heatmap_test_size >= 8, "at least 8"),
             ("schedule", self.schedule in ("cosine", "multistep"), "'cosine' or 'multistep'"),
             ("stream", self.stream in ("j", "b", "jm", "bm"), "one of j, b, jm, bm"),
             ("epochs", self.epochs >= 1, "at least 1"),
