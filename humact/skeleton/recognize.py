@@ -12,6 +12,7 @@ holds the full `TrainConfig`, the class names and the input channels, which is a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +57,12 @@ def build_skeleton_model(*, model: str, num_classes: int, layout: str, in_channe
 
 
 def recipe_from(cfg: Any) -> Recipe:
-    """The input `Recipe` of a TrainConfig (or its dict)."""
-    # Configs saved before a field existed get the field's default.
-    defaults = Recipe()
-    get = ((lambda k: cfg.get(k, getattr(defaults, k, None))) if isinstance(cfg, dict)
-           else (lambda k: getattr(cfg, k)))
-    return Recipe(clip_len=get("clip_len"), stream=get("stream"), max_persons=get("max_persons"),
-                  rotate=get("rotate"), scale=get("scale"), flip=get("flip"), crop=get("crop"),
-                  normalize=get("normalize"), view_rotate=get("view_rotate"), minmax=get("minmax"),
-                  heatmap=get("heatmap"), heatmap_size=get("heatmap_size"),
-                  heatmap_test_size=get("heatmap_test_size"))
+    """The input `Recipe` of a TrainConfig (or its dict): the config's fields of the same names."""
+    names = [f.name for f in dataclasses.fields(Recipe)]
+    if isinstance(cfg, dict):
+        # Configs saved before a field existed get the field's default.
+        return Recipe(**{k: cfg[k] for k in names if k in cfg})
+    return Recipe(**{k: getattr(cfg, k) for k in names})
 
 
 def input_clips(model: str, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1,
