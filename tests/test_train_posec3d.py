@@ -212,3 +212,19 @@ def test_per_track_recognition_draws_each_tracks_heatmaps(trained):
     alone = rec.recognize_tracks(PoseTracks(track_ids=np.array([9]), keypoints=kp[1:], keypoint_scores=np.full(
         (1, t, 17), 0.9), boxes=np.zeros((1, t, 4)), box_scores=np.ones((1, t)), valid=valid[1:])).scores
     np.testing.assert_allclose(scores[1], alone[0], atol=1e-6)  # one track's heatmaps hold no other person
+
+
+def test_limb_heatmaps_have_a_channel_per_limb_and_mirror_left_and_right_limbs():
+    from humact.skeleton.datasets import HeatmapClips, Recipe, SkeletonDataset, SkeletonSample, layout_limbs
+
+    kp = _person("raise", np.random.default_rng(2))[:, :, :15] / 100
+    data = SkeletonDataset([SkeletonSample(kp, 0, "a")], ("a",), "jhmdb15")
+    clips = HeatmapClips(data, Recipe(clip_len=8, heatmap="limb", heatmap_test_size=32), train=False, num_clips=2)
+    x = clips[0][0].numpy()
+    limbs, left, right = layout_limbs("jhmdb15")
+    assert x.shape == (4, len(limbs), 8, 32, 32) and clips.num_channels == len(limbs) == 14
+    assert len(left) == 6  # shoulder-neck, hip-belly, upper arm, thigh, forearm, shin on each side
+    mirror = list(range(len(limbs)))
+    for a, b in zip(left, right):
+        mirror[a], mirror[b] = b, a
+    np.testing.assert_allclose(x[2:], x[:2][:, mirror, :, :, ::-1], atol=1e-6)
