@@ -27,6 +27,8 @@ multi-branch ``mstcn`` temporal conv) have, with 60 classes on COCO-17, 3,088,70
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -504,36 +506,99 @@ def _conv1x1(conv: nn.Conv2d, bn: nn.Module | None = None) -> tuple[torch.Tensor
     return w, b
 
 
-def _linear(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
-    """1x1 conv as one matrix product in the channel-major layout.
+class _Workspace:
+    """Scratch buffers kept from one forward pass to the next (one set per model and thread).
 
-    ``x``: ``(C, S, T, V)`` (S = samples x persons) -> ``(O, S, T / stride, V)``.
+    A fresh multi-megabyte ``torch.empty`` is fresh pages from the kernel: at batch 1 the
+    twin touched ~10 MB of new memory per pass, ~2,500 page faults, a few ms of the ~50. Reused
+    buffers are also still in cache. ``get`` returns the buffer named ``key`` with ``shape``,
+    made (zero-filled when ``zero``) only when the shape or dtype changes; whatever a pass does
+    not overwrite (the zero padding of the im2col buffers) stays as the first pass left it.
     """
-    if stride > 1:
-        x = x[:, :, ::stride]
-    c, n, t, v = x.shape
-    return torch.addmm(b[:, None], w, x.reshape(c, n * t * v)).view(-1, n, t, v)
+
+    def __init__(self) -> None:
+        self.bufs: dict = {}
+
+    def get(self, key, shape: tuple, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
+        buf = self.bufs.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            # Ordinary tensors even under inference_mode: they are written in place later,
+            # possibly outside it.
+            with torch.inference_mode(False):
+                buf = torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
+            self.bufs[key] = buf
+        return buf
 
 
-def _max3(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), (stride, 1), (1, 0))``), on dim 2."""
-    y = x.clone()
-    torch.maximum(y[:, :, 1:], x[:, :, :-1], out=y[:, :, 1:])
-    torch.maximum(y[:, :, :-1], x[:, :, 1:], out=y[:, :, :-1])
-    return y[:, :, ::stride] if stride > 1 else y
+_WORKSPACES = threading.local()
+
+
+def _workspace(model: nn.Module) -> _Workspace:
+    """``model``'s workspace for the calling thread (dropped with the model)."""
+    table = getattr(_WORKSPACES, "table", None)
+    if table is None:
+        table = _WORKSPACES.table = weakref.WeakKeyDictionary()
+    ws = table.get(model)
+    if ws is None:
+        ws = table[model] = _Workspace()
+    return ws
+
+
+def _max3(x: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+    """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), 1, (1, 0))``) on dim 2, into ``buf``."""
+    buf.copy_(x)
+    torch.maximum(buf[:, :, 1:], x[:, :, :-1], out=buf[:, :, 1:])
+    torch.maximum(buf[:, :, :-1], x[:, :, 1:], out=buf[:, :, :-1])
+    return buf
+
+
+def _sparse_plan(A_k: torch.Tensor) -> tuple:
+    """How to compute ``X @ A_k`` (``X``: rows of joints) cheaper than a ``(R, V) @ (V, V)``
+    product (which runs far below peak and costs ~8x a copy), when ``A_k`` is sparse as graph
+    partitions usually are. Returns ``(scale, kind, index, values, empty)``:
+
+    - ``'copy'``: ``A_k = scale * I`` -> ``X`` (the scale goes into the mixing weights);
+    - ``'mul'``: diagonal -> ``X * values``;
+    - ``'select'``: at most one nonzero per column, all equal to ``scale`` -> the columns
+      ``X[:, index]``, with the ``empty`` columns (no nonzero) zeroed;
+    - ``'select_mul'``: at most one nonzero per column -> ``X[:, index] * values`` (0 where empty);
+    - ``'mm'``: anything else, the product.
+
+    All are exact: each output is one product (or a copy), the same as the sum over ``v`` whose
+    other terms are exact zeros.
+    """
+    v = A_k.shape[0]
+    nz = A_k != 0
+    per_col = nz.sum(0)
+    if bool((per_col > 1).any()):
+        return 1.0, "mm", None, None, None
+    index = torch.where(per_col > 0, nz.float().argmax(0), torch.arange(v))
+    values = A_k[index, torch.arange(v)] * (per_col > 0)
+    empty = [int(w) for w in torch.nonzero(per_col == 0).flatten()]
+    if bool((index == torch.arange(v)).all()):
+        if not empty and bool((values == values[0]).all()):
+            return float(values[0]), "copy", None, None, None
+        return 1.0, "mul", None, values.contiguous(), None
+    nonzero = values[per_col > 0]
+    if len(empty) <= 2 and len(nonzero) and bool((nonzero == nonzero[0]).all()):
+        return float(nonzero[0]), "select", index, None, empty
+    return 1.0, "select_mul", index, values.contiguous(), None
 
 
 class _FusedGCN(nn.Module):
     """:class:`UnitGCN` in eval mode with the graph, the conv and BN folded into matrix products.
 
     ``out = relu(sum_k W_k x A_k + bias + res)`` (channels mixed by ``W_k``, joints by
-    ``A_k``; the two commute). When the unit widens (``C < O``) the ``C`` input channels are
-    aggregated over the graph first (one product per partition, written partition-major so
-    that no transposed copy is needed) and then mixed in one ``K*C -> O`` product; otherwise
-    the ``K*O`` mixed channels are aggregated by ``K`` products accumulated in place. The
-    output starts as the (BN-folded) bias and every product, the residual's included,
-    accumulates into it: no separate bias or residual pass. Same multiply-adds as PYSKL's
-    conv-then-einsum either way. Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
+    ``A_k``; the two commute). The ``C`` input channels are aggregated over the graph first
+    (``X A_k`` for each partition, written partition-major into the rows of one buffer ``Z``),
+    then mixed by one ``O x K*C`` product. Aggregating first costs the same multiply-adds as
+    PYSKL's conv-then-aggregate when ``C <= O`` and gives the mixing product a ``K*C`` inner
+    dimension. ``X A_k`` is a copy, a scaling or a column selection when ``A_k`` is that sparse
+    (:func:`_sparse_plan`; the self-link partition is the identity, the inward one a selection),
+    else a ``(C*S*T, V) @ (V, V)`` product. A residual 1x1 conv rides along as ``C`` more rows of
+    ``Z`` (a copy of ``x``) and columns of the weight; the BN-folded bias (and an identity
+    residual) initialise the output, which the product accumulates into.
+    Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
     """
 
     def __init__(self, unit: UnitGCN) -> None:
@@ -551,44 +616,52 @@ class _FusedGCN(nn.Module):
             w = unit.conv.weight.reshape(o, k, c).permute(1, 0, 2)
             bias = (unit.conv.bias * s + t)[:, None].expand(o, v).clone()
         w = w * s[None, :, None]                                 # BN scale folded in
+        self.plan = []
+        for i in range(k):
+            scale, kind, index, values, empty = _sparse_plan(A[i])
+            w[i] = w[i] * scale
+            self.plan.append((kind, index, values, empty))
+        # w2[o, k*C + c] = W[k, o, c]: columns in the partition-major row order of Z.
+        w2 = w.permute(1, 0, 2).reshape(o, k * c)
         self.k, self.o = k, o
-        self.aggregate_first = c < o
-        self.register_buffer("A", A.clone(memory_format=torch.contiguous_format))
-        if self.aggregate_first:
-            # w2[o, k*C + c] = W[k, o, c]: columns in the partition-major order of z.
-            self.register_buffer("w2", w.permute(1, 0, 2).reshape(o, k * c).contiguous())
-        else:
-            self.register_buffer("w_all", w.reshape(k * o, c).contiguous())
         self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
         if self.res == "conv":
             wd, bd = _conv1x1(unit.down[0], unit.down[1])
-            self.register_buffer("wd", wd.contiguous())
+            w2 = torch.cat([w2, wd], dim=1)
             bias = bias + bd[:, None]                            # the residual's bias joins the bias
+        self.register_buffer("A", A.clone(memory_format=torch.contiguous_format))
+        self.register_buffer("w2", w2.contiguous())
         self.register_buffer("bias", bias.reshape(o, 1, v).contiguous())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
         c, n, t, v = x.shape
         k, o = self.k, self.o
-        y = torch.empty(o, n * t, v, dtype=x.dtype)
-        y.copy_(self.bias)
-        y_mat = y.view(o, n * t * v)
-        if self.aggregate_first:
-            # z[k] = X (c*n*t, v) @ A_k, stored as (K*C, n*t*v): rows in w2's column order.
-            z = torch.empty(k, c * n * t, v, dtype=x.dtype)
-            x_rows = x.reshape(c * n * t, v)
-            for i in range(k):
-                torch.mm(x_rows, self.A[i], out=z[i])
-            y_mat.addmm_(self.w2, z.view(k * c, n * t * v))
-        else:
-            # (k*o, c) @ (c, n*t*v), then y += Y_k @ A_k on (o*n*t, v) views.
-            mixed = torch.mm(self.w_all, x.reshape(c, n * t * v)).view(k, -1, v)
-            y_rows = y.view(o * n * t, v)
-            for i in range(k):
-                y_rows.addmm_(mixed[i], self.A[i])
+        p = n * t * v
+        z = ws.get((id(self), "z"), (self.w2.shape[1], p), x.dtype)
+        x_rows = x.reshape(c * n * t, v)   # a copy only for ST-GCN's transposed 9x1 outputs
+        for i, (kind, index, values, empty) in enumerate(self.plan):
+            z_i = z[i * c:(i + 1) * c].view(c * n * t, v)
+            if kind == "copy":
+                z_i.copy_(x_rows)
+            elif kind == "mul":
+                torch.mul(x_rows, values, out=z_i)
+            elif kind == "mm":
+                torch.mm(x_rows, self.A[i], out=z_i)
+            else:
+                torch.index_select(x_rows, 1, index, out=z_i)
+                if kind == "select_mul":
+                    z_i.mul_(values)
+                else:
+                    for col in empty:
+                        z_i[:, col].zero_()
         if self.res == "conv":
-            y_mat.addmm_(self.wd, x.reshape(c, n * t * v))
-        elif self.res == "identity":
-            y_mat += x.reshape(c, n * t * v)
+            z[k * c:].copy_(x_rows.view(c, p))
+        y = ws.get((id(self), "y"), (o, n * t, v), x.dtype)
+        if self.res == "identity":
+            torch.add(x_rows.view(o, n * t, v), self.bias, out=y)
+        else:
+            y.copy_(self.bias)
+        y.view(o, p).addmm_(self.w2, z)
         return y.view(o, n, t, v).relu_()
 
 
@@ -621,10 +694,14 @@ class _FusedTCN(nn.Module):
         self.w.mul_(scale[:, None, None, None])
         self.b.mul_(scale).add_(shift)
 
-    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ws: _Workspace, out: torch.Tensor | None = None) -> torch.Tensor:
         """``out``: an optional contiguous ``(O, S, T', V)`` destination (3x1 kernels)."""
         if self.k == 1:
-            return _linear(self.w_cols, self.b, x, self.stride)
+            if self.stride > 1:
+                xs = ws.get((id(self), "x"), x[:, :, ::self.stride].shape, x.dtype)
+                x = xs.copy_(x[:, :, ::self.stride])
+            c, n, t, v = x.shape
+            return torch.addmm(self.b[:, None], self.w_cols, x.reshape(c, n * t * v)).view(-1, n, t, v)
         if self.k > 3:
             # Wide kernels (ST-GCN's 9x1): oneDNN's convolution is the faster one.
             y = F.conv2d(x.transpose(0, 1), self.w, self.b, (self.stride, 1), (self.pad, 0), (self.dilation, 1))
@@ -635,113 +712,182 @@ class _FusedTCN(nn.Module):
         s, d = self.stride, self.dilation
         t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
         # cols[j, :, :, u] = x[:, :, u*s + j*d - pad] (zero outside the clip): the taps'
-        # shifted copies written straight into one buffer, no padded copy of x first.
-        cols = torch.empty(self.k, c, n, t_out, v, dtype=x.dtype)
+        # shifted copies written straight into one buffer, no padded copy of x first. The
+        # zeros are written once, when the workspace buffer is made; passes only fill [lo, hi).
+        cols = ws.get((id(self), "cols"), (self.k, c, n, t_out, v), x.dtype, zero=True)
         for j in range(self.k):
             off = j * d - self.pad
             lo = min(max(0, -(off // s)), t_out)
             hi = max(min(t_out, (t - 1 - off) // s + 1), lo) if t - 1 - off >= 0 else lo
-            cols[j, :, :, :lo] = 0
-            cols[j, :, :, hi:] = 0
             if hi > lo:
                 cols[j, :, :, lo:hi] = x[:, :, lo * s + off: (hi - 1) * s + off + 1: s]
-        if out is not None:
-            torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(out.shape[0], -1))
-            return out
-        return torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1)).view(-1, n, t_out, v)
+        if out is None:
+            out = ws.get((id(self), "out"), (self.w_cols.shape[0], n, t_out, v), x.dtype)
+        torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(out.shape[0], -1))
+        return out
 
 
 class _FusedMSTCN(nn.Module):
-    """:class:`MSTCN` in eval mode: the branches' 1x1 convs (+ BN) as one matrix product,
-    the max-pool as two element-wise maxima, the transform's conv with the final BN folded.
+    """:class:`MSTCN` in eval mode, with its block's residual.
 
-    The transform's leading BN (an affine map before its ReLU) is folded into whatever
-    is linear before it: the dilated convs' weights and the plain 1x1 branch's rows of the
-    input product; only the max-pool branch (a ReLU and a max before it) applies it
-    itself, on its own rows. Layout ``(C, S, T, V)``."""
+    - The branches' 1x1 convs (+ BN) are one matrix product; the transform's leading BN
+      (an affine map before its ReLU) is folded into whatever is linear before it (the
+      dilated convs' weights, the plain 1x1 branch's rows of that product); only the
+      max-pool branch (a ReLU and a max before it) applies it itself. The max-pool is two
+      element-wise maxima; the transform's conv has the final BN folded in.
+    - Strided (stride ``s``) units: the rows that only ever read frames ``0, s, 2s, ...``
+      (the plain 1x1 branch and dilated convs whose dilation ``s`` divides, which become
+      dilation ``d/s`` convs of the subsampled input) are computed on ``x[:, :, ::s]`` only:
+      half the input product's multiply-adds for those rows.
+    - The branch outputs go straight into their rows of one buffer (no concat), and the
+      plain 1x1 branch's rows of the input product *are* the first rows of that buffer
+      (the two share memory: no copy).
+    - The block's residual is added by the output product: a strided 1x1 conv as extra rows
+      of its input (a strided copy of the block input) and columns of its weight, an
+      identity as the output's initial value.
 
-    def __init__(self, unit: MSTCN) -> None:
+    Layout ``(C, S, T, V)``; the output (before the block's final ReLU) is a workspace buffer.
+    """
+
+    def __init__(self, unit: MSTCN, residual_kind: str = "none", residual: UnitTCN | None = None) -> None:
         super().__init__()
-        ws, bs, self.kinds, widths = [], [], [], []
-        temporal = []
-        stride = 1
+        s_tr, t_tr = _bn_affine(unit.transform[0])
+        found, start, stride = [], 0, 1
         for cfg, branch in zip(unit.ms_cfg, unit.branches):
+            temporal = None
             if cfg == "1x1":
                 w, b = _conv1x1(branch)
-                stride = branch.stride[0]
-                self.kinds.append("1x1")
-                temporal.append(None)
+                kind, stride = "1x1", branch.stride[0]
             else:
                 w, b = _conv1x1(branch[0], branch[1])
                 if cfg[0] == "max":
-                    self.kinds.append("max")
-                    temporal.append(None)
-                    stride = branch[3].stride[0]
+                    kind, stride = "max", branch[3].stride[0]
                 else:
-                    self.kinds.append("conv")
-                    temporal.append(_FusedTCN(branch[3]))
-                    stride = branch[3].stride
-            ws.append(w)
-            bs.append(b)
-            widths.append(w.shape[0])
-        self.stride = stride
-        self.widths = widths
-        s, t = _bn_affine(unit.transform[0])
-        start = 0
-        self.max_affine = []
-        for i, (kind, width) in enumerate(zip(self.kinds, widths)):
-            rows = slice(start, start + width)
-            start += width
+                    kind, temporal, stride = "conv", _FusedTCN(branch[3]), branch[3].stride
+            rows = slice(start, start + w.shape[0])
+            start += w.shape[0]
+            scale, shift = s_tr[rows], t_tr[rows]
+            affine = None
             if kind == "1x1":
-                ws[i], bs[i] = ws[i] * s[rows, None], bs[i] * s[rows] + t[rows]
+                w, b = w * scale[:, None], b * scale + shift
             elif kind == "conv":
-                temporal[i].fold_output_affine(s[rows], t[rows])
+                temporal.fold_output_affine(scale, shift)
             else:
-                self.max_affine.append((s[rows][:, None, None, None].contiguous(),
-                                        t[rows][:, None, None, None].contiguous()))
-        self.register_buffer("w_in", torch.cat(ws).contiguous())
-        self.register_buffer("b_in", torch.cat(bs).contiguous())
-        self.temporal = nn.ModuleList([m if m is not None else nn.Identity() for m in temporal])
+                affine = (scale[:, None, None, None].contiguous(), shift[:, None, None, None].contiguous())
+            found.append(dict(kind=kind, w=w, b=b, temporal=temporal, affine=affine, cols=rows))
+        self.stride = stride
+        for br in found:   # which rows can be computed on the subsampled input
+            tcn = br["temporal"]
+            br["sub"] = stride > 1 and (br["kind"] == "1x1" or (
+                br["kind"] == "conv" and tcn.dilation % stride == 0 and tcn.pad % stride == 0))
+            if br["sub"] and tcn is not None:   # stride s, dilation d == stride 1, dilation d/s on x[::s]
+                tcn.stride, tcn.dilation, tcn.pad = 1, tcn.dilation // stride, tcn.pad // stride
+        # Row groups of the input product: "full" (every frame) and "sub" (frames 0, s, ...);
+        # with stride 1 everything is "full". The group that ends with the 1x1 branch (its
+        # output has the output's length) shares its buffer with ``feat``.
+        first = [br for br in found if br["kind"] == "1x1"]
+        others = [br for br in found if br["kind"] != "1x1"]
+        full = [br for br in others if not br["sub"]]
+        sub = [br for br in others if br["sub"]]
+        if stride == 1:
+            full, shared = full + first, full
+        else:
+            sub, shared = sub + first, sub
+        self.n_before = sum(br["w"].shape[0] for br in shared)   # rows of the shared group before feat
+        for group_name, group in (("full", full), ("sub", sub)):
+            row = 0
+            for br in group:
+                br["group"], br["rows"] = group_name, (row, row + br["w"].shape[0])
+                row += br["w"].shape[0]
+            cat = lambda key, dim=0: torch.cat([br[key] for br in group], dim) if group else torch.zeros(0)
+            self.register_buffer(f"w_{group_name}", cat("w").contiguous())
+            self.register_buffer(f"b_{group_name}", cat("b").contiguous())
+        # feat rows: the 1x1 branch first (shared memory), then the others in config order.
+        order, row = [], 0
+        self.plan = []
+        for br in first + others:
+            width = br["w"].shape[0]
+            if br["kind"] != "1x1":
+                self.plan.append((br["kind"], br["group"], br["rows"], (row, row + width), br["affine"]))
+            order.append(br["cols"])
+            row += width
+        self.c_feat = row
+        self.temporal = nn.ModuleList([br["temporal"] if br["temporal"] is not None else nn.Identity()
+                                       for br in others])
         w, b = _conv1x1(unit.transform[2], unit.bn)
+        w = torch.cat([w[:, cols] for cols in order], dim=1)   # columns in feat's row order
+        self.residual_kind = residual_kind
+        self.residual_stride = 1
+        if residual_kind == "conv":
+            wr, br_ = _conv1x1(residual.conv, residual.bn)
+            self.residual_stride = residual.conv.stride[0]
+            w, b = torch.cat([w, wr], dim=1), b + br_
         self.register_buffer("w_out", w.contiguous())
         self.register_buffer("b_out", b.contiguous())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = _linear(self.w_in, self.b_in, x)
-        c, n, t, v = y.shape
-        t_out = (t - 1) // self.stride + 1
-        # Branch outputs are written straight into their rows of one buffer (no concat).
-        feat = torch.empty(c, n, t_out, v, dtype=y.dtype)
-        start = 0
-        max_affine = iter(self.max_affine)
-        for kind, width, temporal in zip(self.kinds, self.widths, self.temporal):
-            part, dest = y[start:start + width], feat[start:start + width]
-            start += width
-            if kind == "1x1":
-                dest.copy_(part[:, :, ::self.stride])
-            elif kind == "max":
-                scale, shift = next(max_affine)
-                torch.addcmul(shift, _max3(part.relu_(), self.stride), scale, out=dest)
+    def forward(self, x: torch.Tensor, ws: _Workspace, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """``skip``: the block input, for the residual."""
+        ci, n, t, v = x.shape
+        s, key, dt = self.stride, id(self), x.dtype
+        t_out = (t - 1) // s + 1
+        arena = ws.get((key, "arena"), (self.n_before + self.w_out.shape[1], n, t_out, v), dt)
+        feat = arena[self.n_before:]
+        x_mat = x.view(ci, n * t * v)
+        groups = {}
+        n_full, n_sub = self.w_full.shape[0], self.w_sub.shape[0]
+        if n_full:
+            yf = arena[:n_full] if s == 1 else ws.get((key, "full"), (n_full, n, t, v), dt)
+            torch.addmm(self.b_full[:, None], self.w_full, x_mat, out=yf.view(n_full, -1))
+            groups["full"] = yf
+        if n_sub:
+            xs = ws.get((key, "xs"), (ci, n, t_out, v), dt)
+            xs.copy_(x[:, :, ::s])
+            ys = arena[:n_sub]
+            torch.addmm(self.b_sub[:, None], self.w_sub, xs.view(ci, -1), out=ys.view(n_sub, -1))
+            groups["sub"] = ys
+        for (kind, group, rows, frows, affine), temporal in zip(self.plan, self.temporal):
+            part, dest = groups[group][rows[0]:rows[1]].relu_(), feat[frows[0]:frows[1]]
+            if kind == "max":
+                pooled = _max3(part, ws.get((key, "max"), part.shape, dt))
+                torch.addcmul(affine[1], pooled[:, :, ::s] if s > 1 else pooled, affine[0], out=dest)
             else:
-                temporal(part.relu_(), out=dest)
-        return _linear(self.w_out, self.b_out, feat.relu_())
+                temporal(part, ws, out=dest)
+        feat[:self.c_feat].relu_()
+        if self.residual_kind == "conv":
+            feat[self.c_feat:].copy_(skip[:, :, ::self.residual_stride])
+        o = self.w_out.shape[0]
+        out = ws.get((key, "out"), (o, n, t_out, v), dt)
+        out_mat, feat_mat = out.view(o, -1), feat.reshape(feat.shape[0], -1)
+        if self.residual_kind == "identity":
+            torch.add(skip, self.b_out[:, None, None, None], out=out)
+            out_mat.addmm_(self.w_out, feat_mat)
+        else:
+            torch.addmm(self.b_out[:, None], self.w_out, feat_mat, out=out_mat)
+        return out
 
 
 class _FusedBlock(nn.Module):
     def __init__(self, block: STGCNBlock) -> None:
         super().__init__()
         self.gcn = _FusedGCN(block.gcn)
-        self.tcn = _FusedMSTCN(block.tcn) if isinstance(block.tcn, MSTCN) else _FusedTCN(block.tcn)
         self.residual_kind = block.residual_kind
-        if self.residual_kind == "conv":
-            self.residual = _FusedTCN(block.residual)
+        self.mstcn = isinstance(block.tcn, MSTCN)
+        if self.mstcn:   # the residual goes into the MSTCN's output product
+            self.tcn = _FusedMSTCN(block.tcn, self.residual_kind,
+                                   block.residual if self.residual_kind == "conv" else None)
+        else:
+            self.tcn = _FusedTCN(block.tcn)
+            if self.residual_kind == "conv":
+                self.residual = _FusedTCN(block.residual)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.tcn(self.gcn(x))   # a fresh buffer: the residual is added in place
+    def forward(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+        if self.mstcn:
+            return self.tcn(self.gcn(x, ws), ws, x).relu_()
+        y = self.tcn(self.gcn(x, ws), ws)   # a fresh tensor: the residual is added in place
         if self.residual_kind == "identity":
             y += x
         elif self.residual_kind == "conv":
-            y += self.residual(x)
+            y += self.residual(x, ws)
         return y.relu_()
 
 
@@ -750,8 +896,11 @@ class FusedRecognizerGCN(nn.Module):
 
     Built by :func:`fuse_for_inference` from a trained model in eval mode: every BatchNorm
     is folded into the neighbouring conv, the graph convolution is two matrix products
-    (see :class:`_FusedGCN`), ST-GCN++'s six branch convs are one product. Holds copies of
-    the weights (buffers), so later changes to the source model do not reach it.
+    (see :class:`_FusedGCN`), ST-GCN++'s six branch convs are one product and its block
+    residual joins the output product (:class:`_FusedMSTCN`). Holds copies of the weights
+    (buffers), so later changes to the source model do not reach it. Intermediate results
+    live in per-thread scratch buffers kept between calls (:class:`_Workspace`; about
+    10 MB per sample for 2 x 100 frames); what the methods return is never one of them.
     Same ``forward`` / ``forward_features`` / ``forward_head`` / ``predict`` as the source.
     """
 
@@ -769,8 +918,8 @@ class FusedRecognizerGCN(nn.Module):
         self.register_buffer("fc_w", model.cls_head.fc_cls.weight.detach().clone())
         self.register_buffer("fc_b", model.cls_head.fc_cls.bias.detach().clone())
 
-    @torch.no_grad()
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward_features`` as a view of a workspace buffer (valid until the next call)."""
         N, M, T, V, C = x.shape
         if self.in_scale is not None:
             # data_bn normalises each (joint, channel) (and person for 'MVC') over time.
@@ -778,18 +927,24 @@ class FusedRecognizerGCN(nn.Module):
             x = x * self.in_scale.view(shape) + self.in_shift.view(shape)
         # Channel-major (C, N*M, T, V): every 1x1 conv is then one plain matrix product
         # over all samples and persons, which runs up to 2x faster than a batched one.
-        x = x.permute(4, 0, 1, 2, 3).reshape(C, N * M, T, V)
+        x = x.permute(4, 0, 1, 2, 3).reshape(C, N * M, T, V).contiguous()
+        ws = _workspace(self)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, ws)
         c, _, t, v = x.shape
         return x.view(c, N, M, t, v).permute(1, 2, 0, 3, 4)
+
+    @torch.no_grad()
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._features(x).clone()
 
     @torch.no_grad()
     def forward_head(self, feat: torch.Tensor) -> torch.Tensor:
         return F.linear(feat.mean(dim=(3, 4)).mean(dim=1), self.fc_w, self.fc_b)
 
+    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.forward_head(self._features(x))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
