@@ -175,17 +175,9 @@ def test_ensemble_fuses_the_streams_probabilities():
 
 # ---------------------------------------------------------------- fused inference twin
 
-@pytest.mark.parametrize("variant,layout,kw", [
-    ("stgcn", "coco", {}),
-    ("stgcnpp", "nturgb+d", {}),
-    ("stgcnpp", "jhmdb15", {"gcn_conv_pos": "post", "data_bn_type": "MVC", "gcn_adaptive": "offset"}),
-])
-def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw):
-    from humact.skeleton.stgcn import fuse_for_inference
-
-    torch.manual_seed(0)
-    model = build_model(variant, num_classes=7, layout=layout, **kw)
-    for m in model.modules():  # non-trivial BN statistics and adaptive graphs
+def _randomised(model):
+    """Non-trivial BN statistics and adaptive graphs, then eval mode."""
+    for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
@@ -193,12 +185,118 @@ def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw):
             m.bias.data.uniform_(-0.2, 0.2)
         if isinstance(m, UnitGCN) and hasattr(m, "PA"):
             m.PA.data.uniform_(0.5, 1.5)
-    model.eval()
+    return model.eval()
+
+
+# Every combination the twin handles: both variants (9x1 unit_tcn / multi-branch mstcn), both
+# conv positions, every adaptive-graph mode, data BN 'VC' / 'MVC' / none, GCN residual on/off,
+# a custom MSTCN config (a dilation 2 branch and a 5x1 kernel among others) and mid_channels.
+FUSED_CASES = [
+    ("stgcn", "coco", {}),
+    ("stgcn", "nturgb+d", {"gcn_adaptive": None, "data_bn_type": None}),
+    ("stgcnpp", "coco", {}),
+    ("stgcnpp", "nturgb+d", {}),
+    ("stgcnpp", "jhmdb15", {"gcn_conv_pos": "post", "data_bn_type": "MVC", "gcn_adaptive": "offset"}),
+    ("stgcnpp", "coco", {"gcn_adaptive": "importance", "gcn_with_res": False}),
+    ("stgcnpp", "coco", {"gcn_adaptive": None, "tcn_mid_channels": 0.25,
+                         "tcn_ms_cfg": ((3, 2), (5, 1), ("max", 3), (3, 3), "1x1")}),
+    ("stgcnpp", "kinect20", {"tcn_ms_cfg": ((3, 1), (3, 2), (3, 4))}),   # no 1x1 branch
+]
+
+
+@pytest.mark.parametrize("variant,layout,kw", FUSED_CASES)
+@pytest.mark.parametrize("persons,frames", [(2, 16), (1, 15), (2, 13)])
+def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw, persons, frames):
+    """Odd frame counts exercise the stride-2 blocks' boundary frames (the MSTCN rows computed
+    on the subsampled input, the dilated taps' zero padding)."""
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = _randomised(build_model(variant, num_classes=7, layout=layout, base_channels=16,
+                                    num_person=persons, **kw))
     fused = fuse_for_inference(model)
-    x = torch.randn(2, 2, 16, model.backbone.num_node, 3)
+    x = torch.randn(2, persons, frames, model.backbone.num_node, 3)
     with torch.no_grad():
         torch.testing.assert_close(fused.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fused_model_recorded_passes_follow_new_inputs_and_shapes():
+    """The second pass for a shape replays the recorded ops on the new input; a new shape
+    records again; results handed out are never overwritten by later passes."""
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
+    fused = fuse_for_inference(model)
+    xs = [torch.randn(1, 2, 12, 17, 3), torch.randn(1, 2, 12, 17, 3), torch.randn(3, 2, 9, 17, 3)]
+    with torch.inference_mode():
+        first = fused.forward_features(xs[0])
+        kept = first.clone()
+    with torch.no_grad():   # buffers made under inference_mode are used outside it
+        for x in xs + xs[::-1]:
+            torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(fused.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+    assert torch.equal(first, kept)
+
+
+def test_fused_model_is_safe_to_call_from_several_threads():
+    import threading
+
+    from humact.skeleton.stgcn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
+    fused = fuse_for_inference(model)
+    xs = [torch.randn(1, 2, 12, 17, 3) for _ in range(4)]
+    with torch.no_grad():
+        want = [model(x) for x in xs]
+    got, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                got[i] = fused(xs[i])
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(4):
+        torch.testing.assert_close(got[i], want[i], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["copy", "mul", "select", "select_mul", "mm"])
+def test_sparse_graph_partitions_are_computed_exactly(kind):
+    from humact.skeleton.stgcn import _sparse_plan
+
+    g = torch.Generator().manual_seed(0)
+    v = 17
+    eye = torch.eye(v)
+    parent = torch.tensor([0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14])
+    inward = torch.zeros(v, v)
+    inward[parent[1:], torch.arange(1, v)] = 1.0            # joint w <- its parent: <= 1 per column, root empty
+    A = {"copy": 0.5 * eye, "mul": torch.diag(torch.rand(v, generator=g) + 0.5),
+         "select": 0.25 * inward, "select_mul": inward * (torch.rand(v, v, generator=g) + 0.5),
+         "mm": inward.T.clone()}[kind]                      # a parent with several children: mm
+    scale, got_kind, index, values, empty = _sparse_plan(A)
+    assert got_kind == kind
+    x = torch.randn(50, v, generator=g)
+    if kind == "copy":
+        z = scale * x
+    elif kind == "mul":
+        z = x * values
+    elif kind == "mm":
+        z = x @ A
+    else:
+        z = x[:, index] * (values if kind == "select_mul" else scale)
+        for col in empty or []:
+            z[:, col] = 0
+    torch.testing.assert_close(z, x @ A, atol=0, rtol=0)
 
 
 def test_fusing_a_model_in_training_mode_is_refused():

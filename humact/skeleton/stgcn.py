@@ -27,6 +27,7 @@ multi-branch ``mstcn`` temporal conv) have, with 60 classes on COCO-17, 3,088,70
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -507,49 +508,85 @@ def _conv1x1(conv: nn.Conv2d, bn: nn.Module | None = None) -> tuple[torch.Tensor
 
 
 class _Workspace:
-    """Scratch buffers kept from one forward pass to the next (one set per model and thread).
+    """Scratch buffers and a recorded op list for one input shape (per model and thread).
 
-    A fresh multi-megabyte ``torch.empty`` is fresh pages from the kernel: at batch 1 the
-    twin touched ~10 MB of new memory per pass, ~2,500 page faults, a few ms of the ~50. Reused
-    buffers are also still in cache. ``get`` returns the buffer named ``key`` with ``shape``,
-    made (zero-filled when ``zero``) only when the shape or dtype changes; whatever a pass does
-    not overwrite (the zero padding of the im2col buffers) stays as the first pass left it.
+    The first pass for an input shape runs the fused modules, which take every buffer from
+    :meth:`get` and run every tensor op through :meth:`op`: all ops write into workspace
+    buffers (``out=`` or in place) and read only buffers, weights and views of them, all
+    fixed once the shape is. Later passes for that shape just :meth:`replay` the list: no
+    Python module logic, slicing or allocation, which was ~4.5 ms of a ~48 ms batch-1
+    ST-GCN++ pass. Reused buffers also spare the fresh pages a new multi-megabyte tensor
+    gets from the kernel (~2,500 page faults a pass).
+
+    Buffers are named by role, and modules whose buffers are never live at the same time
+    share one role (all graph convs share ``gcn_z``; block outputs alternate between two
+    roles): ~13 MB instead of ~80 MB at batch 1, so more of it stays in cache. A role's
+    size is its largest use, found by a first *sizing* pass on ``meta`` tensors that runs
+    no op. The zero padding of the im2col buffers (a role per padding pattern) is written
+    once, when they are made.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, key, sizes: dict | None = None) -> None:
+        self.key = key
+        self.sizing = sizes is None
+        self.sizes = {} if sizes is None else sizes
         self.bufs: dict = {}
+        self.ops: list = []
+        self.out: torch.Tensor | None = None
 
-    def get(self, key, shape: tuple, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
-        buf = self.bufs.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            # Ordinary tensors even under inference_mode: they are written in place later,
-            # possibly outside it.
+    def get(self, role, shape: tuple, dtype: torch.dtype, zero: bool = False) -> torch.Tensor:
+        numel = math.prod(shape)
+        if self.sizing:
+            self.sizes[role] = max(self.sizes.get(role, 0), numel)
+            return torch.empty(shape, dtype=dtype, device="meta")
+        buf = self.bufs.get(role)
+        if buf is None:
+            # Ordinary tensors even under inference_mode: later passes may run outside it.
             with torch.inference_mode(False):
-                buf = torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
-            self.bufs[key] = buf
-        return buf
+                size = self.sizes[role]
+                buf = torch.zeros(size, dtype=dtype) if zero else torch.empty(size, dtype=dtype)
+            self.bufs[role] = buf
+        return buf[:numel].view(shape)
+
+    def op(self, fn, *args, **kwargs) -> None:
+        """Run ``fn(*args, **kwargs)`` and record it (not in the sizing pass)."""
+        if not self.sizing:
+            self.ops.append((fn, args, kwargs))
+            fn(*args, **kwargs)
+
+    def replay(self) -> None:
+        for fn, args, kwargs in self.ops:
+            fn(*args, **kwargs)
 
 
 _WORKSPACES = threading.local()
 
 
-def _workspace(model: nn.Module) -> _Workspace:
-    """``model``'s workspace for the calling thread (dropped with the model)."""
+def _workspace(model: nn.Module, key, sizes: dict | None = None) -> _Workspace:
+    """``model``'s workspace for the calling thread and ``key`` (dropped with the model; a
+    new key replaces the old workspace). With ``sizes``: a new one, with those role sizes."""
     table = getattr(_WORKSPACES, "table", None)
     if table is None:
         table = _WORKSPACES.table = weakref.WeakKeyDictionary()
     ws = table.get(model)
-    if ws is None:
-        ws = table[model] = _Workspace()
+    if sizes is not None or ws is None or ws.key != key:
+        ws = table[model] = _Workspace(key, {} if sizes is None else sizes)
     return ws
 
 
-def _max3(x: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+def _max3(x: torch.Tensor, buf: torch.Tensor, ws: _Workspace) -> torch.Tensor:
     """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), 1, (1, 0))``) on dim 2, into ``buf``."""
-    buf.copy_(x)
-    torch.maximum(buf[:, :, 1:], x[:, :, :-1], out=buf[:, :, 1:])
-    torch.maximum(buf[:, :, :-1], x[:, :, 1:], out=buf[:, :, :-1])
+    ws.op(torch.Tensor.copy_, buf, x)
+    ws.op(torch.maximum, buf[:, :, 1:], x[:, :, :-1], out=buf[:, :, 1:])
+    ws.op(torch.maximum, buf[:, :, :-1], x[:, :, 1:], out=buf[:, :, :-1])
     return buf
+
+
+def _conv2d_into(out: torch.Tensor, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                 stride: int, pad: int, dilation: int) -> None:
+    """``out (O, S, T', V) = conv(x (C, S, T, V))`` with a ``k x 1`` kernel, through oneDNN."""
+    y = F.conv2d(x.transpose(0, 1), w, b, (stride, 1), (pad, 0), (dilation, 1))
+    out.copy_(y.transpose(0, 1))
 
 
 def _sparse_plan(A_k: torch.Tensor) -> tuple:
@@ -593,12 +630,13 @@ class _FusedGCN(nn.Module):
     (``X A_k`` for each partition, written partition-major into the rows of one buffer ``Z``),
     then mixed by one ``O x K*C`` product. Aggregating first costs the same multiply-adds as
     PYSKL's conv-then-aggregate when ``C <= O`` and gives the mixing product a ``K*C`` inner
-    dimension. ``X A_k`` is a copy, a scaling or a column selection when ``A_k`` is that sparse
-    (:func:`_sparse_plan`; the self-link partition is the identity, the inward one a selection),
-    else a ``(C*S*T, V) @ (V, V)`` product. A residual 1x1 conv rides along as ``C`` more rows of
-    ``Z`` (a copy of ``x``) and columns of the weight; the BN-folded bias (and an identity
-    residual) initialise the output, which the product accumulates into.
-    Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
+    dimension. ``X A_k`` is a scaling or a column selection when ``A_k`` is that sparse
+    (:func:`_sparse_plan`: the inward partition is a selection), else a ``(C*S*T, V) @ (V, V)``
+    product; when it is ``X`` itself (the self-link partition: ``A_0 = I``) it is not computed:
+    ``x`` is the previous block's output, written into the first rows of this unit's ``Z``
+    (a shared workspace role). Those rows' weights then also carry a residual 1x1 conv and an
+    identity residual (``+ I``). The BN-folded bias initialises the output, which the product
+    accumulates into. Layout ``(C, S, T, V)`` -> ``(O, S, T, V)``.
     """
 
     def __init__(self, unit: UnitGCN) -> None:
@@ -616,59 +654,72 @@ class _FusedGCN(nn.Module):
             w = unit.conv.weight.reshape(o, k, c).permute(1, 0, 2)
             bias = (unit.conv.bias * s + t)[:, None].expand(o, v).clone()
         w = w * s[None, :, None]                                 # BN scale folded in
-        self.plan = []
+        res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
+        # Partitions whose X A_k is X itself (times a scale) need no work: x's own rows, which
+        # sit right in front of the computed partitions in the same buffer (see forward). The
+        # weights of those rows (wx) also take a 1x1 residual conv and, then, an identity
+        # residual (+ I); without them an identity residual is added to the output instead.
+        wx = torch.zeros(o, c)
+        use_x = res == "conv"
+        self.plan, w_parts = [], []
         for i in range(k):
             scale, kind, index, values, empty = _sparse_plan(A[i])
-            w[i] = w[i] * scale
-            self.plan.append((kind, index, values, empty))
-        # w2[o, k*C + c] = W[k, o, c]: columns in the partition-major row order of Z.
-        w2 = w.permute(1, 0, 2).reshape(o, k * c)
-        self.k, self.o = k, o
-        self.res = "none" if not unit.with_res else ("conv" if unit.down is not None else "identity")
-        if self.res == "conv":
+            if kind == "copy":
+                wx += w[i] * scale
+                use_x = True
+            else:
+                self.plan.append((i, kind, index, values, empty))
+                w_parts.append(w[i])
+        if res == "conv":
             wd, bd = _conv1x1(unit.down[0], unit.down[1])
-            w2 = torch.cat([w2, wd], dim=1)
+            wx += wd
             bias = bias + bd[:, None]                            # the residual's bias joins the bias
+        self.add_identity = res == "identity" and not use_x
+        if res == "identity" and use_x:
+            wx += torch.eye(o)
+        # w2[o, j*C + c]: columns in the row order of the buffer (x first when it is used).
+        w2 = torch.cat(([wx] if use_x else []) + w_parts, dim=1)
+        self.use_x, self.o, self.c = use_x, o, c
         self.register_buffer("A", A.clone(memory_format=torch.contiguous_format))
         self.register_buffer("w2", w2.contiguous())
         self.register_buffer("bias", bias.reshape(o, 1, v).contiguous())
 
-    def forward(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ws: _Workspace, in_role) -> torch.Tensor:
+        """``x``: the first ``C*S*T*V`` elements of the workspace buffer of role ``in_role``,
+        whose next rows receive the computed partitions."""
         c, n, t, v = x.shape
-        k, o = self.k, self.o
-        p = n * t * v
-        z = ws.get((id(self), "z"), (self.w2.shape[1], p), x.dtype)
-        x_rows = x.reshape(c * n * t, v)   # a copy only for ST-GCN's transposed 9x1 outputs
-        for i, (kind, index, values, empty) in enumerate(self.plan):
-            z_i = z[i * c:(i + 1) * c].view(c * n * t, v)
-            if kind == "copy":
-                z_i.copy_(x_rows)
-            elif kind == "mul":
-                torch.mul(x_rows, values, out=z_i)
+        o, p = self.o, n * t * v
+        z = ws.get(in_role, (c * (1 + len(self.plan)), p), x.dtype)
+        if not ws.sizing and z.data_ptr() != x.data_ptr():
+            raise RuntimeError("_FusedGCN: x must lead its workspace buffer")
+        x_rows = x.view(c * n * t, v)
+        for j, (i, kind, index, values, empty) in enumerate(self.plan, start=1):
+            z_i = z[j * c:(j + 1) * c].view(c * n * t, v)
+            if kind == "mul":
+                ws.op(torch.mul, x_rows, values, out=z_i)
             elif kind == "mm":
-                torch.mm(x_rows, self.A[i], out=z_i)
+                ws.op(torch.mm, x_rows, self.A[i], out=z_i)
             else:
-                torch.index_select(x_rows, 1, index, out=z_i)
+                ws.op(torch.index_select, x_rows, 1, index, out=z_i)
                 if kind == "select_mul":
-                    z_i.mul_(values)
+                    ws.op(torch.Tensor.mul_, z_i, values)
                 else:
                     for col in empty:
-                        z_i[:, col].zero_()
-        if self.res == "conv":
-            z[k * c:].copy_(x_rows.view(c, p))
-        y = ws.get((id(self), "y"), (o, n * t, v), x.dtype)
-        if self.res == "identity":
-            torch.add(x_rows.view(o, n * t, v), self.bias, out=y)
+                        ws.op(torch.Tensor.zero_, z_i[:, col])
+        y = ws.get("gcn_y", (o, n * t, v), x.dtype)
+        if self.add_identity:
+            ws.op(torch.add, x.view(o, n * t, v), self.bias, out=y)
         else:
-            y.copy_(self.bias)
-        y.view(o, p).addmm_(self.w2, z)
-        return y.view(o, n, t, v).relu_()
+            ws.op(torch.Tensor.copy_, y, self.bias.expand(o, n * t, v))
+        ws.op(torch.Tensor.addmm_, y.view(o, p), self.w2, z if self.use_x else z[c:])
+        ws.op(torch.Tensor.relu_, y)
+        return y.view(o, n, t, v)
 
 
 class _FusedTCN(nn.Module):
     """:class:`UnitTCN` (k x 1 conv + BN, eval) with the BN folded into the conv.
 
-    Layout ``(C, S, T, V)`` -> ``(O, S, T', V)`` (a transposed view for k > 3).
+    Layout ``(C, S, T, V)`` -> ``(O, S, T', V)`` (a workspace buffer).
     """
 
     def __init__(self, unit: UnitTCN) -> None:
@@ -694,36 +745,39 @@ class _FusedTCN(nn.Module):
         self.w.mul_(scale[:, None, None, None])
         self.b.mul_(scale).add_(shift)
 
-    def forward(self, x: torch.Tensor, ws: _Workspace, out: torch.Tensor | None = None) -> torch.Tensor:
-        """``out``: an optional contiguous ``(O, S, T', V)`` destination (3x1 kernels)."""
-        if self.k == 1:
-            if self.stride > 1:
-                xs = ws.get((id(self), "x"), x[:, :, ::self.stride].shape, x.dtype)
-                x = xs.copy_(x[:, :, ::self.stride])
-            c, n, t, v = x.shape
-            return torch.addmm(self.b[:, None], self.w_cols, x.reshape(c, n * t * v)).view(-1, n, t, v)
+    def forward(self, x: torch.Tensor, ws: _Workspace, out: torch.Tensor | None = None,
+                out_role="tcn_out") -> torch.Tensor:
+        """``x`` contiguous; ``out``: an optional contiguous ``(O, S, T', V)`` destination,
+        else a workspace buffer of role ``out_role``."""
+        c, n, t, v = x.shape
+        s, d, o = self.stride, self.dilation, self.w.shape[0]
+        t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
+        if out is None:
+            out = ws.get(out_role, (o, n, t_out, v), x.dtype)
         if self.k > 3:
             # Wide kernels (ST-GCN's 9x1): oneDNN's convolution is the faster one.
-            y = F.conv2d(x.transpose(0, 1), self.w, self.b, (self.stride, 1), (self.pad, 0), (self.dilation, 1))
-            return y.transpose(0, 1)
+            ws.op(_conv2d_into, out, x, self.w, self.b, s, self.pad, d)
+            return out
+        if self.k == 1:
+            if s > 1:
+                xs = ws.get("tcn_x", (c, n, t_out, v), x.dtype)
+                ws.op(torch.Tensor.copy_, xs, x[:, :, ::s])
+                x = xs
+            ws.op(torch.addmm, self.b[:, None], self.w_cols, x.view(c, -1), out=out.view(o, -1))
+            return out
         # Thin 3x1 (dilated) kernels of ST-GCN++: temporal im2col + one product is faster
         # than oneDNN's convolution here (measured 1.1-1.6x), with the same sums.
-        c, n, t, v = x.shape
-        s, d = self.stride, self.dilation
-        t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
         # cols[j, :, :, u] = x[:, :, u*s + j*d - pad] (zero outside the clip): the taps'
         # shifted copies written straight into one buffer, no padded copy of x first. The
         # zeros are written once, when the workspace buffer is made; passes only fill [lo, hi).
-        cols = ws.get((id(self), "cols"), (self.k, c, n, t_out, v), x.dtype, zero=True)
+        cols = ws.get(("cols", self.k, c, n, t, t_out, v, s, d, self.pad), (self.k, c, n, t_out, v), x.dtype, zero=True)
         for j in range(self.k):
             off = j * d - self.pad
             lo = min(max(0, -(off // s)), t_out)
             hi = max(min(t_out, (t - 1 - off) // s + 1), lo) if t - 1 - off >= 0 else lo
             if hi > lo:
-                cols[j, :, :, lo:hi] = x[:, :, lo * s + off: (hi - 1) * s + off + 1: s]
-        if out is None:
-            out = ws.get((id(self), "out"), (self.w_cols.shape[0], n, t_out, v), x.dtype)
-        torch.addmm(self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(out.shape[0], -1))
+                ws.op(torch.Tensor.copy_, cols[j, :, :, lo:hi], x[:, :, lo * s + off: (hi - 1) * s + off + 1: s])
+        ws.op(torch.addmm, self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(o, -1))
         return out
 
 
@@ -825,50 +879,54 @@ class _FusedMSTCN(nn.Module):
         self.register_buffer("w_out", w.contiguous())
         self.register_buffer("b_out", b.contiguous())
 
-    def forward(self, x: torch.Tensor, ws: _Workspace, skip: torch.Tensor | None = None) -> torch.Tensor:
-        """``skip``: the block input, for the residual."""
+    def forward(self, x: torch.Tensor, ws: _Workspace, skip: torch.Tensor | None = None,
+                out_role="ms_out") -> torch.Tensor:
+        """``skip``: the block input, for the residual; the output: role ``out_role``."""
         ci, n, t, v = x.shape
-        s, key, dt = self.stride, id(self), x.dtype
+        s, dt = self.stride, x.dtype
         t_out = (t - 1) // s + 1
-        arena = ws.get((key, "arena"), (self.n_before + self.w_out.shape[1], n, t_out, v), dt)
+        arena = ws.get("ms_arena", (self.n_before + self.w_out.shape[1], n, t_out, v), dt)
         feat = arena[self.n_before:]
-        x_mat = x.view(ci, n * t * v)
         groups = {}
         n_full, n_sub = self.w_full.shape[0], self.w_sub.shape[0]
         if n_full:
-            yf = arena[:n_full] if s == 1 else ws.get((key, "full"), (n_full, n, t, v), dt)
-            torch.addmm(self.b_full[:, None], self.w_full, x_mat, out=yf.view(n_full, -1))
+            yf = arena[:n_full] if s == 1 else ws.get("ms_full", (n_full, n, t, v), dt)
+            ws.op(torch.addmm, self.b_full[:, None], self.w_full, x.view(ci, -1), out=yf.view(n_full, -1))
+            ws.op(torch.Tensor.relu_, yf)   # the 1x1 rows too: the transform ReLUs them anyway
             groups["full"] = yf
         if n_sub:
-            xs = ws.get((key, "xs"), (ci, n, t_out, v), dt)
-            xs.copy_(x[:, :, ::s])
+            xs = ws.get("ms_xs", (ci, n, t_out, v), dt)
+            ws.op(torch.Tensor.copy_, xs, x[:, :, ::s])
             ys = arena[:n_sub]
-            torch.addmm(self.b_sub[:, None], self.w_sub, xs.view(ci, -1), out=ys.view(n_sub, -1))
+            ws.op(torch.addmm, self.b_sub[:, None], self.w_sub, xs.view(ci, -1), out=ys.view(n_sub, -1))
+            ws.op(torch.Tensor.relu_, ys)
             groups["sub"] = ys
         for (kind, group, rows, frows, affine), temporal in zip(self.plan, self.temporal):
-            part, dest = groups[group][rows[0]:rows[1]].relu_(), feat[frows[0]:frows[1]]
+            part, dest = groups[group][rows[0]:rows[1]], feat[frows[0]:frows[1]]
             if kind == "max":
-                pooled = _max3(part, ws.get((key, "max"), part.shape, dt))
-                torch.addcmul(affine[1], pooled[:, :, ::s] if s > 1 else pooled, affine[0], out=dest)
+                pooled = _max3(part, ws.get("ms_max", part.shape, dt), ws)
+                ws.op(torch.addcmul, affine[1], pooled[:, :, ::s] if s > 1 else pooled, affine[0], out=dest)
             else:
                 temporal(part, ws, out=dest)
-        feat[:self.c_feat].relu_()
+        ws.op(torch.Tensor.relu_, feat[:self.c_feat])
         if self.residual_kind == "conv":
-            feat[self.c_feat:].copy_(skip[:, :, ::self.residual_stride])
+            ws.op(torch.Tensor.copy_, feat[self.c_feat:], skip[:, :, ::self.residual_stride])
         o = self.w_out.shape[0]
-        out = ws.get((key, "out"), (o, n, t_out, v), dt)
-        out_mat, feat_mat = out.view(o, -1), feat.reshape(feat.shape[0], -1)
+        out = ws.get(out_role, (o, n, t_out, v), dt)
+        out_mat, feat_mat = out.view(o, -1), feat.view(feat.shape[0], -1)
         if self.residual_kind == "identity":
-            torch.add(skip, self.b_out[:, None, None, None], out=out)
-            out_mat.addmm_(self.w_out, feat_mat)
+            ws.op(torch.add, skip, self.b_out[:, None, None, None], out=out)
+            ws.op(torch.Tensor.addmm_, out_mat, self.w_out, feat_mat)
         else:
-            torch.addmm(self.b_out[:, None], self.w_out, feat_mat, out=out_mat)
+            ws.op(torch.addmm, self.b_out[:, None], self.w_out, feat_mat, out=out_mat)
         return out
 
 
 class _FusedBlock(nn.Module):
-    def __init__(self, block: STGCNBlock) -> None:
+    def __init__(self, block: STGCNBlock, index: int = 0) -> None:
         super().__init__()
+        # Block outputs live until the next block is done (its residual): two roles, alternating.
+        self.out_role = ("block_out", index % 2)
         self.gcn = _FusedGCN(block.gcn)
         self.residual_kind = block.residual_kind
         self.mstcn = isinstance(block.tcn, MSTCN)
@@ -880,15 +938,18 @@ class _FusedBlock(nn.Module):
             if self.residual_kind == "conv":
                 self.residual = _FusedTCN(block.residual)
 
-    def forward(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ws: _Workspace, in_role) -> torch.Tensor:
+        """``x``: the previous block's output (role ``in_role``)."""
         if self.mstcn:
-            return self.tcn(self.gcn(x, ws), ws, x).relu_()
-        y = self.tcn(self.gcn(x, ws), ws)   # a fresh tensor: the residual is added in place
-        if self.residual_kind == "identity":
-            y += x
-        elif self.residual_kind == "conv":
-            y += self.residual(x, ws)
-        return y.relu_()
+            y = self.tcn(self.gcn(x, ws, in_role), ws, x, out_role=self.out_role)
+        else:
+            y = self.tcn(self.gcn(x, ws, in_role), ws, out_role=self.out_role)
+            if self.residual_kind == "identity":
+                ws.op(torch.Tensor.add_, y, x)
+            elif self.residual_kind == "conv":
+                ws.op(torch.Tensor.add_, y, self.residual(x, ws, out_role="residual_out"))
+        ws.op(torch.Tensor.relu_, y)
+        return y
 
 
 class FusedRecognizerGCN(nn.Module):
@@ -914,25 +975,45 @@ class FusedRecognizerGCN(nn.Module):
             self.register_buffer("in_shift", t.contiguous())
         else:
             self.in_scale = self.in_shift = None
-        self.blocks = nn.ModuleList([_FusedBlock(b) for b in bb.gcn])
+        self.blocks = nn.ModuleList([_FusedBlock(b, i) for i, b in enumerate(bb.gcn)])
         self.register_buffer("fc_w", model.cls_head.fc_cls.weight.detach().clone())
         self.register_buffer("fc_b", model.cls_head.fc_cls.bias.detach().clone())
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """``forward_features`` as a view of a workspace buffer (valid until the next call)."""
         N, M, T, V, C = x.shape
+        # The key: the input's shape and dtype, and the identity of the weights (``.to()`` or
+        # ``.double()`` replace them, which a recorded pass would not see).
+        key = (tuple(x.shape), x.dtype, id(self.fc_w))
+        ws = _workspace(self, key)
+        if ws.out is None:   # first pass for this shape: size the buffers, then record
+            sizing = _Workspace(key)
+            self._run_blocks(sizing.get("input", (C, N * M, T, V), x.dtype), sizing)
+            ws = _workspace(self, key, sizing.sizes)
+        # Channel-major (C, N*M, T, V): every 1x1 conv is then one plain matrix product
+        # over all samples and persons, which runs up to 2x faster than a batched one.
+        inp = ws.get("input", (C, N * M, T, V), x.dtype)
+        xp = x.permute(4, 0, 1, 2, 3)
         if self.in_scale is not None:
             # data_bn normalises each (joint, channel) (and person for 'MVC') over time.
             shape = (1, M, 1, V, C) if self.data_bn_type == "MVC" else (1, 1, 1, V, C)
-            x = x * self.in_scale.view(shape) + self.in_shift.view(shape)
-        # Channel-major (C, N*M, T, V): every 1x1 conv is then one plain matrix product
-        # over all samples and persons, which runs up to 2x faster than a batched one.
-        x = x.permute(4, 0, 1, 2, 3).reshape(C, N * M, T, V).contiguous()
-        ws = _workspace(self)
+            torch.addcmul(self.in_shift.view(shape).permute(4, 0, 1, 2, 3), xp,
+                          self.in_scale.view(shape).permute(4, 0, 1, 2, 3), out=inp.view(C, N, M, T, V))
+        else:
+            inp.view(C, N, M, T, V).copy_(xp)
+        if ws.out is None:
+            ws.out = self._run_blocks(inp, ws)
+        else:
+            ws.replay()
+        c, _, t, v = ws.out.shape
+        return ws.out.view(c, N, M, t, v).permute(1, 2, 0, 3, 4)
+
+    def _run_blocks(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+        """``x``: the workspace's ``input`` buffer."""
+        role = "input"
         for block in self.blocks:
-            x = block(x, ws)
-        c, _, t, v = x.shape
-        return x.view(c, N, M, t, v).permute(1, 2, 0, 3, 4)
+            x, role = block(x, ws, role), block.out_role
+        return x
 
     @torch.no_grad()
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
