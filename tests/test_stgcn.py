@@ -240,6 +240,22 @@ def test_fused_model_recorded_passes_follow_new_inputs_and_shapes():
     assert torch.equal(first, kept)
 
 
+def test_fused_model_runs_big_batches_in_chunks_with_the_same_outputs(monkeypatch):
+    from humact.skeleton import stgcn as module
+
+    torch.manual_seed(0)
+    model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
+    fused = module.fuse_for_inference(model)
+    x = torch.randn(7, 2, 12, 17, 3)
+    monkeypatch.setattr(module, "WORKSPACE_BYTES", 1_300_000)   # 2 samples a chunk (~0.6 MB each)
+    with torch.no_grad():
+        for _ in range(2):   # recorded, then replayed (a chunk and the last, smaller one)
+            torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(fused.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
+    spaces = module._WORKSPACES.table[fused]
+    assert len(spaces) == 2 and all(k[0][0] < 7 for k in spaces)
+
+
 def test_fused_model_is_safe_to_call_from_several_threads():
     import threading
 
