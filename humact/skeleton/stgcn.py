@@ -564,7 +564,7 @@ _WORKSPACES = threading.local()
 
 
 #: Largest workspace kept for one input shape; bigger batches run in chunks of samples.
-WORKSPACE_BYTES = 64 << 20
+WORKSPACE_BYTES = 32 << 20
 
 
 def _workspace(model: nn.Module, key, sizes: dict | None = None) -> _Workspace | None:
