@@ -18,7 +18,9 @@ from humact.cli import main
 
 TINY = ["--model", "posec3d", "--batch-size", "4", "--clip-len", "8", "--base-channels", "8",
         "--heatmap-size", "32", "--heatmap-test-size", "32", "--num-threads", "1", "--test-clips", "2",
-        "--lr", "0.05", "--flip", "0.5", "--quiet"]
+        "--lr", "0.05", "--flip", "0.5", "--quiet",
+        # A 4-epoch toy run: no dropout or clipping, Nesterov (PYSKL's recipe is for 24 x 10 epochs).
+        "--dropout", "0", "--clip-grad", "0", "--nesterov", "--weight-decay", "5e-4"]
 
 BASE = np.array([[50, 10], [48, 8], [52, 8], [46, 9], [54, 9], [42, 25], [58, 25], [38, 40], [62, 40],
                  [36, 55], [64, 55], [45, 60], [55, 60], [45, 80], [55, 80], [45, 100], [55, 100]], np.float32)

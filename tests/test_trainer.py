@@ -142,6 +142,21 @@ def test_config_file_values_are_read_and_flags_override_them(tmp_path):
     assert cfg.stream == "bm" and cfg.nesterov is False and cfg.batch_size == TrainConfig().batch_size
 
 
+def test_posec3d_gets_pyskls_recipe_as_defaults_under_the_files_and_the_flags(tmp_path):
+    cfg = config_from({"model": "posec3d"}, "command line")
+    assert (cfg.clip_len, cfg.flip, cfg.dropout, cfg.nesterov, cfg.weight_decay, cfg.clip_grad,
+            cfg.base_channels) == (48, 0.5, 0.5, False, 3e-4, 40.0, 32)
+    assert cfg.lr == pytest.approx(0.4 * 16 / 256)
+    # A value given explicitly wins over the model's default; other models keep the GCN defaults.
+    assert config_from({"model": "posec3d", "flip": 0.0}).flip == 0.0
+    assert config_from({"model": "stgcnpp"}).clip_len == TrainConfig().clip_len
+    # The model may come from the flags while the file sets other fields.
+    path = tmp_path / "c.toml"
+    path.write_text('dataset = "jhmdb"\ndropout = 0.2\n')
+    cfg = load_config(path, {"model": "posec3d"})
+    assert (cfg.model, cfg.dropout, cfg.clip_len) == ("posec3d", 0.2, 48)
+
+
 def test_config_unknown_field_error_names_the_file_and_the_field(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"epoch": 3}))

@@ -24,10 +24,19 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainConfig", "load_config", "config_from", "MODELS"]
+__all__ = ["TrainConfig", "load_config", "config_from", "default_config", "MODELS", "MODEL_DEFAULTS"]
 
 #: The models `humact train` builds: the GCNs on skeleton sequences, PoseConv3D on heatmap volumes.
 MODELS: tuple[str, ...] = ("stgcnpp", "stgcn", "posec3d")
+
+#: Defaults that differ by model, applied under whatever the file and the flags set. PoseConv3D's
+#: are PYSKL's posec3d recipe (configs/posec3d/slowonly_r50_ntu60_xsub/joint.py): 48 frames,
+#: flip 0.5, dropout 0.5, SGD without Nesterov, weight decay 3e-4, gradient clipping at 40,
+#: width 32, and lr 0.4 for batch 256 scaled linearly to the default batch of 16.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "posec3d": dict(clip_len=48, flip=0.5, dropout=0.5, nesterov=False, lr=0.4 * 16 / 256,
+                    weight_decay=3e-4, clip_grad=40.0, base_channels=32),
+}
 
 
 @dataclass
@@ -53,10 +62,11 @@ class TrainConfig:
         layout: joint layout (default: the dataset's);
         base_channels: width of the first stage (PYSKL: 64 for the GCNs, 32 for PoseConv3D);
         dropout: before the classifier.
-        PYSKL's PoseConv3D recipe (configs/posec3d/slowonly_r50_*) differs from the GCN
-        defaults here: clip_len 48, flip 0.5, dropout 0.5, SGD without Nesterov, lr 0.4 for
-        batch 256 (8 GPUs x 32; scale it with the batch), weight_decay 3e-4, clip_grad 40,
-        24 epochs over the training set repeated 10 times; base_channels 32.
+        PYSKL's PoseConv3D recipe (configs/posec3d/slowonly_r50_*) differs from the GCNs':
+        with model "posec3d" the defaults become `MODEL_DEFAULTS["posec3d"]` (clip_len 48,
+        flip 0.5, dropout 0.5, SGD without Nesterov, lr 0.4 for batch 256 scaled to batch 16,
+        weight_decay 3e-4, clip_grad 40, base_channels 32). PYSKL trains 24 epochs over the
+        training set repeated 10 times.
     Optimisation (PYSKL / CTR-GCN vocabulary):
         epochs, batch_size, lr, momentum, nesterov, weight_decay,
         schedule: "cosine" (to min_lr) or "multistep" (x gamma at each epoch in milestones),
@@ -171,12 +181,22 @@ def _coerce(source: str, name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def config_from(values: dict[str, Any], source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
-    """A `TrainConfig` from `base` (default: the defaults) with `values` applied.
+def default_config(model: str = "stgcnpp") -> TrainConfig:
+    """The defaults for `model`: `TrainConfig`'s, with that model's `MODEL_DEFAULTS` over them."""
+    cfg = TrainConfig()
+    cfg.__dict__.update(MODEL_DEFAULTS.get(model, {}), model=model)
+    return cfg
 
+
+def config_from(values: dict[str, Any], source: str = "config", base: TrainConfig | None = None) -> TrainConfig:
+    """A `TrainConfig` from `base` with `values` applied.
+
+    `base` defaults to `default_config` of the model `values` names (else ST-GCN++).
     Raises ValueError naming `source` and the key for unknown keys and wrong types.
     """
-    base = base or TrainConfig()
+    if base is None:
+        model = values.get("model", TrainConfig.model)
+        base = default_config(model) if model in MODELS else TrainConfig()
     known = {f.name: f for f in fields(TrainConfig)}
     kw = base.to_dict()
     for name, value in values.items():
@@ -208,7 +228,8 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
         raise ValueError(f"{path}: config file must end in .json or .toml")
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a table of fields at the top level")
-    cfg = config_from(values, str(path))
+    model = (overrides or {}).get("model") or values.get("model") or TrainConfig.model
+    cfg = config_from(values, str(path), default_config(model) if model in MODELS else None)
     if overrides:
         cfg = config_from(overrides, "command line", cfg)
     return cfg
