@@ -584,8 +584,10 @@ def _workspace(model: nn.Module, key, sizes: dict | None = None) -> _Workspace |
 
 
 def _max3(x: torch.Tensor, buf: torch.Tensor, ws: _Workspace) -> torch.Tensor:
-    """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), 1, (1, 0))``) on dim 2, into ``buf``."""
-    ws.op(torch.Tensor.copy_, buf, x)
+    """3x1 temporal max-pool, padding 1 (``MaxPool2d((3, 1), 1, (1, 0))``) on dim 2, of
+    ``relu(x)``, into ``buf``: ``max(relu(a), b, c) = relu(max(a, b, c))``, so only the
+    centre needs the ReLU."""
+    ws.op(torch.clamp_min, x, 0.0, out=buf)
     ws.op(torch.maximum, buf[:, :, 1:], x[:, :, :-1], out=buf[:, :, 1:])
     ws.op(torch.maximum, buf[:, :, :-1], x[:, :, 1:], out=buf[:, :, :-1])
     return buf
@@ -755,14 +757,17 @@ class _FusedTCN(nn.Module):
         self.b.mul_(scale).add_(shift)
 
     def forward(self, x: torch.Tensor, ws: _Workspace, out: torch.Tensor | None = None,
-                out_role="tcn_out") -> torch.Tensor:
+                out_role="tcn_out", relu_input: bool = False) -> torch.Tensor:
         """``x`` contiguous; ``out``: an optional contiguous ``(O, S, T', V)`` destination,
-        else a workspace buffer of role ``out_role``."""
+        else a workspace buffer of role ``out_role``; ``relu_input``: convolve ``relu(x)``
+        (3x1 kernels: the im2col copies apply it; others: in place, on ``x``)."""
         c, n, t, v = x.shape
         s, d, o = self.stride, self.dilation, self.w.shape[0]
         t_out = (t + 2 * self.pad - d * (self.k - 1) - 1) // s + 1
         if out is None:
             out = ws.get(out_role, (o, n, t_out, v), x.dtype)
+        if relu_input and self.k != 3:
+            ws.op(torch.Tensor.relu_, x)   # x: the caller's scratch rows
         if self.k > 3:
             # Wide kernels (ST-GCN's 9x1): oneDNN's convolution is the faster one.
             ws.op(_conv2d_into, out, x, self.w, self.b, s, self.pad, d)
@@ -785,7 +790,11 @@ class _FusedTCN(nn.Module):
             lo = min(max(0, -(off // s)), t_out)
             hi = max(min(t_out, (t - 1 - off) // s + 1), lo) if t - 1 - off >= 0 else lo
             if hi > lo:
-                ws.op(torch.Tensor.copy_, cols[j, :, :, lo:hi], x[:, :, lo * s + off: (hi - 1) * s + off + 1: s])
+                src, dest = x[:, :, lo * s + off: (hi - 1) * s + off + 1: s], cols[j, :, :, lo:hi]
+                if relu_input:
+                    ws.op(torch.clamp_min, src, 0.0, out=dest)
+                else:
+                    ws.op(torch.Tensor.copy_, dest, src)
         ws.op(torch.addmm, self.b[:, None], self.w_cols, cols.view(self.k * c, -1), out=out.view(o, -1))
         return out
 
@@ -901,14 +910,12 @@ class _FusedMSTCN(nn.Module):
         if n_full:
             yf = arena[:n_full] if s == 1 else ws.get("ms_full", (n_full, n, t, v), dt)
             ws.op(torch.addmm, self.b_full[:, None], self.w_full, x.view(ci, -1), out=yf.view(n_full, -1))
-            ws.op(torch.Tensor.relu_, yf)   # the 1x1 rows too: the transform ReLUs them anyway
             groups["full"] = yf
         if n_sub:
             xs = ws.get("ms_xs", (ci, n, t_out, v), dt)
             ws.op(torch.Tensor.copy_, xs, x[:, :, ::s])
             ys = arena[:n_sub]
             ws.op(torch.addmm, self.b_sub[:, None], self.w_sub, xs.view(ci, -1), out=ys.view(n_sub, -1))
-            ws.op(torch.Tensor.relu_, ys)
             groups["sub"] = ys
         for (kind, group, rows, frows, affine), temporal in zip(self.plan, self.temporal):
             part, dest = groups[group][rows[0]:rows[1]], feat[frows[0]:frows[1]]
@@ -916,7 +923,7 @@ class _FusedMSTCN(nn.Module):
                 pooled = _max3(part, ws.get("ms_max", part.shape, dt), ws)
                 ws.op(torch.addcmul, affine[1], pooled[:, :, ::s] if s > 1 else pooled, affine[0], out=dest)
             else:
-                temporal(part, ws, out=dest)
+                temporal(part, ws, out=dest, relu_input=True)
         ws.op(torch.Tensor.relu_, feat[:self.c_feat])
         if self.residual_kind == "conv":
             ws.op(torch.Tensor.copy_, feat[self.c_feat:], skip[:, :, ::self.residual_stride])
