@@ -521,7 +521,7 @@ class _Workspace:
 
     Buffers are named by role, and modules whose buffers are never live at the same time
     share one role (all graph convs share ``gcn_z``; block outputs alternate between two
-    roles): ~13 MB instead of ~80 MB at batch 1, so more of it stays in cache. A role's
+    roles): ~19 MB instead of ~83 MB at batch 1, so more of it stays in cache. A role's
     size is its largest use, found by a first *sizing* pass on ``meta`` tensors that runs
     no op. The zero padding of the im2col buffers (a role per padding pattern) is written
     once, when they are made.
@@ -813,7 +813,8 @@ class _FusedMSTCN(nn.Module):
       half the input product's multiply-adds for those rows.
     - The branch outputs go straight into their rows of one buffer (no concat), and the
       plain 1x1 branch's rows of the input product *are* the first rows of that buffer
-      (the two share memory: no copy).
+      (the two share memory: no copy). The branches' ReLU is applied by the copies that
+      read the input product's rows anyway (im2col, max-pool), not by a pass of its own.
     - The block's residual is added by the output product: a strided 1x1 conv as extra rows
       of its input (a strided copy of the block input) and columns of its weight, an
       identity as the output's initial value.
