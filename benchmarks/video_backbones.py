@@ -35,6 +35,21 @@ BENCH_DIR = Path(os.environ.get("HUMACT_BENCH_DIR", Path.home() / ".cache" / "hu
 VENV = BENCH_DIR / "venv"
 PY = VENV / "bin" / "python"
 
+
+def _i3d_r50_nl(mode: str) -> dict:
+    """MMAction2's I3D-R50 with non-local blocks of the given pairwise `mode`."""
+    return dict(
+        ours="i3d_r50_nl" if mode == "embedded_gaussian" else "i3d_r50_nl_dot",
+        backbone=dict(type="ResNet3d", depth=50, pretrained=None, pretrained2d=False, conv1_kernel=(5, 7, 7),
+                      conv1_stride_t=2, pool1_stride_t=2, norm_eval=False, zero_init_residual=False,
+                      inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
+                      non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
+                      non_local_cfg=dict(sub_sample=True, use_scale=False, mode=mode,
+                                         norm_cfg=dict(type="BN3d", requires_grad=True))),
+        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
+        input=(1, 3, 32, 224, 224), weights="init")
+
+
 #: name -> (humact builder kwargs, MMAction2 backbone config, MMAction2 head config, input shape)
 MODELS = {
     "slowonly_r50_8x8": dict(
@@ -66,26 +81,8 @@ MODELS = {
                       bottleneck_mode="ip", norm_eval=True, bn_frozen=True, zero_init_residual=False),
         head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
         input=(1, 3, 32, 224, 224)),
-    "i3d_r50_nl": dict(
-        ours="i3d_r50_nl",
-        backbone=dict(type="ResNet3d", depth=50, pretrained=None, pretrained2d=False, conv1_kernel=(5, 7, 7),
-                      conv1_stride_t=2, pool1_stride_t=2, norm_eval=False, zero_init_residual=False,
-                      inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
-                      non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
-                      non_local_cfg=dict(sub_sample=True, use_scale=False, mode="embedded_gaussian",
-                                         norm_cfg=dict(type="BN3d", requires_grad=True))),
-        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
-        input=(1, 3, 32, 224, 224), weights="init"),
-    "i3d_r50_nl_dot": dict(
-        ours="i3d_r50_nl_dot",
-        backbone=dict(type="ResNet3d", depth=50, pretrained=None, pretrained2d=False, conv1_kernel=(5, 7, 7),
-                      conv1_stride_t=2, pool1_stride_t=2, norm_eval=False, zero_init_residual=False,
-                      inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
-                      non_local=((0, 0, 0), (0, 1, 0, 1), (0, 1, 0, 1, 0, 1), (0, 0, 0)),
-                      non_local_cfg=dict(sub_sample=True, use_scale=False, mode="dot_product",
-                                         norm_cfg=dict(type="BN3d", requires_grad=True))),
-        head=dict(type="I3DHead", in_channels=2048, num_classes=400, spatial_type="avg", dropout_ratio=0.5),
-        input=(1, 3, 32, 224, 224), weights="init"),
+    "i3d_r50_nl": _i3d_r50_nl("embedded_gaussian"),
+    "i3d_r50_nl_dot": _i3d_r50_nl("dot_product"),
     "ircsn_r152": dict(
         ours="ircsn_r152",
         backbone=dict(type="ResNet3dCSN", depth=152, pretrained=None, pretrained2d=False, with_pool2=False,
