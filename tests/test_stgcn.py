@@ -151,6 +151,15 @@ def test_search_weights_prefers_the_stream_that_is_right():
     assert w["j"] == 1.0 and w["b"] < 0.6
 
 
+def test_stream_weights_share_a_streams_weight_among_its_models():
+    from humact.skeleton.ensemble import stream_weights
+
+    assert stream_weights(["j", "b", "jm", "bm"]) == [0.6, 0.6, 0.4, 0.4]
+    assert stream_weights(["bm", "j", "j", "b"]) == [0.4, 0.3, 0.3, 0.6]
+    with pytest.raises(ValueError, match="'x'"):
+        stream_weights(["j", "x"])
+
+
 def test_stream_inputs_are_bones_and_motions_of_the_joint_clips():
     from humact.skeleton.ensemble import stream_input
 

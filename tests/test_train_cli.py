@@ -104,19 +104,35 @@ def test_train_config_with_an_unknown_field_exits_2_naming_file_and_field(tmp_pa
     assert "bad.json" in err and "'epoch'" in err
 
 
-def test_fuse_combines_saved_stream_scores_with_ctrgcn_weights(trained, extract_folder, tmp_path):
+def test_fuse_weighs_each_model_by_its_stream_whatever_the_order(trained, extract_folder, tmp_path):
+    bone = tmp_path / "bone"
+    assert main(["train", "--dataset", "extract", "--data", str(extract_folder), "--out", str(bone),
+                 "--stream", "b", *TINY]) == 0
     runs = []
-    for i in range(4):
+    for i, model in enumerate([bone, trained, trained]):  # a bone model, then two joint "seeds"
         out = tmp_path / f"s{i}"
-        assert main(["test", str(trained / "model.safetensors"), "--dataset", "extract", "--data",
+        assert main(["test", str(model / "model.safetensors"), "--dataset", "extract", "--data",
                      str(extract_folder), "--clips", "1", "--threads", "1", "--out", str(out)]) == 0
         runs.append(out / "scores.npy")
     fused = tmp_path / "fused"
     assert main(["test", "--fuse", *map(str, runs), "--dataset", "extract", "--data", str(extract_folder),
                  "--out", str(fused)]) == 0
     metrics = json.loads((fused / "metrics.json").read_text())
-    assert metrics["weights"] == [0.6, 0.6, 0.4, 0.4]
-    np.testing.assert_allclose(np.load(fused / "scores.npy"), np.load(runs[0]), atol=1e-6)
+    assert metrics["weights"] == [0.6, 0.3, 0.3]  # CTR-GCN's 0.6 for b, and 0.6 shared by the two j
+    expected = 0.6 * np.load(runs[0]) + 0.6 * np.load(runs[1])
+    np.testing.assert_allclose(np.load(fused / "scores.npy"), expected / expected.sum(1, keepdims=True), atol=1e-6)
+
+
+def test_fuse_of_a_file_without_its_model_exits_2_naming_the_file(trained, extract_folder, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["test", str(trained / "model.safetensors"), "--dataset", "extract", "--data", str(extract_folder),
+                 "--clips", "1", "--threads", "1", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["checkpoint"] = str(tmp_path / "gone.safetensors")
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["test", "--fuse", str(out / "scores.npy"), "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "metrics.json" in err and "'checkpoint'" in err
 
 
 def _result_json(path, rng):

@@ -6,7 +6,8 @@ images (2 x clips views, PYSKL's flip test).
 Writes to `--out`: `metrics.json` (top-1, top-5, mean class accuracy, clips, sample count),
 `confusion.png` and `scores.npy` ((N, classes) probabilities, for late-fusion ensembles:
 `--fuse J/scores.npy B/scores.npy JM/scores.npy BM/scores.npy` combines saved stream scores with
-`humact.skeleton.ensemble.fuse_scores`, without re-running the models).
+`humact.skeleton.ensemble.fuse_scores`, without re-running the models; each file's stream is read
+from its model's config, in any order, and several models of one stream share its weight).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--clips", type=int, help="test clips per sample (default: the config's test_clips)")
     p.add_argument("--fuse", nargs="+", metavar="SCORES", help="scores.npy files of streams to fuse instead")
     p.add_argument("--weights", nargs="+", type=float,
-                   help="fusion weights, one per --fuse file (default: CTR-GCN's 0.6 0.6 0.4 0.4 for four "
-                        "streams j b jm bm, else equal)")
+                   help="fusion weights, one per --fuse file (default for GCN streams: CTR-GCN's 0.6 j, 0.6 b, "
+                        "0.4 jm, 0.4 bm, shared by the models of a stream; else equal)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.cli import UserError
     from humact.skeleton.datasets import load_dataset
-    from humact.skeleton.ensemble import CTRGCN_WEIGHTS, fuse_scores
+    from humact.skeleton.ensemble import fuse_scores, stream_weights
 
     torch.set_num_threads(args.threads)
     if args.fuse:
@@ -108,14 +109,21 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--fuse: score arrays differ in shape: {[p.shape for p in probs]}")
         if args.weights and len(args.weights) != len(probs):
             raise UserError(f"--weights: {len(args.weights)} weights for {len(probs)} score files")
-        ckpt = Path(info[0]["checkpoint"])
-        meta = json.loads(ckpt.with_suffix(".json").read_text())
-        cfg = meta["config"]
+        cfgs = []
+        for m, i in zip(metas, info):
+            ckpt_meta = Path(i.get("checkpoint", "")).with_suffix(".json")
+            if "checkpoint" not in i or not ckpt_meta.is_file():
+                raise UserError(f"{m}: field 'checkpoint' does not name a model whose .json is readable "
+                                f"(fuse the scores of `humact test` runs)")
+            cfgs.append(json.loads(ckpt_meta.read_text())["config"])
+        cfg = cfgs[0]
         data = load_dataset(args.dataset or cfg["dataset"], args.data or cfg["data"], args.split or cfg["test_split"],
                             fold=cfg["fold"], classes=tuple(cfg["classes"]) or None)
         weights = args.weights
         if weights is None:
-            weights = [CTRGCN_WEIGHTS[s] for s in ("j", "b", "jm", "bm")] if len(probs) == 4 else [1.0] * len(probs)
+            # Each model's stream from its training config; heatmap models (PoseConv3D) have none.
+            gcn = all(c["model"] != "posec3d" for c in cfgs)
+            weights = stream_weights([c["stream"] for c in cfgs]) if gcn else [1.0] * len(probs)
         fused = fuse_scores(probs, weights)
         write_results(fused / fused.sum(1, keepdims=True), data, args.out,
                       {"fused": list(args.fuse), "weights": list(weights)})

@@ -25,7 +25,7 @@ import torch.nn as nn
 from humact.skeleton.graph import Layout, get_layout
 from humact.skeleton.pipelines import joint_to_bone, to_motion
 
-__all__ = ["STREAMS", "CTRGCN_WEIGHTS", "stream_input", "fuse_scores", "search_weights",
+__all__ = ["STREAMS", "CTRGCN_WEIGHTS", "stream_input", "fuse_scores", "stream_weights", "search_weights",
            "MultiStreamEnsemble"]
 
 #: The four standard streams.
@@ -81,6 +81,19 @@ def fuse_scores(scores: Sequence[np.ndarray] | Mapping[str, np.ndarray],
     if len(shapes) != 1:
         raise ValueError(f"fuse_scores: score arrays differ in shape: {sorted(shapes)}")
     return sum(wi * np.asarray(a, dtype=np.float64) for wi, a in zip(w, arrays))
+
+
+def stream_weights(streams: Sequence[str], base: Mapping[str, float] = CTRGCN_WEIGHTS) -> list[float]:
+    """One fusion weight per model from the stream each was trained on.
+
+    A stream's weight (default CTR-GCN's 0.6 / 0.6 / 0.4 / 0.4) is shared equally by that
+    stream's models, so several seeds of a stream count as one averaged stream:
+    ``stream_weights(["j", "b", "j"]) == [0.3, 0.6, 0.3]``.
+    """
+    unknown = sorted({s for s in streams if s not in base})
+    if unknown:
+        raise ValueError(f"stream_weights: no weight for stream(s) {unknown}; known: {sorted(base)}")
+    return [float(base[s]) / streams.count(s) for s in streams]
 
 
 def search_weights(scores: Mapping[str, np.ndarray], labels: np.ndarray, *,
