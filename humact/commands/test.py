@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         weights = args.weights
         if weights is None:
             # Each model's stream from its training config; heatmap models (PoseConv3D) have none.
-            gcn = all(c["model"] != "posec3d" for c in cfgs)
+            gcn = all(c.get("model") != "posec3d" for c in cfgs)
             weights = stream_weights([c["stream"] for c in cfgs]) if gcn else [1.0] * len(probs)
         fused = fuse_scores(probs, weights)
         write_results(fused / fused.sum(1, keepdims=True), data, args.out,
