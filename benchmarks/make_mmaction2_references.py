@@ -56,7 +56,7 @@ torch.save({"keys": keys, "rgb": f[0], "pose": f[1], "lrgb": out["rgb"], "lpose"
 
 def recognizers(tmp: Path) -> None:
     from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
+    from humact.io.checkpoints import reference_weights
 
     out = {"about": "Logits of MMAction2 1.2.0's own modules (backbone + head, configs below) with the crc32 "
                     "reference_weights recipe for every key of our state dict (which MMAction2 loaded strictly), "
@@ -98,7 +98,7 @@ def recognizers(tmp: Path) -> None:
 
 
 def rgbpose(tmp: Path) -> None:
-    from humact.video_models.checkpoint import reference_weights
+    from humact.io.checkpoints import reference_weights
     from humact.video_models.rgbposeconv3d import rgbposeconv3d
 
     sd = reference_weights((k, v.shape) for k, v in rgbposeconv3d(num_classes=60).state_dict().items())

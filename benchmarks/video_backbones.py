@@ -160,7 +160,7 @@ def main() -> None:
     import torch
 
     from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
+    from humact.io.checkpoints import reference_weights
 
     torch.set_num_threads(args.threads)
     setup_env()

@@ -14,6 +14,7 @@ import importlib
 import sys
 
 from humact import __version__
+from humact.errors import HumactError, one_line
 
 #: Subcommand modules in `humact.commands`, in the order `--help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -27,8 +28,8 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-class UserError(Exception):
-    """A problem with the user's input: printed as one clear line, exit code 2."""
+#: Kept for the commands that still raise it; new code raises `humact.errors` classes.
+UserError = HumactError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (UserError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
-        print(f"humact {args.command}: error: {e}", file=sys.stderr)
+    except (HumactError, FileNotFoundError, NotADirectoryError, PermissionError) as e:
+        print(f"humact {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

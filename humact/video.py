@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from humact.errors import InputError
 from humact.types import VideoMeta
 
 #: File suffixes treated as videos when a folder is given.
@@ -37,7 +38,7 @@ VIDEO_SUFFIXES = frozenset(
 _SEEK_GAP = 48
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A video that cannot be read; the message names the file and what is wrong."""
 
 

@@ -23,7 +23,7 @@ def mmaction2_reference(name: str):
 def check_reproduces_mmaction2(name: str) -> None:
     """Build zoo model `name` with the reference weights; assert layout and logits match MMAction2's."""
     from humact.video_models import zoo
-    from humact.video_models.checkpoint import reference_weights
+    from humact.io.checkpoints import reference_weights
 
     ref = mmaction2_reference(name)
     model = zoo.get(name).build(num_classes=400).eval()

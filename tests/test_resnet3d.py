@@ -11,7 +11,7 @@ from torch import nn
 from conftest import shared_file
 from mmaction2_parity import check_reproduces_mmaction2
 from humact.video_models.ava import load_mmaction2_detector, slowonly_r50_ava
-from humact.video_models.checkpoint import read_key_shapes, reference_weights
+from humact.io.checkpoints import read_key_shapes, reference_weights
 from humact.video_models.recognizer import (i3d_r50_recognizer, load_mmaction2_recognizer, slowonly_r50_recognizer,
                                             slowonly_r101_recognizer)
 from humact.video_models.resnet3d import (FrozenBatchNorm3d, NonLocal3d, ResNet3d, freeze_batch_norm, i3d_r50,

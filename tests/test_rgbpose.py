@@ -135,7 +135,7 @@ def test_key_layout_and_outputs_match_mmaction2s_port_of_pyskl():
     import json
     from pathlib import Path
 
-    from humact.video_models.checkpoint import reference_weights
+    from humact.io.checkpoints import reference_weights
 
     ref = json.loads((Path(__file__).parent / "data" / "rgbposeconv3d_mmaction2.json").read_text())
     net = rgbposeconv3d(num_classes=60).eval()

@@ -8,7 +8,7 @@ import torch
 
 from humact.skeleton.graph import Graph
 from humact.skeleton.stgcn import (
-    UnitGCN, build_model, convert_pyskl_state_dict, load_pyskl_checkpoint, stgcn, stgcnpp,
+    UnitGCN, build_model, checkpoint_filter_fn, load_pyskl_checkpoint, stgcn, stgcnpp,
 )
 from conftest import shared_file
 
@@ -85,7 +85,7 @@ def test_loader_strips_module_prefix_and_renames_mmaction2_head():
     sd = {("module." + k): v for k, v in model.state_dict().items()}
     sd["module.cls_head.fc.weight"] = sd.pop("module.cls_head.fc_cls.weight")
     sd["module.cls_head.fc.bias"] = sd.pop("module.cls_head.fc_cls.bias")
-    converted = convert_pyskl_state_dict({"state_dict": sd})
+    converted = checkpoint_filter_fn({"state_dict": sd})
     assert set(converted) == set(model.state_dict())
     load_pyskl_checkpoint(stgcnpp(num_classes=4, layout="coco"), {"state_dict": sd})
 

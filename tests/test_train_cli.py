@@ -176,7 +176,7 @@ def _jhmdb_checkpoint(path):
 
     from humact.skeleton.recognize import build_skeleton_model
     from humact.train.config import TrainConfig
-    from humact.train.trainer import save_checkpoint
+    from humact.io.checkpoints import save_checkpoint
 
     cfg = TrainConfig(dataset="jhmdb", clip_len=8, base_channels=8, normalize="body", test_clips=2)
     torch.manual_seed(0)

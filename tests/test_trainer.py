@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from humact.train.config import TrainConfig, config_from, load_config
-from humact.train.trainer import Schedule, Trainer, load_checkpoint, lr_at, save_checkpoint
+from humact.errors import CheckpointError
+from humact.io.checkpoints import load_checkpoint, save_checkpoint
+from humact.train.trainer import Schedule, Trainer, lr_at
 
 
 class _Blobs:
@@ -127,7 +129,7 @@ def test_checkpoint_is_safetensors_with_a_json_of_config_and_labels(tmp_path):
 def test_loading_a_checkpoint_without_its_json_names_the_missing_file(tmp_path):
     save_checkpoint(tmp_path / "m.safetensors", {"w": torch.zeros(2)}, {})
     (tmp_path / "m.json").unlink()
-    with pytest.raises(FileNotFoundError, match=r"m\.json"):
+    with pytest.raises(CheckpointError, match=r"m\.json"):
         load_checkpoint(tmp_path / "m.safetensors")
 
 

@@ -45,7 +45,7 @@ def _read_weights(path, user_error):
     if not path.is_file():
         raise user_error(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":
-        from humact.train.trainer import load_checkpoint
+        from humact.io.checkpoints import load_checkpoint
 
         return load_checkpoint(path)
     try:

@@ -65,6 +65,7 @@ from typing import Iterable
 
 import numpy as np
 
+from humact.errors import InputError
 from humact.io.atomic import atomic_write
 from humact.io.safe_pickle import safe_load
 
@@ -82,7 +83,7 @@ _CHUNK = 8 << 20          # bytes parsed per vectorised step: small enough that 
                           # are reused by the allocator (fewer page faults) and memory stays low
 
 
-class AvaFormatError(ValueError):
+class AvaFormatError(InputError):
     """An AVA file does not follow the format; the message names the file, line and field."""
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from humact.errors import InputError
 from humact.io.atomic import atomic_write
 
 __all__ = ["GRID_THRESHOLDS", "MAX_HUMANS", "MAX_PROPOSALS", "TpsFormatError", "TpsResult", "read_tps_dir",
@@ -59,7 +60,7 @@ MAX_PROPOSALS = 5     # proposals per predicted part
 STEPS = 10000         # resolution of the PSC threshold sweep
 
 
-class TpsFormatError(ValueError):
+class TpsFormatError(InputError):
     """A Kinetics-TPS file does not follow the format; the message names file, video, frame and field."""
 
 

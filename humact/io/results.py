@@ -47,13 +47,14 @@ from humact import __version__
 from humact.io.atomic import atomic_write
 from humact.io.safe_pickle import safe_load
 from humact.keypoints import COCO17_NAMES, PART_NAMES
+from humact.errors import InputError
 from humact.types import ActionScores, PartBoxes, PoseTracks, VideoMeta, VideoResult
 
 SCHEMA = "humact.result"
 SCHEMA_VERSION = 1
 
 
-class ResultFormatError(ValueError):
+class ResultFormatError(InputError):
     """A result file that does not follow the schema; the message names file and field."""
 
 

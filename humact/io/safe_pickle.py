@@ -13,6 +13,8 @@ import os
 import pickle
 from typing import Any
 
+from humact.errors import InputError
+
 # (module, name) pairs a numpy array / scalar / dtype pickle refers to, for numpy 1.x and 2.x.
 _ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
@@ -36,7 +38,7 @@ _ALLOWED: frozenset[tuple[str, str]] = frozenset(
 )
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(InputError, pickle.UnpicklingError):
     """The pickle refers to a global that is not a plain container or numpy type."""
 
 

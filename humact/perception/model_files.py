@@ -27,6 +27,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from humact.errors import HumactError
 from humact.io.atomic import atomic_write
 
 __all__ = [
@@ -67,11 +68,11 @@ MODEL_FILES: dict[str, ModelFile] = {
 }
 
 
-class ModelFilesError(RuntimeError):
+class ModelFilesError(HumactError, RuntimeError):
     """The model files could not be obtained (no network, bad wheel, wrong checksum)."""
 
 
-class ModelFilesMissing(FileNotFoundError):
+class ModelFilesMissing(HumactError, FileNotFoundError):
     """The model files are not (correctly) in the model directory; the message says the fix."""
 
 

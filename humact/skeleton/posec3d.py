@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.io.checkpoints import load_strict, read_foreign
 from humact.video_models.heads import I3DHead, average_clips
 from humact.video_models.resnet3d import ResNet3d, posec3d_slowonly_r50
 
@@ -87,7 +87,7 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> "OrderedDict
     Accepts `{'state_dict': sd}` or a bare `sd`; strips `module.`; renames
     `cls_head.fc.` (older MMAction2 heads) to `cls_head.fc_cls.`.
     """
-    state_dict, _ = read_checkpoint(state_dict)
+    state_dict, _ = read_foreign(state_dict)
     return OrderedDict(("cls_head.fc_cls." + k[len("cls_head.fc."):] if k.startswith("cls_head.fc.") else k, v)
                        for k, v in state_dict.items())
 
@@ -97,5 +97,5 @@ def load_pyskl_checkpoint(model: nn.Module, checkpoint: str | os.PathLike | Mapp
 
     Raises ValueError naming the file and the missing / unexpected / mis-shaped keys.
     """
-    state_dict, name = read_checkpoint(checkpoint)
+    state_dict, name = read_foreign(checkpoint)
     return load_strict(model, checkpoint_filter_fn(state_dict), name)

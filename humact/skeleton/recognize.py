@@ -121,7 +121,7 @@ class Recognizer:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> "Recognizer":
-        from humact.train.trainer import load_checkpoint
+        from humact.io.checkpoints import load_checkpoint
 
         path = Path(path)
         tensors, meta = load_checkpoint(path)

@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from humact.io.checkpoints import load_foreign, mmaction_filter, read_foreign
 from humact.skeleton.graph import Graph, Layout
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "stgcn",
     "stgcnpp",
     "load_pyskl_checkpoint",
-    "convert_pyskl_state_dict",
+    "checkpoint_filter_fn",
     "FusedRecognizerGCN",
     "fuse_for_inference",
 ]
@@ -439,52 +440,24 @@ def stgcnpp(*, num_classes: int, layout: str | Layout | dict = "coco", mode: str
                        in_channels=in_channels, dropout=dropout, **backbone_kw)
 
 
-def convert_pyskl_state_dict(ckpt: Mapping) -> dict[str, torch.Tensor]:
-    """Map a PYSKL / MMAction2 checkpoint onto :class:`RecognizerGCN`'s keys.
+def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a PYSKL / MMAction2 GCN checkpoint onto :class:`RecognizerGCN`'s keys.
 
     Accepts ``{"state_dict": {...}}`` or a bare state dict; strips a ``module.`` prefix
     (DataParallel); renames MMAction2 1.x's ``cls_head.fc.*`` to ``cls_head.fc_cls.*``.
     """
-    sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, Mapping) else ckpt
-    if not isinstance(sd, Mapping):
-        raise ValueError("checkpoint: expected a state dict or a dict with 'state_dict'")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in sd.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.startswith("cls_head.fc."):
-            key = "cls_head.fc_cls." + key[len("cls_head.fc."):]
-        out[key] = value
-    return out
+    sd, _ = read_foreign(state_dict)
+    return dict(mmaction_filter(sd))
 
 
-def load_pyskl_checkpoint(model: nn.Module, ckpt: str | Path | Mapping, *,
-                          strict: bool = True) -> nn.Module:
-    """Load a PYSKL (or MMAction2) GCN checkpoint into ``model``, strictly by default.
+def load_pyskl_checkpoint(model: nn.Module, ckpt: str | Path | Mapping) -> nn.Module:
+    """Load a PYSKL (or MMAction2) GCN checkpoint into ``model``, strictly.
 
     ``ckpt`` is a path (read with ``torch.load(weights_only=True)``) or an already loaded
-    dict. Raises ``ValueError`` naming the file and the missing / unexpected / mis-shaped keys.
+    dict. Raises :class:`~humact.errors.CheckpointError` naming the file and the missing /
+    unexpected / mis-shaped keys.
     """
-    source = str(ckpt) if isinstance(ckpt, (str, Path)) else "<state dict>"
-    if isinstance(ckpt, (str, Path)):
-        ckpt = torch.load(ckpt, map_location="cpu", weights_only=True)
-    sd = convert_pyskl_state_dict(ckpt)
-    own = model.state_dict()
-    bad_shape = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                 for k, v in sd.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    if bad_shape or (strict and (missing or unexpected)):
-        lines = [f"{source}: checkpoint does not match {type(model).__name__}"]
-        if bad_shape:
-            lines.append("  wrong shape: " + "; ".join(bad_shape[:10]))
-        if missing:
-            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:10]))
-        if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:10]))
-        raise ValueError("\n".join(lines))
-    model.load_state_dict(sd, strict=strict)
-    return model
+    return load_foreign(model, ckpt, checkpoint_filter_fn)
 
 
 # ---------------------------------------------------------------- fused inference path

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from humact.io.atomic import atomic_path, atomic_write
+from humact.io.checkpoints import load_checkpoint, save_checkpoint
 
-__all__ = ["lr_at", "make_optimizer", "save_checkpoint", "load_checkpoint", "Schedule", "Trainer"]
+__all__ = ["lr_at", "make_optimizer", "Schedule", "Trainer"]
 
 
 @dataclass
@@ -81,41 +81,6 @@ def make_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weight
     """SGD with Nesterov momentum and weight decay on every parameter (PYSKL's GCN recipe)."""
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
                            nesterov=nesterov)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write `path` (.safetensors) and its sidecar `path` with suffix .json, both atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp))
-    with atomic_write(path.with_suffix(".json")) as f:
-        json.dump(meta, f, indent=2, default=_json_default)
-
-
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by `save_checkpoint`: (tensors, meta from the .json sidecar)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: expected a .safetensors checkpoint written by humact")
-    meta_path = path.with_suffix(".json")
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path}: the checkpoint's JSON (config and class names) is missing")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    return load_file(str(path)), meta
 
 
 @dataclass

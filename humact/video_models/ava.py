@@ -20,7 +20,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.io.checkpoints import load_strict, read_foreign
 from humact.video_models.heads import BBoxHeadAVA
 from humact.video_models.resnet3d import ResNet3d, slowonly_r50
 from humact.video_models.roi import RoIExtractor3D
@@ -90,5 +90,5 @@ def slowfast_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, resample_ra
 
 def load_mmaction2_detector(model: AVADetector, checkpoint: str | os.PathLike | Mapping) -> AVADetector:
     """Load an MMAction2 AVA detector checkpoint (path or dict) strictly; errors name the file and keys."""
-    state_dict, name = read_checkpoint(checkpoint)
+    state_dict, name = read_foreign(checkpoint)
     return load_strict(model, state_dict, name)

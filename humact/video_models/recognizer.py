@@ -26,7 +26,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.io.checkpoints import load_strict, read_foreign
 from humact.video_models.heads import I3DHead, SlowFastHead, average_clips
 from humact.video_models.resnet3d import i3d_r50, slowonly_r50, slowonly_r101
 
@@ -155,7 +155,7 @@ def csn_recognizer(*, num_classes: int = 400, dropout: float = 0.5, depth: int =
 def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     """MMAction2 recognizer checkpoint -> our keys: unwrap, strip `module.`, `cls_head.fc.` -> `cls_head.fc_cls.`,
     and drop `data_preprocessor.*` buffers (mean / std, which MMAction2 1.x stores in the model)."""
-    state_dict, _ = read_checkpoint(state_dict)
+    state_dict, _ = read_foreign(state_dict)
     out = {}
     for k, v in state_dict.items():
         if k.startswith("data_preprocessor."):
@@ -168,5 +168,5 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str,
 
 def load_mmaction2_recognizer(model: Recognizer3D, checkpoint: str | os.PathLike | Mapping) -> Recognizer3D:
     """Load an MMAction2 recognizer checkpoint (path or dict) strictly; errors name the file and the keys."""
-    state_dict, name = read_checkpoint(checkpoint)
+    state_dict, name = read_foreign(checkpoint)
     return load_strict(model, checkpoint_filter_fn(state_dict), name)

@@ -27,7 +27,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from humact.video_models.checkpoint import load_strict, read_checkpoint
+from humact.io.checkpoints import load_strict, read_foreign
 from humact.video_models.heads import RGBPoseHead, average_clips
 from humact.video_models.resnet3d import ConvBNAct, ResNet3d
 
@@ -169,6 +169,6 @@ def rgbposeconv3d(*, num_classes: int = 60, pose_in_channels: int = 17, dropout:
 def load_pyskl_rgbpose(model: RGBPoseRecognizer, checkpoint: str | os.PathLike | Mapping) -> RGBPoseRecognizer:
     """Load a PYSKL / MMAction2 RGBPoseConv3D checkpoint strictly (`state_dict` or bare, `module.` stripped;
     MMAction2's `data_preprocessor.*` buffers ignored)."""
-    state_dict, name = read_checkpoint(checkpoint)
+    state_dict, name = read_foreign(checkpoint)
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith("data_preprocessor.")}
     return load_strict(model, state_dict, name)
