@@ -55,7 +55,7 @@ torch.save({"keys": keys, "rgb": f[0], "pose": f[1], "lrgb": out["rgb"], "lpose"
 
 
 def recognizers(tmp: Path) -> None:
-    from humact.video_models import zoo
+    from humact import zoo
     from humact.io.checkpoints import reference_weights
 
     out = {"about": "Logits of MMAction2 1.2.0's own modules (backbone + head, configs below) with the crc32 "

@@ -159,7 +159,7 @@ def main() -> None:
 
     import torch
 
-    from humact.video_models import zoo
+    from humact import zoo
     from humact.io.checkpoints import reference_weights
 
     torch.set_num_threads(args.threads)

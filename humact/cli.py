@@ -32,10 +32,16 @@ COMMANDS: tuple[str, ...] = (
 UserError = HumactError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the command, and the exit goes through `main`."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="humact", description="Human-centric video action understanding."
-    )
+    parser = _Parser(prog="humact", description="Human-centric video action understanding.")
     parser.add_argument("--version", action="version", version=f"humact {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -45,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed
+        return int(e.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -269,23 +269,36 @@ class ActionScores:
         scores: (M, C) float32 probabilities per person (M = 1 for a whole-video result).
         track_ids: (M,) int64 person identity, -1 for a whole-video result.
         model: name of the model that produced them.
+        reasons: per person, "" when recognised, else why not (e.g. a track too short): such a
+            person has no actions (`topk` gives none) and zero scores, never made-up labels.
     """
 
     labels: tuple[str, ...]
     scores: np.ndarray
     track_ids: np.ndarray
     model: str = ""
+    reasons: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         self.labels = tuple(self.labels)
         self.scores = _check("scores", self.scores, (None, len(self.labels)), np.float32)
         self.track_ids = _check("track_ids", self.track_ids, (self.scores.shape[0],), np.int64)
+        m = self.scores.shape[0]
+        self.reasons = tuple(self.reasons) if self.reasons is not None else ("",) * m
+        if len(self.reasons) != m:
+            raise ValueError(f"reasons: expected {m} entries, got {len(self.reasons)}")
+
+    @property
+    def recognized(self) -> np.ndarray:
+        """(M,) bool: persons that have actions."""
+        return np.array([not r for r in self.reasons], bool)
 
     def topk(self, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per person, the k best (label, score) pairs, best first."""
+        """Per person, the k best (label, score) pairs, best first; none for a person not recognised."""
         k = min(k, len(self.labels))
         order = np.argsort(-self.scores, axis=1, kind="stable")[:, :k]
-        return [[(self.labels[j], float(self.scores[i, j])) for j in row] for i, row in enumerate(order)]
+        return [[(self.labels[j], float(self.scores[i, j])) for j in row] if not self.reasons[i] else []
+                for i, row in enumerate(order)]
 
 
 @dataclass

@@ -22,7 +22,7 @@ def mmaction2_reference(name: str):
 
 def check_reproduces_mmaction2(name: str) -> None:
     """Build zoo model `name` with the reference weights; assert layout and logits match MMAction2's."""
-    from humact.video_models import zoo
+    from humact import zoo
     from humact.io.checkpoints import reference_weights
 
     ref = mmaction2_reference(name)

@@ -15,7 +15,9 @@ from humact.video_models.recognizer import slowonly_r50_recognizer
 def test_refuses_to_classify_without_a_checkpoint(capsys):
     video = shared_file("data", "media", "archery_320x240.avi")
     assert main(["classify", str(video), "--model", "slowonly_r50_8x8"]) == 2
-    assert "--checkpoint is required" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--checkpoint is required" in err and "model zoo" in err and "URL" in err
+    assert err.count("\n") == 1
 
 
 def test_rejects_a_checkpoint_of_another_architecture(tmp_path, capsys):

@@ -10,9 +10,14 @@ import pytest
 
 from humact.io.safe_pickle import UnsafePickleError
 from humact.skeleton.datasets import (
-    JHMDB14_CLASSES, Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, body_normalize, coco17_to_jhmdb15,
-    load_extract_folder, load_jhmdb, load_nw_ucla, load_pyskl, stream_features, uniform_indices,
+    JHMDB14_CLASSES, Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15,
+    load_extract_folder, load_jhmdb, load_nw_ucla, load_pyskl,
 )
+from humact.skeleton.pipelines import body_normalize, gen_ske_feat, stretch_indices
+
+
+def stream_features(x, stream, layout, score=False):
+    return gen_ske_feat(x, None, layout, (stream,), score_channel=score)
 from conftest import shared_file
 
 
@@ -118,7 +123,7 @@ def test_body_normalize_leaves_absent_frames_zero():
 
 
 def test_uniform_indices_stretches_short_videos_in_order_instead_of_looping():
-    idx = uniform_indices(5, 12, None)
+    idx = stretch_indices(5, 12, None)
     assert len(idx) == 12
     assert (np.diff(idx) >= 0).all()
     assert set(idx.tolist()) == set(range(5))
@@ -126,9 +131,9 @@ def test_uniform_indices_stretches_short_videos_in_order_instead_of_looping():
 
 def test_uniform_indices_take_one_frame_per_segment():
     rng = np.random.default_rng(0)
-    idx = uniform_indices(100, 10, rng)
+    idx = stretch_indices(100, 10, rng)
     assert ((idx // 10) == np.arange(10)).all()
-    np.testing.assert_array_equal(uniform_indices(100, 10, None), np.arange(10) * 10 + 5)
+    np.testing.assert_array_equal(stretch_indices(100, 10, None), np.arange(10) * 10 + 5)
 
 
 def test_bone_stream_subtracts_the_parent_joint():

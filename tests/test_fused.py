@@ -118,7 +118,7 @@ def test_fused_slowfast_equals_source_on_both_pathways():
 
 
 def test_recognizer_fuse_for_inference_keeps_logits_and_falls_back_for_csn():
-    from humact.video_models import zoo
+    from humact import zoo
     from humact.video_models.fused import FusedSlowFast
 
     x = torch.randn(1, 3, 32, 48, 48, generator=torch.Generator().manual_seed(3))

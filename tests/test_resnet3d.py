@@ -201,6 +201,7 @@ def test_without_norm_eval_training_updates_running_statistics():
 
 def test_slowonly_fine_tunes_on_real_clips_and_the_loss_falls(tmp_path):
     """A small SlowOnly (base width 16) learns the three shared videos, labelled by file, in 12 SGD steps."""
+    from humact.config import OptimConfig, RunConfig
     from humact.train.trainer import Trainer
     from humact.video_models.clips import ClipSpec, VideoClipDataset
 
@@ -209,8 +210,8 @@ def test_slowonly_fine_tunes_on_real_clips_and_the_loss_falls(tmp_path):
     data = VideoClipDataset(videos, ClipSpec(4, 4), clips_per_video=4, short_side=48, crop_size=40, seed=0)
     torch.manual_seed(0)
     model = slowonly_r50_recognizer(num_classes=3, base_channels=16, dropout=0.0)
-    trainer = Trainer(model=model, dataset=data, out_dir=tmp_path, epochs=4, batch_size=4, lr=0.01,
-                      weight_decay=1e-4, clip_grad=40.0, progress=False, seed=0)
+    optim = OptimConfig(epochs=4, batch_size=4, lr=0.01, weight_decay=1e-4, clip_grad=40.0)
+    trainer = Trainer(model, data, optim, RunConfig(seed=0), out_dir=tmp_path, progress=False)
     history = trainer.fit(log=None)
     assert len(history) == 4 and trainer.iteration == 12
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]

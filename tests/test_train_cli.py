@@ -55,7 +55,7 @@ def test_train_writes_a_safetensors_model_with_its_config_and_class_names(traine
     meta = json.loads((trained / "model.json").read_text())
     assert meta["classes"] == ["squat", "wave"]
     assert meta["layout"] == "coco" and meta["in_channels"] == 3
-    assert meta["config"]["epochs"] == 1 and meta["epochs_trained"] == 1
+    assert meta["config"]["optim"]["epochs"] == 1 and meta["epochs_trained"] == 1
     assert (trained / "model.safetensors").stat().st_size > 0
     assert (trained / "last.safetensors").is_file()
 
@@ -81,7 +81,7 @@ def test_config_file_is_read_and_flags_override_it(extract_folder, tmp_path):
     rc = main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 0
     meta = json.loads((tmp_path / "o" / "model.json").read_text())
-    assert meta["config"]["epochs"] == 1 and meta["config"]["clip_len"] == 8
+    assert meta["config"]["optim"]["epochs"] == 1 and meta["config"]["input"]["clip_len"] == 8
 
 
 def test_rerunning_a_finished_training_resumes_instead_of_starting_over(extract_folder, trained, capsys):
@@ -157,13 +157,14 @@ def test_analyze_writes_top_actions_for_each_long_enough_track(trained, tmp_path
     rc = main(["analyze", str(src), "--model", str(trained / "model.safetensors"), "--no-video",
                "--threads", "1", "--out", str(out)])
     assert rc == 0
-    doc = json.loads((out / "clip.json").read_text())
+    doc = json.loads((out / "clip.mp4.json").read_text())
     assert doc["actions"]["labels"] == ["squat", "wave"]
     first, second = doc["tracks"]
     assert [a["label"] for a in first["actions"]] in (["squat", "wave"], ["wave", "squat"])
     assert sum(a["score"] for a in first["actions"]) == pytest.approx(1.0, abs=1e-3)
-    assert all(a["score"] == 0 for a in second["actions"])  # 5 frames < --min-frames 8
-    assert "too short" in capsys.readouterr().out
+    # 5 frames < --min-frames 8: no actions at all (not the first classes at score 0), and why.
+    assert second["actions"] == [] and "5 frames, fewer than the 8 needed" in second["no_actions"]
+    assert "no actions (seen on 5 frames" in capsys.readouterr().out
 
 
 def test_analyze_with_a_missing_video_exits_2_naming_it(tmp_path, capsys):
@@ -174,14 +175,13 @@ def test_analyze_with_a_missing_video_exits_2_naming_it(tmp_path, capsys):
 def _jhmdb_checkpoint(path):
     import torch
 
-    from humact.skeleton.recognize import build_skeleton_model
-    from humact.train.config import TrainConfig
+    from humact.config import config_from_dict
     from humact.io.checkpoints import save_checkpoint
+    from humact.skeleton.recognize import build_model
 
-    cfg = TrainConfig(dataset="jhmdb", clip_len=8, base_channels=8, normalize="body", test_clips=2)
+    cfg = config_from_dict(dict(dataset="jhmdb", clip_len=8, base_channels=8, normalize="body", test_clips=2))
     torch.manual_seed(0)
-    model = build_skeleton_model(model="stgcnpp", num_classes=14, layout="jhmdb15", in_channels=2, max_persons=1,
-                                 base_channels=8)
+    model = build_model(cfg, num_classes=14, layout="jhmdb15", in_channels=2)
     with torch.no_grad():  # non-trivial BatchNorm statistics, so the input's scale would show
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):

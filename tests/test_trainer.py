@@ -1,4 +1,4 @@
-"""The shared trainer and its config: schedule, determinism, resume, checkpoints, config files."""
+"""The shared trainer: schedule, determinism, resume, precise BN, checkpoints."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from humact.train.config import TrainConfig, config_from, load_config
+from humact.config import OptimConfig, RunConfig
 from humact.errors import CheckpointError
 from humact.io.checkpoints import load_checkpoint, save_checkpoint
 from humact.train.trainer import Schedule, Trainer, lr_at
@@ -39,9 +39,14 @@ def _model():
     return nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, 2))
 
 
-def _trainer(tmp_path, epochs=3, **kw):
-    return Trainer(_model(), _Blobs(), tmp_path, meta={"classes": ["a", "b"]}, epochs=epochs, batch_size=8,
-                   lr=0.05, warmup_iters=4, progress=False, **kw)
+def _trainer(tmp_path, epochs=3, model=None, **kw):
+    """A trainer on the blobs; `kw` are OptimConfig or RunConfig fields."""
+    run_fields = set(RunConfig.__dataclass_fields__)
+    optim = OptimConfig(epochs=epochs, batch_size=8, lr=0.05, warmup_iters=4,
+                        **{k: v for k, v in kw.items() if k not in run_fields})
+    run = RunConfig(**{k: v for k, v in kw.items() if k in run_fields})
+    return Trainer(model or _model(), _Blobs(), optim, run, out_dir=tmp_path, meta={"classes": ["a", "b"]},
+                   progress=False)
 
 
 def test_warmup_starts_at_the_ratio_and_reaches_the_base_rate():
@@ -133,46 +138,6 @@ def test_loading_a_checkpoint_without_its_json_names_the_missing_file(tmp_path):
         load_checkpoint(tmp_path / "m.safetensors")
 
 
-def test_config_file_values_are_read_and_flags_override_them(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('dataset = "jhmdb"\nepochs = 7\nlr = 0.05\nmilestones = [3, 5]\n')
-    cfg = load_config(path, {"epochs": 9})
-    assert (cfg.dataset, cfg.epochs, cfg.lr, cfg.milestones) == ("jhmdb", 9, 0.05, [3, 5])
-    js = tmp_path / "c.json"
-    js.write_text(json.dumps({"stream": "bm", "nesterov": False}))
-    cfg = load_config(js)
-    assert cfg.stream == "bm" and cfg.nesterov is False and cfg.batch_size == TrainConfig().batch_size
-
-
-def test_posec3d_gets_pyskls_recipe_as_defaults_under_the_files_and_the_flags(tmp_path):
-    cfg = config_from({"model": "posec3d"}, "command line")
-    assert (cfg.clip_len, cfg.flip, cfg.dropout, cfg.nesterov, cfg.weight_decay, cfg.clip_grad,
-            cfg.base_channels) == (48, 0.5, 0.5, False, 3e-4, 40.0, 32)
-    assert cfg.lr == pytest.approx(0.4 * 16 / 256)
-    # A value given explicitly wins over the model's default; other models keep the GCN defaults.
-    assert config_from({"model": "posec3d", "flip": 0.0}).flip == 0.0
-    assert config_from({"model": "stgcnpp"}).clip_len == TrainConfig().clip_len
-    # The model may come from the flags while the file sets other fields.
-    path = tmp_path / "c.toml"
-    path.write_text('dataset = "jhmdb"\ndropout = 0.2\n')
-    cfg = load_config(path, {"model": "posec3d"})
-    assert (cfg.model, cfg.dropout, cfg.clip_len) == ("posec3d", 0.2, 48)
-
-
-def test_config_unknown_field_error_names_the_file_and_the_field(tmp_path):
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps({"epoch": 3}))
-    with pytest.raises(ValueError, match=r"c\.json: unknown field 'epoch'"):
-        load_config(path)
-
-
-def test_config_wrong_type_or_value_names_the_field():
-    with pytest.raises(ValueError, match="epochs: expected int"):
-        config_from({"epochs": "many"}, "x.toml")
-    with pytest.raises(ValueError, match="schedule: expected 'cosine' or 'multistep'"):
-        config_from({"schedule": "linear"}, "x.toml")
-
-
 def test_bf16_mixed_precision_learns_and_keeps_float32_weights(tmp_path):
     trainer = _trainer(tmp_path, epochs=8, precision="bf16")
     history = trainer.fit(log=None)
@@ -193,6 +158,45 @@ def test_fp16_on_a_cpu_is_refused_with_the_fix(tmp_path):
         _trainer(tmp_path, precision="fp16")
 
 
-def test_an_unknown_precision_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="precision"):
-        _trainer(tmp_path, precision="fp8")
+def test_a_run_config_precision_is_checked_by_the_config_not_at_training_time():
+    from humact.config import config_from_dict
+    from humact.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="run.precision: expected one of fp32, bf16, fp16, got 'fp8'"):
+        config_from_dict({"precision": "fp8"})
+
+
+class _BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1, self.bn, self.fc2 = nn.Linear(4, 16), nn.BatchNorm1d(16), nn.Linear(16, 2)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+
+def test_precise_bn_sets_running_statistics_to_the_final_weights_batch_average(tmp_path):
+    t = _trainer(tmp_path, epochs=2, model=_BNNet(), precise_bn=4)
+    t.fit(log=None)
+    # The statistics must equal the plain average over the batches precise BN used (momentum None).
+    want_mean = torch.zeros(16)
+    t.model.train()
+    with torch.no_grad():
+        for i, (x, _) in enumerate(t._loader(t.epochs)):
+            if i == 4:
+                break
+            want_mean += t.model.fc1(x).mean(0) / 4
+    torch.testing.assert_close(t.model.bn.running_mean, want_mean, rtol=1e-5, atol=1e-6)
+    assert t.model.bn.momentum == 0.1  # restored afterwards
+
+
+def test_resuming_from_a_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    t = _trainer(tmp_path, epochs=1)
+    t.fit(log=None)
+    other = _trainer(tmp_path, epochs=2, model=_BNNet())  # another architecture, same folder
+    with pytest.raises(CheckpointError, match="last.safetensors.*no-resume"):
+        other.fit(log=None)
+    (tmp_path / "last.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="last.safetensors.*no-resume"):
+        _trainer(tmp_path, epochs=2).fit(log=None)

@@ -18,7 +18,8 @@ JSON result, schema `humact.result` version 1 (one file per video)::
          "part_boxes": [[[x1, y1, x2, y2] * 10], ...],   # n x 10 (present when parts were computed)
          "part_valid": [[bool * 10], ...],               # n x 10
          "world_landmarks": [[[x, y, z] * 33], ...],     # n x 33 x 3 metres (optional)
-         "actions": [{"label": str, "score": float}, ...]  # top-5, best first (optional)
+         "actions": [{"label": str, "score": float}, ...],  # top-5, best first (optional)
+         "no_actions": str                     # why a track has no actions ("actions" is then [])
         }, ...
       ],
       "actions": {"model": str, "labels": [str, ...]}   # optional, when actions were recognised
@@ -86,7 +87,10 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
         if tracks.world_landmarks is not None:
             entry["world_landmarks"] = _r(tracks.world_landmarks[m, frames], 4)
         if top is not None and int(tid) in action_row:
-            entry["actions"] = [{"label": lab, "score": round(s, 4)} for lab, s in top[action_row[int(tid)]]]
+            row = action_row[int(tid)]
+            entry["actions"] = [{"label": lab, "score": round(s, 4)} for lab, s in top[row]]
+            if result.actions.reasons[row]:
+                entry["no_actions"] = result.actions.reasons[row]
         out_tracks.append(entry)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -183,10 +187,16 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
         labels = tuple(doc["actions"]["labels"])
         col = {lab: j for j, lab in enumerate(labels)}
         scores = np.zeros((m, len(labels)), np.float32)
+        reasons = []
         for i, e in enumerate(entries):
             for a in e.get("actions", []):
                 scores[i, col[a["label"]]] = a["score"]
-        actions = ActionScores(labels, scores, tracks.track_ids.copy(), doc["actions"].get("model", ""))
+            if "no_actions" in e:
+                reasons.append(str(e["no_actions"]) or "no actions recorded")
+            else:
+                reasons.append("" if e.get("actions") else "no actions recorded")
+        actions = ActionScores(labels, scores, tracks.track_ids.copy(), doc["actions"].get("model", ""),
+                               tuple(reasons))
     return VideoResult(meta=meta, tracks=tracks, parts=parts if has_parts else None, actions=actions,
                        backend=doc.get("backend", ""))
 

@@ -27,14 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
+from humact.config import InputConfig
+from humact.errors import InputError
 from humact.io.safe_pickle import safe_load
+from humact.skeleton.pipelines import normalize_skeleton
 
 __all__ = [
     "SkeletonSample", "SkeletonDataset", "load_pyskl", "load_nw_ucla", "load_jhmdb", "load_extract_folder",
     "load_dataset", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
-    "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15",
-    "body_normalize", "uniform_indices", "SkeletonClips", "Recipe", "stream_features", "STREAMS", "layout_flip_index",
-    "HeatmapClips", "to_pixel_frame", "layout_limbs", "HEATMAP_CANVAS",
+    "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15", "prepare_keypoints",
+    "SkeletonClips", "Recipe", "layout_flip_index", "HeatmapClips", "to_pixel_frame", "layout_limbs",
+    "HEATMAP_CANVAS",
 ]
 
 # ------------------------------------------------------------------------------------------ layouts
@@ -99,11 +102,11 @@ class SkeletonSample:
     def __post_init__(self) -> None:
         self.keypoint = np.asarray(self.keypoint, np.float32)
         if self.keypoint.ndim != 4 or self.keypoint.shape[-1] not in (2, 3):
-            raise ValueError(f"{self.name}: keypoint: expected (M, T, V, 2|3), got {self.keypoint.shape}")
+            raise InputError(f"{self.name}: keypoint: expected (M, T, V, 2|3), got {self.keypoint.shape}")
         if self.keypoint_score is not None:
             self.keypoint_score = np.asarray(self.keypoint_score, np.float32)
             if self.keypoint_score.shape != self.keypoint.shape[:3]:
-                raise ValueError(f"{self.name}: keypoint_score: expected {self.keypoint.shape[:3]}, "
+                raise InputError(f"{self.name}: keypoint_score: expected {self.keypoint.shape[:3]}, "
                                  f"got {self.keypoint_score.shape}")
         if self.img_shape is not None:
             self.img_shape = (int(self.img_shape[0]), int(self.img_shape[1]))
@@ -129,6 +132,20 @@ class SkeletonDataset:
     def labels(self) -> np.ndarray:
         """(N,) int64 class index of every sample."""
         return np.array([s.label for s in self.samples], np.int64)
+
+    @property
+    def dims(self) -> int:
+        """Coordinate dimensions of the samples (2 or 3), read from the data itself: the last axis
+        of `keypoint` (the confidence, when there is one, is `keypoint_score`, not a coordinate)."""
+        found = {s.keypoint.shape[-1] for s in self.samples}
+        if len(found) > 1:
+            raise InputError(f"{self.source or 'dataset'}: keypoint: samples mix 2D and 3D coordinates")
+        return found.pop() if found else 2
+
+    @property
+    def has_scores(self) -> bool:
+        """Whether the samples carry keypoint confidences (`keypoint_score`)."""
+        return bool(self.samples) and all(s.keypoint_score is not None for s in self.samples)
 
     def subset(self, index) -> "SkeletonDataset":
         return SkeletonDataset([self.samples[i] for i in np.asarray(index)], self.classes, self.layout, self.source)
@@ -166,9 +183,9 @@ def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] 
     path = Path(path)
     data = safe_load(path)
     if not isinstance(data, dict) or "split" not in data or "annotations" not in data:
-        raise ValueError(f"{path}: expected a dict with 'split' and 'annotations' (PYSKL annotation format)")
+        raise InputError(f"{path}: expected a dict with 'split' and 'annotations' (PYSKL annotation format)")
     if split not in data["split"]:
-        raise ValueError(f"{path}: split: no split {split!r}; the file has {sorted(data['split'])}")
+        raise InputError(f"{path}: split: no split {split!r}; the file has {sorted(data['split'])}")
     wanted = set(data["split"][split])
     samples = []
     for i, anno in enumerate(data["annotations"]):
@@ -177,7 +194,7 @@ def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] 
             continue
         for key in ("keypoint", "label"):
             if key not in anno:
-                raise ValueError(f"{path}: annotations[{i}] ({name}): missing field {key!r}")
+                raise InputError(f"{path}: annotations[{i}] ({name}): missing field {key!r}")
         samples.append(SkeletonSample(anno["keypoint"], int(anno["label"]), name, anno.get("keypoint_score"),
                                       _img_shape(anno)))
     if classes is None:
@@ -209,7 +226,7 @@ def load_nw_ucla(root: str | os.PathLike, split: str) -> SkeletonDataset:
     if split not in views:
         named = split.split("+")
         if not all(re.fullmatch(r"v0[123]", v) for v in named):
-            raise ValueError(f"NW-UCLA split: expected 'train', 'test' or views such as 'v01+v02', "
+            raise InputError(f"NW-UCLA split: expected 'train', 'test' or views such as 'v01+v02', "
                              f"got {split!r}")
         views[split] = tuple(v[1:] for v in named)
     folder = root / "all_sqe"
@@ -224,7 +241,7 @@ def load_nw_ucla(root: str | os.PathLike, split: str) -> SkeletonDataset:
             rec = json.load(fh)
         sk = np.asarray(rec["skeletons"], np.float32)
         if sk.ndim != 3 or sk.shape[1:] != (20, 3):
-            raise ValueError(f"{f}: skeletons: expected (T, 20, 3), got {sk.shape}")
+            raise InputError(f"{f}: skeletons: expected (T, 20, 3), got {sk.shape}")
         samples.append(SkeletonSample(sk[None], NW_UCLA_ACTIONS.index("a" + m.group(1)), f.stem))
     return SkeletonDataset(samples, NW_UCLA_CLASSES, "kinect20", str(root))
 
@@ -232,18 +249,18 @@ def load_nw_ucla(root: str | os.PathLike, split: str) -> SkeletonDataset:
 def load_jhmdb(root: str | os.PathLike, split: str, fold: int = 1) -> SkeletonDataset:
     """JHMDB-14 ground-truth 2D joints, `GT_{split}_{fold}.pkl`, keypoints (1, T, 15, 2)."""
     if split not in ("train", "test"):
-        raise ValueError(f"JHMDB split: expected 'train' or 'test', got {split!r}")
+        raise InputError(f"JHMDB split: expected 'train' or 'test', got {split!r}")
     path = Path(root) / f"GT_{split}_{fold}.pkl"
     data = safe_load(path)
     if not isinstance(data, dict) or "pose" not in data or "label" not in data:
-        raise ValueError(f"{path}: expected a dict with 'pose' and 'label'")
+        raise InputError(f"{path}: expected a dict with 'pose' and 'label'")
     samples = []
     for i, (pose, name) in enumerate(zip(data["pose"], data["label"])):
         pose = np.asarray(pose, np.float32)
         if pose.ndim != 3 or pose.shape[1:] != (15, 2):
-            raise ValueError(f"{path}: pose[{i}]: expected (T, 15, 2), got {pose.shape}")
+            raise InputError(f"{path}: pose[{i}]: expected (T, 15, 2), got {pose.shape}")
         if name not in JHMDB14_CLASSES:
-            raise ValueError(f"{path}: label[{i}]: unknown class {name!r}")
+            raise InputError(f"{path}: label[{i}]: unknown class {name!r}")
         samples.append(SkeletonSample(pose[None], JHMDB14_CLASSES.index(name), f"{name}_{i:03d}"))
     return SkeletonDataset(samples, JHMDB14_CLASSES, "jhmdb15", str(path))
 
@@ -262,38 +279,38 @@ def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | N
         raise NotADirectoryError(f"{root}: not a folder of `humact extract` outputs")
     files = sorted(root.rglob("*.pkl"))
     if not files:
-        raise ValueError(f"{root}: no *.pkl files (run `humact extract` on the labelled videos first)")
+        raise InputError(f"{root}: no *.pkl files (run `humact extract` on the labelled videos first)")
     if classes is None and (root / "labels.json").is_file():
         with open(root / "labels.json") as f:
             listed = json.load(f)
         if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
-            raise ValueError(f"{root / 'labels.json'}: expected a list of class names")
+            raise InputError(f"{root / 'labels.json'}: expected a list of class names")
         classes = tuple(listed)
     raw = []
     for f in files:
         anno = safe_load(f)
         if not isinstance(anno, dict) or "keypoint" not in anno:
-            raise ValueError(f"{f}: expected a PYSKL per-video dict with a 'keypoint' field")
+            raise InputError(f"{f}: expected a PYSKL per-video dict with a 'keypoint' field")
         label = anno.get("label")
         if f.parent != root:
             label = f.parent.relative_to(root).parts[0]
         elif label is None or (isinstance(label, (int, np.integer)) and label < 0):
-            raise ValueError(f"{f}: no class: put it in a sub-folder named after its class or set 'label'")
+            raise InputError(f"{f}: no class: put it in a sub-folder named after its class or set 'label'")
         raw.append((f, anno, label))
     if classes is None:
         if any(isinstance(lab, (int, np.integer)) for _, _, lab in raw):
-            raise ValueError(f"{root}: integer labels need the class names (labels.json or classes=...)")
+            raise InputError(f"{root}: integer labels need the class names (labels.json or classes=...)")
         classes = tuple(sorted({str(lab) for _, _, lab in raw}))
     samples = []
     for f, anno, label in raw:
         if isinstance(label, (int, np.integer)):
             if not 0 <= label < len(classes):
-                raise ValueError(f"{f}: label: {label} outside the {len(classes)} classes")
+                raise InputError(f"{f}: label: {label} outside the {len(classes)} classes")
             idx = int(label)
         elif str(label) in classes:
             idx = classes.index(str(label))
         else:
-            raise ValueError(f"{f}: label: class {label!r} is not in the class list {list(classes)}")
+            raise InputError(f"{f}: label: class {label!r} is not in the class list {list(classes)}")
         samples.append(SkeletonSample(anno["keypoint"], idx, str(anno.get("frame_dir", f.stem)),
                                       anno.get("keypoint_score"), _img_shape(anno)))
     return SkeletonDataset(samples, tuple(classes), "coco", str(root))
@@ -310,7 +327,7 @@ def load_dataset(kind: str, path: str | os.PathLike, split: str, *, fold: int = 
         return load_pyskl(path, split, classes=classes)
     if kind == "extract":
         return load_extract_folder(path, classes=classes)
-    raise ValueError(f"dataset kind: unknown {kind!r}, expected nw-ucla, jhmdb, pyskl or extract")
+    raise InputError(f"dataset kind: unknown {kind!r}, expected nw-ucla, jhmdb, pyskl or extract")
 
 
 # ------------------------------------------------------------------------------------------ COCO -> JHMDB
@@ -343,173 +360,44 @@ def coco17_to_jhmdb15(keypoint: np.ndarray, score: np.ndarray | None = None) -> 
     return out, out_s
 
 
-def body_normalize(keypoint: np.ndarray, *, center: int | tuple[int, ...], top: int | tuple[int, ...],
-                   valid: np.ndarray | None = None) -> np.ndarray:
-    """Centre a 2D skeleton sequence on a body point's mean position and scale it by torso size.
-
-    The same function is applied to JHMDB's ground truth and to our COCO-derived joints, so the
-    model sees one coordinate system whatever the camera or resolution: origin at the mean of
-    the `center` point over the valid frames, unit = median distance between `center` and `top`.
-    A point is a joint index or a tuple of joints whose mean is taken (COCO: mid-hips (11, 12),
-    mid-shoulders (5, 6)).
-
-    Args:
-        keypoint: (M, T, V, 2) coordinates (any unit, y down).
-        center, top: body points (JHMDB: belly 1, neck 0).
-        valid: (M, T) bool frames where the person is present; default all.
-    Returns:
-        (M, T, V, 2) float32, 0 where not valid.
-    """
-    kp = np.asarray(keypoint, np.float32)
-    if valid is None:
-        valid = np.ones(kp.shape[:2], bool)
-    cj, tj = np.atleast_1d(center), np.atleast_1d(top)
-    out = np.zeros_like(kp)
-    for m in range(kp.shape[0]):
-        v = valid[m]
-        if not v.any():
-            continue
-        mid, up = kp[m, v][:, cj].mean(1), kp[m, v][:, tj].mean(1)
-        size = float(np.median(np.linalg.norm(up - mid, axis=-1)))
-        size = size if size > 1e-6 else 1.0
-        out[m, v] = (kp[m, v] - mid.mean(0)) / size
-    return out
-
-
 # ------------------------------------------------------------------------------------------ clips
 
 
-def uniform_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Pick `clip_len` frame indices spread over the video, one per equal segment.
-
-    Same as PYSKL's UniformSample for videos at least `clip_len` long (random offset inside each
-    segment; the segment start when `rng` is None), except that shorter videos are stretched
-    (frames repeated in order) instead of looped: looping turns "sit down" into "sit down,
-    stand up", which is another class of NW-UCLA.
-    """
-    if num_frames <= 0:
-        raise ValueError("uniform_indices: a video with no frames")
-    edges = np.arange(clip_len + 1) * num_frames / clip_len
-    start, size = edges[:-1], np.diff(edges)
-    off = 0.5 * size if rng is None else rng.random(clip_len) * size
-    return np.minimum((start + off).astype(np.int64), num_frames - 1)
-
-
-#: The four PYSKL/CTR-GCN input streams: joint, bone, joint-motion, bone-motion.
-STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
-
-
-def stream_features(x: np.ndarray, stream: str, layout: str, score: bool = False) -> np.ndarray:
-    """Joint / bone / motion stream of a (M, T, V, C) array: PYSKL's GenSkeFeat for one stream.
-
-    bone = joint - parent joint (`humact.skeleton.pipelines.joint_to_bone`, the layout's bone
-    pairs); motion = next frame - this frame, 0 on the last frame (`pipelines.to_motion`). With
-    `score` (2D + confidence, C = 3) the score channel is averaged instead of differenced.
-    """
-    from humact.skeleton.pipelines import joint_to_bone, to_motion
-
-    if stream not in STREAMS:
-        raise ValueError(f"stream: unknown {stream!r}, expected one of {STREAMS}")
-    if stream in ("b", "bm"):
-        x = joint_to_bone(x, layout, score_channel=score)
-    if stream in ("jm", "bm"):
-        x = to_motion(x, score_channel=score)
-    return np.asarray(x, np.float32)
-
-
-@dataclass
-class Recipe:
-    """How a dataset becomes network input (chosen on training data only).
-
-    Attributes:
-        clip_len: frames per clip (T).
-        stream: "j", "b", "jm" or "bm".
-        max_persons: M, persons kept (padded with zeros).
-        rotate: max random rotation in radians (train only; 3D: about each axis, 2D: in-plane).
-        scale: max relative random scale change (train only).
-        flip: probability of a left/right flip with joint swap (train only, 2D only).
-        crop: min fraction of the video kept by a random temporal crop (train only; 1 = off).
-        normalize: "ucla" (centre on the first frame's spine, CTR-GCN), "body" (see
-            `body_normalize`), or "none".
-        view_rotate: max random rotation in radians about the x and y axes only (train only,
-            3D only): CTR-GCN's NW-UCLA view augmentation (+-60 degrees = 1.047).
-        minmax: scale each coordinate axis of a clip to [-1, 1] (CTR-GCN's NW-UCLA feeder),
-            after augmentation, in training and testing.
-        heatmap: PoseConv3D input (`HeatmapClips`): "keypoint" (a channel per joint) or
-            "limb" (a channel per limb) Gaussian heatmaps.
-        heatmap_size: side of the training crops in pixels (PYSKL: 56).
-        heatmap_test_size: side of the test views in pixels (PYSKL: 64).
-
-    The GCN inputs (`SkeletonClips`) use clip_len .. minmax; the heatmap inputs use clip_len,
-    max_persons, flip (PYSKL's PoseConv3D recipe has 0.5) and the heatmap fields.
-    """
-
-    clip_len: int = 52
-    stream: str = "j"
-    max_persons: int = 1
-    rotate: float = 0.0
-    scale: float = 0.0
-    flip: float = 0.0
-    crop: float = 1.0
-    normalize: str = "none"
-    view_rotate: float = 0.0
-    minmax: bool = False
-    heatmap: str = "keypoint"
-    heatmap_size: int = 56
-    heatmap_test_size: int = 64
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def _rotation3d(angles: np.ndarray) -> np.ndarray:
-    ax, ay, az = angles
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return (rz @ ry @ rx).astype(np.float32)
+#: The input settings (clip length, stream, augmentation, normalisation, heatmaps, test clips) are
+#: `humact.config.InputConfig`; the data pipelines read them under this name.
+Recipe = InputConfig
 
 
 def prepare_keypoints(sample: SkeletonSample, layout: str, normalize: str) -> np.ndarray:
-    """The recipe's normalisation of a whole sample: (M, T, V, C) float32."""
+    """A whole sample as the GCN pipeline's input: (M, T, V, C) float32, the confidence merged as the
+    last channel of 2D joints (PYSKL's 2D input), then `normalize_skeleton`."""
     kp = sample.keypoint.astype(np.float32)
     if sample.keypoint_score is not None and kp.shape[-1] == 2:
-        # PYSKL's 2D input: x, y and the keypoint's confidence as a third channel.
         kp = np.concatenate([kp, sample.keypoint_score[..., None].astype(np.float32)], axis=-1)
-    if normalize == "ucla":
-        # CTR-GCN's NW-UCLA feeder: origin at the spine joint of the first frame.
-        kp = kp - kp[:, :1, 1:2, :]
-    elif normalize == "body":
-        center, top = {"jhmdb15": (1, 0), "kinect20": (1, 2), "coco": ((11, 12), (5, 6))}.get(layout, (None, None))
-        if center is None:
-            raise ValueError(f"normalize 'body' is defined for the jhmdb15, kinect20 and coco layouts, "
-                             f"not {layout!r}")
-        valid = np.abs(kp[..., :2]).sum((2, 3)) > 0
-        kp = kp.copy()
-        kp[..., :2] = body_normalize(kp[..., :2], center=center, top=top, valid=valid)
-    elif normalize != "none":
-        raise ValueError(f"normalize: unknown {normalize!r}, expected ucla, body or none")
-    return kp
+    return normalize_skeleton(kp, layout, normalize)
 
 
 class SkeletonClips:
-    """A torch-style dataset of network inputs `(clips, M, T, V, C)` float32 and labels.
+    """A torch-style dataset of GCN inputs `(clips, M, T, V, C)` float32 and labels.
 
-    Training (`train=True`): one randomly sampled and augmented clip per item, from a
-    generator seeded by (seed, epoch, index), so an epoch is reproducible whatever the
-    number of workers. Testing: `num_clips` clips, the first at segment centres and the
-    others from a generator seeded with 255 (PYSKL's fixed test seed).
+    Each clip is `humact.skeleton.pipelines.skeleton_pipeline` (temporal crop, stretch sampling,
+    rotation, scale, flip, view rotation, min-max, persons, stream) on the sample's normalised
+    sequence. Training (`train=True`): one clip per item, its random steps drawn from a generator
+    seeded by (seed, epoch, index), so an epoch is reproducible whatever the number of workers.
+    Testing: `num_clips` clips, the first with every random step off (segment centres), the others
+    drawn like training clips from a generator seeded with (255, index) (PYSKL's fixed test seed):
+    test-time augmentation with the training recipe.
+
+    Coordinates are 2D or 3D as the data is (`SkeletonDataset.dims`), never by layout name; 2D
+    joints with confidences get the score as channel 2, which the bone and motion streams average.
     """
 
     def __init__(self, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1, seed: int = 0):
         self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed
-        self.flip_index = layout_flip_index(data.layout)
         self.epoch = 0
-        # 3D layouts (Kinect) rotate in space; 2D ones in the image plane, with a score channel
-        # when the samples carry confidences.
-        self.dims = 3 if data.layout in ("kinect20", "nw-ucla", "nturgb+d") else 2
+        self.dims = data.dims
+        self.score = self.dims == 2 and data.has_scores
         self._prepared = [prepare_keypoints(s, data.layout, recipe.normalize) for s in data.samples]
-        self.score = self.dims == 2 and bool(self._prepared) and self._prepared[0].shape[-1] == 3
 
     def __len__(self) -> int:
         return len(self.data)
@@ -518,42 +406,14 @@ class SkeletonClips:
         self.epoch = epoch
 
     def _clip(self, kp: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        from humact.skeleton.pipelines import PoseSample, skeleton_pipeline
+
         r = self.recipe
-        t = kp.shape[1]
-        if rng is not None and r.crop < 1.0 and t > 4:
-            keep = max(4, int(round(t * rng.uniform(r.crop, 1.0))))
-            start = int(rng.integers(0, t - keep + 1))
-            kp = kp[:, start:start + keep]
-        idx = uniform_indices(kp.shape[1], r.clip_len, rng)
-        x = kp[:, idx]
-        if rng is not None:
-            d = self.dims
-            x = x.copy()
-            if r.rotate > 0:
-                if d == 3:
-                    rot = _rotation3d(rng.uniform(-r.rotate, r.rotate, 3))
-                else:
-                    a = rng.uniform(-r.rotate, r.rotate)
-                    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
-                x[..., :d] = x[..., :d] @ rot.T
-            if r.scale > 0:
-                x[..., :d] = x[..., :d] * rng.uniform(1 - r.scale, 1 + r.scale, d).astype(np.float32)
-            if r.flip > 0 and rng.random() < r.flip:
-                x = x[:, :, list(self.flip_index)].copy()
-                x[..., 0] = -x[..., 0]
-            if r.view_rotate > 0 and d == 3:
-                ax, ay = rng.uniform(-r.view_rotate, r.view_rotate, 2)
-                x = x @ _rotation3d(np.array([ax, ay, 0.0])).T
-        if r.minmax:
-            d = self.dims
-            pts = x[..., :d].reshape(-1, d)
-            lo, hi = pts.min(0), pts.max(0)
-            x = x.copy()
-            x[..., :d] = 2 * (x[..., :d] - lo) / np.maximum(hi - lo, 1e-6) - 1
-        m = x.shape[0]
-        out = np.zeros((r.max_persons,) + x.shape[1:], np.float32)
-        out[: min(m, r.max_persons)] = x[: r.max_persons]
-        return stream_features(out, r.stream, self.data.layout, score=self.score)
+        pipe = skeleton_pipeline(layout=self.data.layout, clip_len=r.clip_len, stream=r.stream,
+                                 max_persons=r.max_persons, dims=self.dims, score_channel=self.score,
+                                 rotate=r.rotate, scale=r.scale, flip=r.flip, crop=r.crop,
+                                 view_rotate=r.view_rotate, minmax=r.minmax, rng=rng)
+        return pipe(PoseSample(kp)).keypoint
 
     def __getitem__(self, i: int):
         import torch
@@ -612,7 +472,7 @@ def to_pixel_frame(sample: SkeletonSample, max_persons: int) -> tuple[np.ndarray
     kp = sample.keypoint[:max_persons]
     score = None if sample.keypoint_score is None else sample.keypoint_score[:max_persons]
     if kp.shape[-1] != 2:
-        raise ValueError(f"{sample.name}: keypoint: heatmaps are drawn from 2D keypoints (M, T, V, 2), "
+        raise InputError(f"{sample.name}: keypoint: heatmaps are drawn from 2D keypoints (M, T, V, 2), "
                          f"got {kp.shape} (3D data)")
     if sample.img_shape is not None:
         return kp, score, sample.img_shape
@@ -649,10 +509,10 @@ class HeatmapClips:
         from humact.skeleton.graph import get_layout
 
         if recipe.heatmap not in ("keypoint", "limb"):
-            raise ValueError(f"heatmap: expected 'keypoint' or 'limb', got {recipe.heatmap!r}")
+            raise InputError(f"heatmap: expected 'keypoint' or 'limb', got {recipe.heatmap!r}")
         for s in data.samples:
             if s.keypoint.shape[-1] != 2:
-                raise ValueError(f"{data.source or data.layout}: keypoint: PoseConv3D draws heatmaps from 2D "
+                raise InputError(f"{data.source or data.layout}: keypoint: PoseConv3D draws heatmaps from 2D "
                                  f"keypoints (M, T, V, 2); sample {s.name!r} has {s.keypoint.shape} "
                                  f"({s.keypoint.shape[-1]}D coordinates)")
         self.data, self.recipe, self.train, self.num_clips, self.seed = data, recipe, train, num_clips, seed

@@ -23,23 +23,22 @@ import torch
 import torch.nn as nn
 
 from humact.skeleton.graph import Layout, get_layout
-from humact.skeleton.pipelines import joint_to_bone, to_motion
+from humact.skeleton.pipelines import STREAMS, gen_ske_feat
 
 __all__ = ["STREAMS", "CTRGCN_WEIGHTS", "stream_input", "fuse_scores", "stream_weights", "search_weights",
            "MultiStreamEnsemble"]
 
-#: The four standard streams.
-STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
 #: CTR-GCN's 4-stream weights (joint, bone, joint motion, bone motion).
 CTRGCN_WEIGHTS: dict[str, float] = {"j": 0.6, "b": 0.6, "jm": 0.4, "bm": 0.4}
 
 
-def stream_input(joints: np.ndarray | torch.Tensor, layout: str | Layout, stream: str) -> torch.Tensor:
+def stream_input(joints: np.ndarray | torch.Tensor, layout: str | Layout, stream: str,
+                 score_channel: bool | None = None) -> torch.Tensor:
     """One stream from joint clips ``(..., M, T, V, C)`` (any leading dims), float32 tensor.
 
-    Bones use the layout's bone pairs; motions are temporal differences within each clip.
-    For 2D layouts with a score channel (``coco``/``openpose``) the score channel is averaged
-    instead of differenced, as in PYSKL.
+    `humact.skeleton.pipelines.gen_ske_feat` on each clip: bones use the layout's bone pairs;
+    motions are temporal differences within each clip; a score channel (2D joints with their
+    confidence as C = 3; by default for 2D layouts) is averaged instead of differenced, as in PYSKL.
     """
     if stream not in STREAMS:
         raise ValueError(f"unknown stream {stream!r}; use one of {STREAMS}")
@@ -47,11 +46,7 @@ def stream_input(joints: np.ndarray | torch.Tensor, layout: str | Layout, stream
     x = joints.detach().cpu().numpy() if isinstance(joints, torch.Tensor) else np.asarray(joints)
     shape = x.shape
     x = x.reshape((-1,) + shape[-3:]).astype(np.float32)  # (N * clips * M, T, V, C)
-    score = x.shape[-1] == 3 and lay.name in ("coco", "openpose")
-    if stream in ("b", "bm"):
-        x = joint_to_bone(x, lay, score_channel=score)
-    if stream in ("jm", "bm"):
-        x = to_motion(x, score_channel=score)
+    x = gen_ske_feat(x, None, lay, (stream,), score_channel=score_channel)
     return torch.from_numpy(np.ascontiguousarray(x.reshape(shape)))
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from humact.errors import InputError
+
 __all__ = [
     "Layout",
     "Graph",
@@ -58,6 +60,12 @@ class Layout:
         bone_pairs: ``(joint, parent)`` pairs for PYSKL's ``JointToBone``: bone ``v`` is
             ``joint[v] - joint[parent]``; the centre pairs with itself (a zero bone).
         left, right: joint indices swapped by a horizontal flip (same length).
+        dims: coordinate dimensions of the data this layout comes with (2 image joints, 3 Kinect
+            joints), or None when either is possible (custom layouts). Data with the other number is
+            refused by the datasets, naming the layout.
+        body_center, body_top: the joints whose mean is the body's centre and top, for the "body"
+            normalisation (`humact.skeleton.pipelines.body_normalize`: origin at the centre, unit =
+            centre-to-top distance); empty when the layout does not define them.
     """
 
     name: str
@@ -67,6 +75,9 @@ class Layout:
     bone_pairs: tuple[tuple[int, int], ...] = field(default=())
     left: tuple[int, ...] = field(default=())
     right: tuple[int, ...] = field(default=())
+    dims: int | None = None
+    body_center: tuple[int, ...] = field(default=())
+    body_top: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         v = self.num_node
@@ -77,6 +88,11 @@ class Layout:
             raise ValueError(f"layout {self.name!r}: center {self.center} outside 0..{v - 1}")
         if len(self.left) != len(self.right):
             raise ValueError(f"layout {self.name!r}: left and right have different lengths")
+        if self.dims not in (None, 2, 3):
+            raise ValueError(f"layout {self.name!r}: dims must be 2, 3 or None, got {self.dims!r}")
+        for j in self.body_center + self.body_top:
+            if not 0 <= j < v:
+                raise ValueError(f"layout {self.name!r}: body joint {j} outside 0..{v - 1}")
         if not self.bone_pairs:
             # Bones follow the graph: each joint minus its parent, the centre a zero bone.
             pairs = dict(self.inward)
@@ -116,6 +132,9 @@ LAYOUTS: dict[str, Layout] = {
                     (9, 7), (10, 8), (11, 0), (12, 0), (13, 11), (14, 12), (15, 13), (16, 14)),
         left=(1, 3, 5, 7, 9, 11, 13, 15),
         right=(2, 4, 6, 8, 10, 12, 14, 16),
+        dims=2,
+        body_center=(11, 12),  # mid-hips
+        body_top=(5, 6),  # mid-shoulders
     ),
     # NTU RGB+D's 25 Kinect v2 joints (3D); centre = spine-shoulder (joint 21, 1-based).
     "nturgb+d": Layout(
@@ -134,6 +153,9 @@ LAYOUTS: dict[str, Layout] = {
                     (24, 11)),
         left=(4, 5, 6, 7, 12, 13, 14, 15, 21, 22),
         right=(8, 9, 10, 11, 16, 17, 18, 19, 23, 24),
+        dims=3,
+        body_center=(1,),  # spine middle
+        body_top=(20,),  # spine-shoulder
     ),
     # OpenPose-18.
     "openpose": Layout(
@@ -147,6 +169,9 @@ LAYOUTS: dict[str, Layout] = {
                     (17, 15)),
         left=(5, 6, 7, 11, 12, 13, 15, 17),
         right=(2, 3, 4, 8, 9, 10, 14, 16),
+        dims=2,
+        body_center=(8, 11),  # mid-hips
+        body_top=(1,),  # neck
     ),
     # Kinect v1 20 joints as in NW-UCLA's files: 0 hip centre, 1 spine, 2 shoulder centre,
     # 3 head, 4-7 left shoulder/elbow/wrist/hand, 8-11 right arm, 12-15 left
@@ -161,6 +186,9 @@ LAYOUTS: dict[str, Layout] = {
         center=2,
         left=(4, 5, 6, 7, 12, 13, 14, 15),
         right=(8, 9, 10, 11, 16, 17, 18, 19),
+        dims=3,
+        body_center=(1,),  # spine
+        body_top=(2,),  # shoulder centre
     ),
     # JHMDB's 15 joints: 0 neck, 1 belly, 2 face, 3 r-shoulder, 4 l-shoulder, 5 r-hip,
     # 6 l-hip, 7 r-elbow, 8 l-elbow, 9 r-knee, 10 l-knee, 11 r-wrist, 12 l-wrist,
@@ -173,6 +201,9 @@ LAYOUTS: dict[str, Layout] = {
         center=0,
         left=(4, 6, 8, 10, 12, 14),
         right=(3, 5, 7, 9, 11, 13),
+        dims=2,
+        body_center=(1,),  # belly
+        body_top=(0,),  # neck
     ),
 }
 LAYOUTS["nw-ucla"] = LAYOUTS["kinect20"]
@@ -183,7 +214,7 @@ def get_layout(name: str) -> Layout:
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise ValueError(f"unknown skeleton layout {name!r}; known: {sorted(LAYOUTS)}") from None
+        raise InputError(f"layout: unknown skeleton layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
 
 
 def custom_layout(

@@ -50,13 +50,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from humact.errors import InputError
 from humact.skeleton.graph import Layout, get_layout
 
 __all__ = [
     "PoseSample",
     "COCO_LIMBS", "COCO_LEFT_LIMB", "COCO_RIGHT_LIMB", "COCO_LEFT_KP", "COCO_RIGHT_KP",
     "POSEC3D_COCO_LIMBS", "POSEC3D_LEFT_LIMB", "POSEC3D_RIGHT_LIMB",
-    "pre_normalize_2d", "pre_normalize_3d", "joint_to_bone", "to_motion", "gen_ske_feat",
+    "pre_normalize_2d", "pre_normalize_3d", "joint_to_bone", "to_motion", "gen_ske_feat", "STREAMS",
+    "body_normalize", "normalize_skeleton", "stretch_indices", "rotation_3d",
+    "TemporalCrop", "StretchSample", "RandomRot", "RandomScale", "FlipSkeleton", "ViewRotate",
+    "MinMaxNormalize", "PadPersons", "SkeletonStream", "skeleton_pipeline",
     "uniform_sample_indices", "pose_decode", "pose_compact", "resize", "random_resized_crop",
     "flip", "random_joint_drop", "generate_pose_target", "format_gcn_input",
     "format_heatmap_input",
@@ -248,20 +252,17 @@ def _layout(layout: str | Layout) -> Layout:
     return get_layout(layout) if isinstance(layout, str) else layout
 
 
-def joint_to_bone(keypoint: np.ndarray, layout: str | Layout, *, score_channel: bool | None = None) -> np.ndarray:
+def joint_to_bone(keypoint: np.ndarray, layout: str | Layout, *, score_channel: bool = False) -> np.ndarray:
     """Bones ``joint[v] - joint[parent(v)]`` with the layout's PYSKL bone pairs (``JointToBone``).
 
-    ``keypoint``: ``(M, T, V, C)``, C in (2, 3). For 2D layouts with a score as third
-    channel (``score_channel``; by default True for ``coco``/``openpose`` with C = 3, as in
-    PYSKL), channel 2 of a bone is the mean score of its two joints. Joints not in a pair
-    get a zero bone. Returns float32.
+    ``keypoint``: ``(M, T, V, C)``, C in (2, 3). With ``score_channel`` (2D joints with their
+    confidence as third channel, PYSKL's 2D input), channel 2 of a bone is the mean score of its two
+    joints instead of a difference. Joints not in a pair get a zero bone. Returns float32.
     """
     lay = _layout(layout)
     M, T, V, C = keypoint.shape
     if C not in (2, 3):
         raise ValueError(f"joint_to_bone: C must be 2 or 3, got {C}")
-    if score_channel is None:
-        score_channel = C == 3 and lay.name in ("coco", "openpose")
     pairs = np.asarray(lay.bone_pairs, dtype=np.int64)
     v1, v2 = pairs[:, 0], pairs[:, 1]
     bone = np.zeros((M, T, V, C), dtype=np.float32)
@@ -284,13 +285,19 @@ def to_motion(data: np.ndarray, *, score_channel: bool = False) -> np.ndarray:
     return motion
 
 
+#: The four PYSKL / CTR-GCN input streams: joint, bone, joint-motion, bone-motion.
+STREAMS: tuple[str, ...] = ("j", "b", "jm", "bm")
+
+
 def gen_ske_feat(keypoint: np.ndarray, keypoint_score: np.ndarray | None, layout: str | Layout,
-                 feats: Sequence[str] = ("j",)) -> np.ndarray:
+                 feats: Sequence[str] = ("j",), *, score_channel: bool | None = None) -> np.ndarray:
     """Joint / bone / motion streams concatenated on the last axis (PYSKL's ``GenSkeFeat``).
 
-    ``feats``: any of ``'j'`` (joints), ``'b'`` (bones), ``'jm'`` (joint motion), ``'bm'``
-    (bone motion). 2D keypoints with scores become ``(x, y, score)`` first. Returns
-    ``(M, T, V, 3 * len(feats))`` (for C = 3).
+    The one implementation of the streams (training, testing, analysis and ensembles all use it).
+    ``feats``: any of ``'j'`` (joints), ``'b'`` (bones), ``'jm'`` (joint motion), ``'bm'`` (bone
+    motion). 2D keypoints with scores become ``(x, y, score)`` first. ``score_channel``: whether
+    channel 2 is a confidence (averaged, not differenced); by default, when scores were given or the
+    layout is a 2D one with 3 channels (PYSKL: coco, openpose). Returns ``(M, T, V, C * len(feats))``.
     """
     lay = _layout(layout)
     j = np.asarray(keypoint)
@@ -298,7 +305,12 @@ def gen_ske_feat(keypoint: np.ndarray, keypoint_score: np.ndarray | None, layout
         if j.shape[-1] != 2:
             raise ValueError("gen_ske_feat: only 2D keypoints come with keypoint_score")
         j = np.concatenate([j, keypoint_score[..., None]], -1)
-    score_channel = j.shape[-1] == 3 and lay.name in ("coco", "openpose")
+        score_channel = True if score_channel is None else score_channel
+    if score_channel is None:
+        score_channel = j.shape[-1] == 3 and lay.dims == 2
+    unknown = set(feats) - set(STREAMS)
+    if unknown:
+        raise ValueError(f"gen_ske_feat: unknown feats {sorted(unknown)}; use j, b, jm, bm")
     out = {"j": j}
     if "b" in feats or "bm" in feats:
         out["b"] = joint_to_bone(j, lay, score_channel=score_channel)
@@ -306,10 +318,65 @@ def gen_ske_feat(keypoint: np.ndarray, keypoint_score: np.ndarray | None, layout
         out["jm"] = to_motion(j, score_channel=score_channel)
     if "bm" in feats:
         out["bm"] = to_motion(out["b"], score_channel=score_channel)
-    unknown = set(feats) - {"j", "b", "jm", "bm"}
-    if unknown:
-        raise ValueError(f"gen_ske_feat: unknown feats {sorted(unknown)}; use j, b, jm, bm")
-    return np.concatenate([out[f] for f in feats], axis=-1)
+    return np.asarray(np.concatenate([out[f] for f in feats], axis=-1), np.float32)
+
+
+def body_normalize(keypoint: np.ndarray, *, center: int | tuple[int, ...], top: int | tuple[int, ...],
+                   valid: np.ndarray | None = None) -> np.ndarray:
+    """Centre a 2D skeleton sequence on a body point's mean position and scale it by torso size.
+
+    The same function is applied to JHMDB's ground truth and to our COCO-derived joints, so the
+    model sees one coordinate system whatever the camera or resolution: origin at the mean of
+    the `center` point over the valid frames, unit = median distance between `center` and `top`.
+    A point is a joint index or a tuple of joints whose mean is taken (COCO: mid-hips (11, 12),
+    mid-shoulders (5, 6); the layout's `body_center` / `body_top`).
+
+    Args:
+        keypoint: (M, T, V, 2) coordinates (any unit, y down).
+        center, top: body points (JHMDB: belly 1, neck 0).
+        valid: (M, T) bool frames where the person is present; default all.
+    Returns:
+        (M, T, V, 2) float32, 0 where not valid.
+    """
+    kp = np.asarray(keypoint, np.float32)
+    if valid is None:
+        valid = np.ones(kp.shape[:2], bool)
+    cj, tj = np.atleast_1d(center), np.atleast_1d(top)
+    out = np.zeros_like(kp)
+    for m in range(kp.shape[0]):
+        v = valid[m]
+        if not v.any():
+            continue
+        mid, up = kp[m, v][:, cj].mean(1), kp[m, v][:, tj].mean(1)
+        size = float(np.median(np.linalg.norm(up - mid, axis=-1)))
+        size = size if size > 1e-6 else 1.0
+        out[m, v] = (kp[m, v] - mid.mean(0)) / size
+    return out
+
+
+def normalize_skeleton(keypoint: np.ndarray, layout: str | Layout, mode: str) -> np.ndarray:
+    """humact's whole-sequence normalisations of joint coordinates (M, T, V, C), float32.
+
+    ``"ucla"``: origin at the spine joint (index 1) of the first frame (CTR-GCN's NW-UCLA feeder).
+    ``"body"``: `body_normalize` on the first two channels with the layout's ``body_center`` /
+    ``body_top``, each person on its own, frames where a person is all zeros left at zero.
+    ``"none"``: unchanged.
+    """
+    kp = np.asarray(keypoint, np.float32)
+    if mode == "none":
+        return kp
+    if mode == "ucla":
+        return kp - kp[:, :1, 1:2, :]
+    if mode == "body":
+        lay = _layout(layout)
+        if not lay.body_center or not lay.body_top:
+            raise InputError(f"input.normalize: 'body' needs a layout with body_center and body_top joints; "
+                             f"{lay.name!r} has none")
+        valid = np.abs(kp[..., :2]).sum((2, 3)) > 0
+        kp = kp.copy()
+        kp[..., :2] = body_normalize(kp[..., :2], center=lay.body_center, top=lay.body_top, valid=valid)
+        return kp
+    raise InputError(f"input.normalize: unknown {mode!r}, expected ucla, body or none")
 
 
 # ---------------------------------------------------------------- temporal sampling
@@ -1043,6 +1110,206 @@ class FormatHeatmapInput:
     def __call__(self, s: PoseSample) -> PoseSample:
         clip_len = s.clip_len if s.clip_len is not None else s.imgs.shape[0]
         return s.replace(imgs=format_heatmap_input(s.imgs, num_clips=s.num_clips, clip_len=clip_len))
+
+
+# ---------------------------------------------------------------- humact's GCN recipe steps
+#
+# The steps of `humact train` / `test` / `analyze` for the GCNs (`skeleton_pipeline`). They take a
+# `numpy.random.Generator` (seeded per item by `SkeletonClips`), or None for the deterministic
+# variant (test clip 0: segment centres, no augmentation). Coordinates are centred already
+# (`normalize_skeleton`), so rotations, scales and flips act about the origin.
+
+
+def stretch_indices(num_frames: int, clip_len: int, rng: np.random.Generator | None) -> np.ndarray:
+    """Pick `clip_len` frame indices spread over the video, one per equal segment.
+
+    Same as PYSKL's UniformSample for videos at least `clip_len` long (random offset inside each
+    segment; the segment centre when `rng` is None), except that shorter videos are stretched
+    (frames repeated in order) instead of looped: looping turns "sit down" into "sit down,
+    stand up", which is another class of NW-UCLA.
+    """
+    if num_frames <= 0:
+        raise ValueError("stretch_indices: a video with no frames")
+    edges = np.arange(clip_len + 1) * num_frames / clip_len
+    start, size = edges[:-1], np.diff(edges)
+    off = 0.5 * size if rng is None else rng.random(clip_len) * size
+    return np.minimum((start + off).astype(np.int64), num_frames - 1)
+
+
+def rotation_3d(angles: np.ndarray) -> np.ndarray:
+    """Rotation matrix ``Rz @ Ry @ Rx`` for angles (x, y, z) in radians, float32."""
+    ax, ay, az = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return (rz @ ry @ rx).astype(np.float32)
+
+
+@dataclass
+class TemporalCrop:
+    """Keep a random contiguous stretch of at least ``min_ratio`` of the frames (off when 1 or no rng)."""
+
+    min_ratio: float = 1.0
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        t = s.keypoint.shape[1]
+        if self.rng is None or self.min_ratio >= 1.0 or t <= 4:
+            return s
+        keep = max(4, int(round(t * self.rng.uniform(self.min_ratio, 1.0))))
+        start = int(self.rng.integers(0, t - keep + 1))
+        return s.replace(keypoint=s.keypoint[:, start:start + keep], total_frames=keep)
+
+
+@dataclass
+class StretchSample:
+    """Sample ``clip_len`` frames with `stretch_indices` and take them (PYSKL's UniformSample +
+    PoseDecode for one clip, except that short videos are stretched, not looped)."""
+
+    clip_len: int
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        idx = stretch_indices(s.keypoint.shape[1], self.clip_len, self.rng)
+        return s.replace(keypoint=s.keypoint[:, idx], frame_inds=idx, clip_len=self.clip_len)
+
+
+@dataclass
+class RandomRot:
+    """Random rotation of the coordinates (PYSKL's ``RandomRot``): 3D, an angle in
+    [-theta, theta] about each axis (``rotation_3d``); 2D, one in-plane angle."""
+
+    theta: float = 0.3
+    dims: int = 3
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        if self.rng is None or self.theta <= 0:
+            return s
+        d = self.dims
+        if d == 3:
+            rot = rotation_3d(self.rng.uniform(-self.theta, self.theta, 3))
+        else:
+            a = self.rng.uniform(-self.theta, self.theta)
+            rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+        kp = s.keypoint.copy()
+        kp[..., :d] = kp[..., :d] @ rot.T
+        return s.replace(keypoint=kp)
+
+
+@dataclass
+class RandomScale:
+    """Scale each coordinate axis by a random factor in [1 - scale, 1 + scale] (PYSKL's ``RandomScale``)."""
+
+    scale: float = 0.1
+    dims: int = 3
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        if self.rng is None or self.scale <= 0:
+            return s
+        d = self.dims
+        kp = s.keypoint.copy()
+        kp[..., :d] = kp[..., :d] * self.rng.uniform(1 - self.scale, 1 + self.scale, d).astype(np.float32)
+        return s.replace(keypoint=kp)
+
+
+@dataclass
+class FlipSkeleton:
+    """With probability ``flip_ratio``: swap left/right joints (``flip_index``) and negate x, a mirror
+    about the vertical axis through the origin (for centred coordinates; `Flip` mirrors pixels)."""
+
+    flip_ratio: float = 0.5
+    flip_index: tuple[int, ...] = ()
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        if self.rng is None or self.flip_ratio <= 0 or not self.rng.random() < self.flip_ratio:
+            return s
+        kp = s.keypoint[:, :, list(self.flip_index)].copy()
+        kp[..., 0] = -kp[..., 0]
+        return s.replace(keypoint=kp, flip=True)
+
+
+@dataclass
+class ViewRotate:
+    """A random rotation about the x and y axes only, angles in [-theta, theta] (CTR-GCN's NW-UCLA
+    view augmentation; 3D data only)."""
+
+    theta: float = 1.047
+    rng: np.random.Generator | None = field(default=None, repr=False)
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        if self.rng is None or self.theta <= 0:
+            return s
+        ax, ay = self.rng.uniform(-self.theta, self.theta, 2)
+        return s.replace(keypoint=s.keypoint @ rotation_3d(np.array([ax, ay, 0.0])).T)
+
+
+@dataclass
+class MinMaxNormalize:
+    """Scale each of the first ``dims`` channels of the clip to [-1, 1] (CTR-GCN's NW-UCLA feeder)."""
+
+    dims: int = 3
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        d = self.dims
+        x = s.keypoint
+        pts = x[..., :d].reshape(-1, d)
+        lo, hi = pts.min(0), pts.max(0)
+        x = x.copy()
+        x[..., :d] = 2 * (x[..., :d] - lo) / np.maximum(hi - lo, 1e-6) - 1
+        return s.replace(keypoint=x)
+
+
+@dataclass
+class PadPersons:
+    """Keep ``num_person`` persons: extra ones dropped, missing ones zeros (FormatGCNInput's rule)."""
+
+    num_person: int = 1
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        x = s.keypoint
+        out = np.zeros((self.num_person,) + x.shape[1:], np.float32)
+        out[: min(x.shape[0], self.num_person)] = x[: self.num_person]
+        return s.replace(keypoint=out)
+
+
+@dataclass
+class SkeletonStream:
+    """One stream of PYSKL's GenSkeFeat on a sample whose score (if any) is already channel 2."""
+
+    layout: str | Layout = "coco"
+    stream: str = "j"
+    score_channel: bool = False
+
+    def __call__(self, s: PoseSample) -> PoseSample:
+        return s.replace(keypoint=gen_ske_feat(s.keypoint, None, self.layout, (self.stream,),
+                                               score_channel=self.score_channel))
+
+
+def skeleton_pipeline(*, layout: str | Layout, clip_len: int, stream: str = "j", max_persons: int = 1,
+                      dims: int = 2, score_channel: bool = False, rotate: float = 0.0, scale: float = 0.0,
+                      flip: float = 0.0, crop: float = 1.0, view_rotate: float = 0.0, minmax: bool = False,
+                      rng: np.random.Generator | None = None) -> Compose:
+    """humact's GCN clip recipe, one clip per call: TemporalCrop -> StretchSample -> RandomRot ->
+    RandomScale -> FlipSkeleton -> ViewRotate (3D) -> MinMaxNormalize -> PadPersons -> SkeletonStream.
+
+    With ``rng`` None every random step is off (test clip 0); the random steps draw from ``rng`` in
+    that order, so a seeded generator reproduces a clip exactly. Input: a `PoseSample` whose keypoint
+    is the whole normalised sequence (`normalize_skeleton`), score merged as channel 2 when present.
+    """
+    lay = _layout(layout)
+    steps: list = [TemporalCrop(crop, rng), StretchSample(clip_len, rng)]
+    if rng is not None:
+        steps += [RandomRot(rotate, dims, rng), RandomScale(scale, dims, rng),
+                  FlipSkeleton(flip, lay.flip_index, rng)]
+        if dims == 3:
+            steps.append(ViewRotate(view_rotate, rng))
+    if minmax:
+        steps.append(MinMaxNormalize(dims))
+    steps += [PadPersons(max_persons), SkeletonStream(lay, stream, score_channel)]
+    return Compose(steps)
 
 
 class Compose:

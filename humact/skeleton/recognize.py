@@ -1,75 +1,60 @@
-"""Skeleton action recognition at test time: model building, multi-clip testing, per-track inference.
+"""Skeleton action recognition with a trained model: building, multi-clip testing, per-track inference.
 
-    SkeletonDataset --SkeletonClips(test, 10 clips)--> (N, clips, M, T, V, C) --model.predict--> (N, classes)
-    SkeletonDataset --HeatmapClips(test, 10 clips x flip)--> (N, 20, K, T, H, W) --PoseConv3D.predict--> (N, classes)
-    PoseTracks (COCO-17, pixels) --to the model's layout + normalisation--> per track (1, clips, 1, T, V, C)
-        --> ActionScores (one row per track)
+    SkeletonDataset --SkeletonClips(test, 10 clips)--> (N, clips, M, T, V, C) --predict--> (N, classes)
+    SkeletonDataset --HeatmapClips(test, 10 clips x flip)--> (N, 20, K, T, H, W) --predict--> (N, classes)
+    PoseTracks (COCO-17, pixels) --to the model's layout, the model's own recipe--> per track
+        --> ActionScores (one row per track; tracks too short get no actions and a reason)
 
 A trained model is a `model.safetensors` + `model.json` pair written by `humact train`; the JSON
-holds the full `TrainConfig`, the class names and the input channels, which is all
-`Recognizer.from_checkpoint` needs to rebuild it.
+holds the full `TrainConfig` (read back by `humact.config.read_saved_config`, old flat configs
+too), the class names, the layout and the input channels, which is all `Recognizer.from_checkpoint`
+needs to rebuild it. Which pipeline feeds a model is its `humact.zoo` entry's `input`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from humact.skeleton.datasets import (
-    HeatmapClips, Recipe, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15,
-)
+from humact import zoo
+from humact.config import InputConfig, TrainConfig, read_saved_config
+from humact.errors import CheckpointError, InputError
+from humact.io.checkpoints import load_checkpoint, load_strict
+from humact.skeleton.datasets import HeatmapClips, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15
 from humact.types import ActionScores, PoseTracks
 
-__all__ = ["build_skeleton_model", "recipe_from", "input_clips", "predict_dataset", "Recognizer",
-           "DEFAULT_MODEL"]
+__all__ = ["build_model", "input_clips", "predict_dataset", "Recognizer", "DEFAULT_MODEL"]
 
 #: The model `humact analyze` uses when none is given (see the README for its data and accuracy).
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "stgcnpp_jhmdb15_j.safetensors"
 
 
-def build_skeleton_model(*, model: str, num_classes: int, layout: str, in_channels: int, max_persons: int,
-                         base_channels: int = 64, dropout: float = 0.0) -> nn.Module:
-    """ST-GCN or ST-GCN++ (humact.skeleton.stgcn) for `layout`, input (N, M, T, V, in_channels);
-    or "posec3d": PYSKL's PoseConv3D SlowOnly-R50 (humact.skeleton.posec3d) on heatmap volumes
-    (N, in_channels, T, H, W), `base_channels` wide (PYSKL: 32); `layout` and `max_persons`
-    then only shape the heatmaps, not the network."""
-    from humact.skeleton import stgcn
-
-    if model == "posec3d":
-        from humact.skeleton.posec3d import posec3d_slowonly_r50_model
-
-        return posec3d_slowonly_r50_model(num_classes=num_classes, in_channels=in_channels, dropout=dropout,
-                                          base_channels=base_channels)
-    kw = dict(num_classes=num_classes, layout=layout, in_channels=in_channels, dropout=dropout,
-              base_channels=base_channels, num_person=max_persons)
-    if model == "stgcnpp":
-        return stgcn.stgcnpp(**kw)
-    if model == "stgcn":
-        return stgcn.stgcn(**kw)
-    raise ValueError(f"model: expected 'stgcnpp', 'stgcn' or 'posec3d', got {model!r}")
+def build_model(cfg: TrainConfig, *, num_classes: int, layout, in_channels: int) -> nn.Module:
+    """The network a config names (`cfg.model.name`, a `humact.zoo` entry), for `layout` and
+    `in_channels` input channels (GCNs: C of (N, M, T, V, C); heatmap models: K of (N, K, T, H, W))."""
+    entry = zoo.get(cfg.model.name)
+    return entry.build(num_classes=num_classes, layout=layout, in_channels=in_channels,
+                       num_person=cfg.input.max_persons, base_channels=cfg.model.base_channels,
+                       dropout=cfg.model.dropout)
 
 
-def recipe_from(cfg: Any) -> Recipe:
-    """The input `Recipe` of a TrainConfig (or its dict): the config's fields of the same names."""
-    names = [f.name for f in dataclasses.fields(Recipe)]
-    if isinstance(cfg, dict):
-        # Configs saved before a field existed get the field's default.
-        return Recipe(**{k: cfg[k] for k in names if k in cfg})
-    return Recipe(**{k: getattr(cfg, k) for k in names})
-
-
-def input_clips(model: str, data: SkeletonDataset, recipe: Recipe, *, train: bool, num_clips: int = 1,
+def input_clips(model: str, data: SkeletonDataset, recipe: InputConfig, *, train: bool, num_clips: int = 1,
                 seed: int = 0) -> SkeletonClips | HeatmapClips:
-    """The network inputs of `model` ("posec3d": heatmap volumes, else skeleton clips) for `data`."""
-    cls = HeatmapClips if model == "posec3d" else SkeletonClips
+    """The network inputs of the named model for `data`: heatmap volumes or skeleton clips, by its
+    `humact.zoo` entry's input kind."""
+    cls = HeatmapClips if zoo.get(model).input == "heatmap" else SkeletonClips
     return cls(data, recipe, train=train, num_clips=num_clips, seed=seed)
+
+
+def in_channels_of(clips: SkeletonClips | HeatmapClips) -> int:
+    """Input channels of the model these clips feed (C of skeleton clips, K of heatmap views)."""
+    x0 = clips[0][0]
+    return int(x0.shape[1] if isinstance(clips, HeatmapClips) else x0.shape[-1])
 
 
 @torch.no_grad()
@@ -95,24 +80,35 @@ class Recognizer:
 
     Attributes:
         model: the network (eval mode).
+        config: the `TrainConfig` it was trained with.
         classes: class names.
-        layout: the joint layout the model was trained on ("jhmdb15", "kinect20", "coco").
-        recipe: the input recipe (clip length, stream, normalisation).
-        num_clips: test clips averaged per prediction.
-        name: a label for outputs (the checkpoint's file name).
-        fast: an eval-only twin of `model` with the same outputs (`stgcn.fuse_for_inference` or
-            `video_models.fused.fuse_posec3d`: BN folded), used for prediction when present.
-        kind: "posec3d" (heatmap input) or the GCN's name (skeleton input), the config's `model`.
+        layout: the joint layout it was trained on ("jhmdb15", "kinect20", "coco", ...).
+        name: a label for outputs (the checkpoint's file name, or run folder / file).
+        fast: an eval-only twin of `model` with the same outputs (`humact.deploy.fuse`), used for
+            prediction when present.
+        pixels: whether its training coordinates were frame pixels (`humact extract` data, PYSKL
+            pickles with `img_shape`), so pixel tracks can be given to it as they are.
     """
 
     model: nn.Module
+    config: TrainConfig
     classes: tuple[str, ...]
     layout: str
-    recipe: Recipe
-    num_clips: int = 10
     name: str = ""
     fast: nn.Module | None = None
-    kind: str = "stgcnpp"
+    pixels: bool | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config.model.name
+
+    @property
+    def recipe(self) -> InputConfig:
+        return self.config.input
+
+    @property
+    def num_clips(self) -> int:
+        return self.config.input.test_clips
 
     @property
     def inference_model(self) -> nn.Module:
@@ -121,73 +117,112 @@ class Recognizer:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> "Recognizer":
-        from humact.io.checkpoints import load_checkpoint
+        """Rebuild a `humact train` checkpoint; CheckpointError naming the file when it cannot be."""
+        from humact.deploy import fuse
 
         path = Path(path)
         tensors, meta = load_checkpoint(path)
+        source = str(path.with_suffix(".json"))
         for key in ("config", "classes", "in_channels", "layout"):
             if key not in meta:
-                raise ValueError(f"{path.with_suffix('.json')}: missing field {key!r}")
-        cfg = meta["config"]
-        model = build_skeleton_model(model=cfg["model"], num_classes=len(meta["classes"]), layout=meta["layout"],
-                                     in_channels=int(meta["in_channels"]), max_persons=cfg["max_persons"],
-                                     base_channels=cfg["base_channels"], dropout=cfg["dropout"])
-        model.load_state_dict(tensors, strict=True)
+                raise CheckpointError(f"{source}: missing field {key!r}")
+        cfg = read_saved_config(meta, source)
+        classes = meta["classes"]
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+            raise CheckpointError(f"{source}: classes: expected a non-empty list of class names")
+        in_channels = meta["in_channels"]
+        if not isinstance(in_channels, int) or not 1 <= in_channels <= 4096:
+            raise CheckpointError(f"{source}: in_channels: expected an integer in [1, 4096], got {in_channels!r}")
+        layout = _saved_layout(meta, source)
+        try:
+            model = build_model(cfg, num_classes=len(classes), layout=layout, in_channels=in_channels)
+        except ValueError as e:
+            raise CheckpointError(f"{source}: cannot build {cfg.model.name!r} for layout {meta['layout']!r}: "
+                                  f"{e}") from None
+        load_strict(model, tensors, str(path))
         model.eval()
         # `humact train` names every model "model.safetensors": its run folder says which one it is.
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
-        from humact.skeleton.stgcn import RecognizerGCN, fuse_for_inference
-
-        if cfg["model"] == "posec3d":
-            from humact.video_models.fused import fuse_posec3d
-
-            fast = fuse_posec3d(model)
-        else:
-            fast = fuse_for_inference(model) if isinstance(model, RecognizerGCN) else None
-        return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name,
-                   fast, cfg["model"])
+        pixels = meta.get("pixel_coordinates")
+        return cls(model, cfg, tuple(classes), layout if isinstance(layout, str) else layout.name, name,
+                   fuse(model), pixels if isinstance(pixels, bool) else None)
 
     def inputs(self, data: SkeletonDataset, num_clips: int | None = None) -> SkeletonClips | HeatmapClips:
         """Test inputs of `data` for this model (`num_clips` clips, default the model's)."""
         return input_clips(self.kind, data, self.recipe, train=False, num_clips=num_clips or self.num_clips)
 
-    def predict_keypoints(self, keypoint: np.ndarray, score: np.ndarray | None = None) -> np.ndarray:
-        """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the dataset's units
-        (with its (M, T, V) scores for a heatmap model)."""
-        data = SkeletonDataset([SkeletonSample(keypoint, -1, "query", score)], self.classes, self.layout)
+    def predict_keypoints(self, keypoint: np.ndarray, score: np.ndarray | None = None,
+                          img_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """Probabilities (classes,) for one skeleton sequence (M, T, V, C) in the training data's
+        units, with its (M, T, V) scores when the model was trained with scores."""
+        sample = SkeletonSample(keypoint, -1, "query", score, img_shape)
+        data = SkeletonDataset([sample], self.classes, self.layout)
         return predict_dataset(self.inference_model, self.inputs(data))[0]
 
-    def recognize_tracks(self, tracks: PoseTracks, min_frames: int = 8) -> ActionScores:
+    def track_units_ok(self) -> str:
+        """"" when pixel tracks can be fed to this model, else why not.
+
+        A model sees tracks the way its training data was: the recipe's normalisation runs on
+        them. That is right when the normalisation removes position and scale ("body"), when the
+        model's input is heatmaps (drawn around the joints), or when the training data was frame
+        pixels too; a model trained on other units (JHMDB's normalised ground truth, metres) with
+        no such normalisation would see numbers of another scale.
+        """
+        if self.recipe.normalize == "body" or zoo.get(self.kind).input == "heatmap" or self.pixels:
+            return ""
+        return (f"{self.name}: trained on non-pixel coordinates with normalize={self.recipe.normalize!r}; "
+                f"per-track recognition needs a model trained on pixel keypoints (e.g. `humact extract` "
+                f"data) or with normalize='body'")
+
+    def recognize_tracks(self, tracks: PoseTracks, min_frames: int = 8,
+                         frame_shape: tuple[int, int] | None = None) -> ActionScores:
         """One row of class probabilities per track of `tracks` (COCO-17 pixel keypoints).
 
-        Each track is cut to the frames it was seen in; for a "jhmdb15" model its joints are
-        derived with `coco17_to_jhmdb15` and normalised with `body_normalize` exactly as the
-        training data was (a PoseConv3D model draws its heatmaps around the track's joints,
-        which needs no normalisation). Tracks seen on fewer than `min_frames` frames get
-        all-zero scores.
+        Each track is cut to the frames it was seen in; for a "jhmdb15" model its joints are derived
+        with `coco17_to_jhmdb15`; the model's recipe then normalises and samples them exactly as its
+        training data was. Tracks seen on fewer than `min_frames` frames get no actions and a reason.
+        `frame_shape` (h, w) is the video's, for recipes that normalise by the frame.
         """
         if self.layout not in ("jhmdb15", "coco"):
-            raise ValueError(f"{self.name}: per-track recognition needs a 2D model (jhmdb15 or coco layout), "
-                             f"this one is {self.layout!r}")
+            raise InputError(f"{self.name}: per-track recognition needs a model on COCO-17 or JHMDB-15 "
+                             f"joints, this one is on {self.layout!r}")
+        why = self.track_units_ok()
+        if why:
+            raise InputError(why)
         scores = np.zeros((tracks.num_persons, len(self.classes)), np.float32)
+        reasons = []
+        with_score = self.model_in_channels() == 3 or zoo.get(self.kind).input == "heatmap"
         for m in range(tracks.num_persons):
             seen = tracks.valid[m]
             if seen.sum() < min_frames:
+                reasons.append(f"seen on {int(seen.sum())} frames, fewer than the {min_frames} needed")
                 continue
+            reasons.append("")
             kp, sc = tracks.keypoints[m, seen], tracks.keypoint_scores[m, seen]
             if self.layout == "jhmdb15":
                 kp, sc = coco17_to_jhmdb15(kp, sc)
-            if self.kind == "posec3d":
-                scores[m] = self.predict_keypoints(kp[None], sc[None])
-                continue
-            if self.recipe.normalize != "body":  # "body" normalisation runs inside SkeletonClips
-                raise ValueError(f"{self.name}: per-track recognition expects a 'body'-normalised model")
-            x = kp[None]
-            if self.model_in_channels() == 3:
-                x = np.concatenate([x, sc[None, ..., None]], axis=-1)
-            scores[m] = self.predict_keypoints(x)
-        return ActionScores(self.classes, scores, tracks.track_ids, model=self.name)
+            scores[m] = self.predict_keypoints(kp[None], sc[None] if with_score else None, frame_shape)
+        return ActionScores(self.classes, scores, tracks.track_ids, model=self.name, reasons=tuple(reasons))
 
     def model_in_channels(self) -> int:
-        return int(self.model.backbone.in_channels)
+        backbone = getattr(self.model, "backbone", None)
+        return int(getattr(backbone, "in_channels", 0))
 
+
+def _saved_layout(meta: dict, source: str):
+    """The layout a checkpoint was trained on: a built-in name, or the custom layout saved inside it."""
+    from humact.skeleton.graph import LAYOUTS, Layout
+
+    name = meta["layout"]
+    if isinstance(name, str) and name in LAYOUTS:
+        return name
+    custom = meta.get("layout_def")
+    if isinstance(custom, dict):
+        try:
+            return Layout(name=str(custom["name"]), num_node=int(custom["num_node"]),
+                          inward=tuple(tuple(map(int, e)) for e in custom["inward"]), center=int(custom["center"]),
+                          left=tuple(map(int, custom.get("left", ()))), right=tuple(map(int, custom.get("right", ()))),
+                          dims=custom.get("dims"))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{source}: layout_def: not a valid layout ({e})") from None
+    raise CheckpointError(f"{source}: layout: unknown layout {name!r} and no 'layout_def' saved with it")

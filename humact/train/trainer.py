@@ -17,11 +17,10 @@ model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What i
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from humact.io.checkpoints import load_checkpoint, save_checkpoint
+from humact.errors import CheckpointError, ConfigError, one_line
+from humact.io.checkpoints import load_checkpoint, load_strict, save_checkpoint
+from humact.config import OptimConfig, RunConfig
 
 __all__ = ["lr_at", "make_optimizer", "Schedule", "Trainer"]
 
@@ -83,81 +84,53 @@ def make_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weight
                            nesterov=nesterov)
 
 
-@dataclass
 class Trainer:
-    """Trains `model` on `dataset` with cross-entropy; see the module docstring.
+    """Trains `model` on `dataset` with cross-entropy under `optim` and `run`; see the module docstring.
 
     Args:
         model: maps a batch (N, ...) to logits (N, classes).
         dataset: indexable, items `(x, label)`; `x` of shape (1, ...) (one clip) is squeezed.
-        out_dir: where `last.*`, `epoch_*.json` history and the final checkpoint go.
+        optim: the optimisation settings (`humact.config.OptimConfig`: SGD, schedule, clipping,
+            label smoothing, precise BN).
+        run: seed, data loader workers and precision (`RunConfig`; its `out` is the default `out_dir`).
+            precision "fp32"; "bf16" (autocast to bfloat16, on CPU or GPU: no loss scaling needed);
+            or "fp16" (autocast to float16 with a gradient scaler, CUDA only). Weights and optimizer
+            state stay float32 in every mode.
+        out_dir: where `last.*` and the final checkpoint go (default `run.out`).
         meta: JSON-able dict saved with every checkpoint (config, class names).
-        epochs, batch_size, lr, momentum, nesterov, weight_decay, schedule (the rest of
-        `Schedule`), clip_grad (max L2 norm, 0 = off), label_smoothing, seed, num_workers.
-        precision: "fp32"; "bf16" (autocast to bfloat16, on CPU or GPU: no loss scaling
-            needed); or "fp16" (autocast to float16 with a gradient scaler, CUDA only).
-            Weights and optimizer state stay float32 in every mode.
         validate: optional callable(model) -> dict of metrics, run after each epoch.
     """
 
-    model: nn.Module
-    dataset: Any
-    out_dir: str | os.PathLike
-    meta: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 16
-    batch_size: int = 16
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    policy: str = "cosine"
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
-    min_lr: float = 0.0
-    warmup_iters: int = 0
-    warmup_ratio: float = 0.1
-    clip_grad: float = 0.0
-    label_smoothing: float = 0.0
-    seed: int = 0
-    num_workers: int = 0
-    precision: str = "fp32"
-    validate: Callable[[nn.Module], dict] | None = None
-    progress: bool = True
-
-    @classmethod
-    def from_config(cls, model: nn.Module, dataset: Any, cfg: Any, *, out_dir: str | os.PathLike | None = None,
-                    meta: dict[str, Any] | None = None, validate: Callable[[nn.Module], dict] | None = None,
-                    progress: bool = True) -> "Trainer":
-        """A trainer with the optimisation and run fields of a `TrainConfig` (`cfg`); out_dir
-        defaults to `cfg.out`. The one place those fields are mapped onto the trainer."""
-        return cls(model, dataset, cfg.out if out_dir is None else out_dir, meta=dict(meta or {}),
-                   epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, momentum=cfg.momentum,
-                   nesterov=cfg.nesterov, weight_decay=cfg.weight_decay, policy=cfg.schedule,
-                   milestones=tuple(cfg.milestones), gamma=cfg.gamma, min_lr=cfg.min_lr,
-                   warmup_iters=cfg.warmup_iters, warmup_ratio=cfg.warmup_ratio, clip_grad=cfg.clip_grad,
-                   label_smoothing=cfg.label_smoothing, seed=cfg.seed, num_workers=cfg.num_workers,
-                   precision=cfg.precision, validate=validate, progress=progress)
-
-    def __post_init__(self) -> None:
-        self.out_dir = Path(self.out_dir)
-        self.iters_per_epoch = max(1, len(self.dataset) // self.batch_size)  # drop_last, as PYSKL
+    def __init__(self, model: nn.Module, dataset: Any, optim: OptimConfig, run: RunConfig | None = None, *,
+                 out_dir: str | os.PathLike | None = None, meta: dict[str, Any] | None = None,
+                 validate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> None:
+        self.model, self.dataset, self.optim = model, dataset, optim
+        self.run = run if run is not None else RunConfig()
+        self.out_dir = Path(self.run.out if out_dir is None else out_dir)
+        self.meta = dict(meta or {})
+        self.validate, self.progress = validate, progress
+        o = optim
+        self.iters_per_epoch = max(1, len(self.dataset) // o.batch_size)  # drop_last, as PYSKL
         self.schedule = Schedule(
-            lr=self.lr, total_iters=self.epochs * self.iters_per_epoch, iters_per_epoch=self.iters_per_epoch,
-            policy=self.policy, milestones=tuple(self.milestones), gamma=self.gamma, min_lr=self.min_lr,
-            warmup_iters=self.warmup_iters, warmup_ratio=self.warmup_ratio)
-        self.optimizer = make_optimizer(self.model, lr=self.lr, momentum=self.momentum,
-                                        weight_decay=self.weight_decay, nesterov=self.nesterov)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+            lr=o.lr, total_iters=o.epochs * self.iters_per_epoch, iters_per_epoch=self.iters_per_epoch,
+            policy=o.schedule, milestones=tuple(o.milestones), gamma=o.gamma, min_lr=o.min_lr,
+            warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
+        self.optimizer = make_optimizer(self.model, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                        nesterov=o.nesterov)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
         self.device = next(self.model.parameters()).device
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision: expected 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        self.precision = self.run.precision
         if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError(f"precision: 'fp16' mixed precision needs a CUDA device (the model is on "
-                             f"{self.device.type}); use 'bf16' on a CPU")
+            raise ConfigError(f"run.precision: 'fp16' mixed precision needs a CUDA device (the model is on "
+                              f"{self.device.type}); use 'bf16' on a CPU")
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.epoch = 0  # epochs completed
         self.iteration = 0
         self.history: list[dict] = []
+
+    @property
+    def epochs(self) -> int:
+        return self.optim.epochs
 
     # -------------------------------------------------------------------- state
 
@@ -176,20 +149,41 @@ class Trainer:
         save_checkpoint(self.out_dir / "last.safetensors", self._state_tensors(), meta)
 
     def resume(self) -> bool:
-        """Load `last.safetensors` from `out_dir` if present; True if it did."""
+        """Load `last.safetensors` from `out_dir` if present; True if it did.
+
+        A checkpoint that does not fit this model or run (another architecture, a corrupt file,
+        missing fields) is a CheckpointError naming the file and saying how to start afresh.
+        """
         path = self.out_dir / "last.safetensors"
         if not path.is_file():
             return False
-        tensors, meta = load_checkpoint(path)
+        hint = "(delete it or pass --no-resume to start from scratch)"
+        try:
+            tensors, meta = load_checkpoint(path)
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} {hint}") from None
         model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.model.load_state_dict(model_sd, strict=True)
+        try:
+            load_strict(self.model, model_sd, str(path))
+            epoch, iteration = int(meta["epoch"]), int(meta["iteration"])
+            rng = tensors["rng.torch"]
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} {hint}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: not a resumable checkpoint of this run ({one_line(e)}) {hint}") from None
         params = list(self.model.parameters())
         for i, p in enumerate(params):
             key = f"optim.momentum.{i}"
             if key in tensors:
+                if tensors[key].shape != p.shape:
+                    raise CheckpointError(f"{path}: {key}: momentum of shape {tuple(tensors[key].shape)} for a "
+                                          f"parameter of shape {tuple(p.shape)} {hint}")
                 self.optimizer.state[p]["momentum_buffer"] = tensors[key].clone()
-        torch.set_rng_state(tensors["rng.torch"])
-        self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
+        try:
+            torch.set_rng_state(rng)
+        except (RuntimeError, TypeError) as e:
+            raise CheckpointError(f"{path}: rng.torch: not a torch RNG state ({one_line(e)}) {hint}") from None
+        self.epoch, self.iteration = epoch, iteration
         self.history = list(meta.get("history", []))
         return True
 
@@ -198,11 +192,12 @@ class Trainer:
     def _loader(self, epoch: int):
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        bs = self.optim.batch_size
+        g = torch.Generator().manual_seed(self.run.seed * 100003 + epoch)
         order = torch.randperm(len(self.dataset), generator=g)
-        batches = order[: self.iters_per_epoch * self.batch_size].view(self.iters_per_epoch, self.batch_size)
+        batches = order[: self.iters_per_epoch * bs].view(self.iters_per_epoch, bs)
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=batches.tolist(), num_workers=self.num_workers, collate_fn=_collate)
+            self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=_collate)
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -212,13 +207,13 @@ class Trainer:
 
     def train_epoch(self) -> dict:
         """One epoch; returns {"epoch", "loss", "accuracy", "samples_per_s", "lr"}."""
-        from tqdm import tqdm
+        from humact.progress import progress
 
         self.model.train()
         epoch = self.epoch
         total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
-        bar = tqdm(self._loader(epoch), total=self.iters_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        bar = progress(self._loader(epoch), total=self.iters_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
+                       unit="it", enabled=self.progress, plain=False)
         for x, y in bar:
             lr = lr_at(self.iteration, self.schedule)
             for group in self.optimizer.param_groups:
@@ -236,8 +231,8 @@ class Trainer:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
             else:
                 loss.backward()
-            if self.clip_grad > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad)
+            if self.optim.clip_grad > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.clip_grad)
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -250,31 +245,68 @@ class Trainer:
             seen += n
             rate = seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.4f}", samples_s=f"{rate:.1f}")
+        bar.close()
         self.epoch += 1
         return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1),
                 "samples_per_s": seen / (time.perf_counter() - t0), "lr": lr_at(self.iteration - 1, self.schedule),
                 "seconds": time.perf_counter() - t0}
 
+    @torch.no_grad()
+    def recompute_bn_stats(self, num_batches: int) -> int:
+        """Precise BN (PySlowFast's `BN.USE_PRECISE_STATS`): reset every BatchNorm's running statistics
+        and recompute them as the plain average over `num_batches` training batches with the final
+        weights. Running averages taken while the weights still moved lag behind them, which a short run
+        or a high learning rate makes visible as eval-mode predictions collapsing to one class.
+
+        Uses the loader of the epoch after the last (seeded), so it is deterministic; returns the
+        number of batches used (0 when the model has no BatchNorm).
+        """
+        bns = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns or num_batches <= 0:
+            return 0
+        saved = [bn.momentum for bn in bns]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average
+        self.model.train()
+        used = 0
+        for x, _ in self._loader(self.epochs):
+            with self._autocast():
+                self.model(x.to(self.device))
+            used += 1
+            if used >= num_batches:
+                break
+        for bn, m in zip(bns, saved):
+            bn.momentum = m
+        return used
+
     def fit(self, resume: bool = True, log: Callable[[str], None] | None = print,
             until: int | None = None) -> list[dict]:
-        """Train to `epochs` (or stop once `until` epochs are done), saving `last.*` after every epoch.
+        """Train to `optim.epochs` (or stop once `until` epochs are done), saving `last.*` every
+        `run.save_every` epochs and after the last one; then precise BN when `optim.precise_bn` > 0.
 
         Returns the per-epoch history.
         """
-        torch.manual_seed(self.seed)
-        np.random.seed(self.seed % 2**32)
+        torch.manual_seed(self.run.seed)
+        np.random.seed(self.run.seed % 2**32)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume and self.resume() and log:
             log(f"resumed from {self.out_dir / 'last.safetensors'} at epoch {self.epoch}")
-        while self.epoch < min(self.epochs, until or self.epochs):
+        stop = min(self.epochs, until or self.epochs)
+        while self.epoch < stop:
             rec = self.train_epoch()
             if self.validate is not None:
                 rec.update({f"val_{k}": v for k, v in self.validate(self.model).items()})
                 self.model.train()
             self.history.append(rec)
-            self.save_last()
+            if self.epoch % self.run.save_every == 0 or self.epoch == stop:
+                self.save_last()
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
+        if self.epoch >= self.epochs and self.optim.precise_bn > 0:
+            used = self.recompute_bn_stats(self.optim.precise_bn)
+            if log and used:
+                log(f"precise BN: statistics recomputed over {used} training batches")
         return self.history
 
     def save_model(self, path: str | os.PathLike, extra_meta: dict | None = None) -> None:

@@ -1,0 +1,168 @@
+"""What `humact extract` and `humact analyze` do to each input, over a file or a whole folder.
+
+    extract(source, out)   per input: perception -> REL.pkl (PYSKL annotation), REL.annotated.mp4
+                           (with video), REL.json (the result; written last: it marks the input done)
+    analyze(source, out)   per input: perception (or a REL.json of `extract`) -> per-track actions
+                           with a skeleton model -> REL.json, REL.annotated.mp4 (with video)
+
+Both plan and run through `humact.batch` (discovery, collision-free output names, resume, a failing
+input reported and skipped), build the pose backend once, and return the `BatchSummary`. Progress is
+a bar on a terminal and a few plain lines elsewhere (`humact.progress`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from humact.batch import BatchSummary, Job, plan_jobs, prepare_output_dir, run_jobs
+from humact.errors import InputError, OutputError
+
+__all__ = ["ExtractOptions", "extract", "analyze", "persons"]
+
+
+def persons(n: int) -> str:
+    """'1 tracked person', '2 tracked people'."""
+    return f"{n} tracked {'person' if n == 1 else 'people'}"
+
+
+@dataclass
+class ExtractOptions:
+    """Choices shared by the perception commands (see `humact.perception.pipeline.ExtractConfig`)."""
+
+    video: bool | None = None  # write the annotated video; None = yes for a single input, no for a folder
+    force: bool = False
+    progress: bool = True
+    config: object = None  # ExtractConfig; default ExtractConfig()
+    labels: list[str] = field(default_factory=list)
+
+
+def _write_video(video: bool | None, source: str | os.PathLike) -> bool:
+    return Path(source).is_file() if video is None else video
+
+
+def _perceive(job: Job, desc: str, config, backend, progress: bool):
+    from humact.perception.pipeline import extract_video
+    from humact.progress import progress as bar
+    from humact.video import probe
+
+    meta = probe(job.input)
+    with bar(total=meta.num_frames, desc=desc, unit="frame", enabled=progress) as shown:
+        return extract_video(job.input, config=config, backend=backend, meta=meta, on_frame=lambda _t: shown.update())
+
+
+def _annotate(result, path: Path, desc: str, progress: bool, labels: dict | None = None) -> None:
+    from humact.perception.pipeline import write_annotated_video
+    from humact.progress import progress as bar
+
+    with bar(total=result.meta.num_frames, desc=f"{desc} video", unit="frame", enabled=progress) as shown:
+        write_annotated_video(result, path, labels=labels, on_frame=lambda _t: shown.update())
+
+
+def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractOptions | None = None, *,
+            label_from_folder: bool = False) -> BatchSummary:
+    """Perception over `source` (a video, an image or a folder) into `out`; see the module docstring.
+
+    With `label_from_folder` every input is labelled by its top sub-folder's name (classes sorted by
+    name, written to `out/labels.json` and into each .pkl), to build a training set.
+    """
+    import time
+
+    from humact.io.atomic import atomic_write
+    from humact.io.results import write_pyskl_pickle, write_result_json
+    from humact.perception.pipeline import ExtractConfig, make_backend
+
+    o = options or ExtractOptions()
+    config = o.config or ExtractConfig()
+    kinds = ("json", "pkl") + (("video",) if _write_video(o.video, source) else ())
+    prepare_output_dir(out)
+    jobs = plan_jobs(source, out, kinds)
+    classes: list[str] = []
+    if label_from_folder:
+        classes = sorted({j.rel.parts[0] for j in jobs if len(j.rel.parts) > 1})
+        if not classes:
+            raise InputError(f"{source}: --label-from-folder needs the videos inside class sub-folders")
+        with atomic_write(Path(out) / "labels.json", "w", encoding="utf-8") as f:
+            json.dump(classes, f, indent=1)
+    backend = make_backend(config) if any(o.force or not j.done for j in jobs) else None
+
+    def work(job: Job, desc: str) -> str:
+        t0 = time.perf_counter()
+        result = _perceive(job, desc, config, backend, o.progress)
+        label = classes.index(job.rel.parts[0]) if classes and len(job.rel.parts) > 1 else -1
+        write_pyskl_pickle(result, job.outputs["pkl"], label=label)
+        if "video" in job.outputs:
+            _annotate(result, job.outputs["video"], desc, o.progress)
+        write_result_json(result, job.outputs["json"])  # last: its presence marks the input as done
+        dt = time.perf_counter() - t0
+        fps = result.meta.num_frames / dt if dt > 0 else 0.0
+        return (f"{job.rel}: {result.meta.num_frames} frames, {persons(result.tracks.num_persons)}, "
+                f"{fps:.1f} frames/s -> {job.outputs['json']}")
+
+    return run_jobs(jobs, work, force=o.force, command="humact extract")
+
+
+def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractOptions | None = None, *,
+            model: str | os.PathLike | None = None, min_frames: int = 8) -> BatchSummary:
+    """Perception and per-track action recognition over `source` into `out`.
+
+    `model`: a `model.safetensors` of `humact train` (default: the shipped ST-GCN++ on JHMDB-14
+    classes). A `NAME.json` written by `humact extract` as `source` skips perception (its video is
+    then needed only for the annotated video).
+    """
+    from humact.io.results import read_result_json, write_result_json
+    from humact.perception.pipeline import ExtractConfig, make_backend
+    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+
+    o = options or ExtractOptions()
+    config = o.config or ExtractConfig()
+    model_path = Path(model) if model else DEFAULT_MODEL
+    if not model_path.is_file():
+        raise InputError(f"{model_path}: model not found (give a model.safetensors from `humact train`)")
+    recognizer = Recognizer.from_checkpoint(model_path)
+    why = recognizer.track_units_ok()
+    if why:
+        raise InputError(why)
+    src = Path(source)
+    from_json = src.is_file() and src.suffix == ".json"
+    kinds = ("json",) + (("video",) if _write_video(o.video, source) else ())
+    prepare_output_dir(out)
+    if from_json:
+        result0 = read_result_json(src)
+        jobs = [Job(src, Path(result0.meta.name), {})]
+        from humact.batch import output_paths
+
+        jobs[0].outputs = output_paths(out, Path(result0.meta.path).name, kinds)
+        if jobs[0].outputs["json"].resolve() == src.resolve():
+            raise OutputError(f"{src}: its analysis would overwrite it (same name in --out); choose another --out")
+    else:
+        jobs = plan_jobs(source, out, kinds)
+    backend = make_backend(config) if not from_json and any(o.force or not j.done for j in jobs) else None
+
+    def work(job: Job, desc: str) -> str:
+        result = read_result_json(job.input) if from_json else _perceive(job, desc, config, backend, o.progress)
+        result.actions = recognizer.recognize_tracks(result.tracks, min_frames=min_frames,
+                                                     frame_shape=(result.meta.height, result.meta.width))
+        top = result.actions.topk(5)
+        lines = [f"{job.rel}: {persons(result.tracks.num_persons)}, model {recognizer.name}"]
+        labels = {}
+        for m, tid in enumerate(result.tracks.track_ids):
+            seen = int(result.tracks.valid[m].sum())
+            if result.actions.reasons[m]:
+                lines.append(f"  track {tid}: {seen} frames, no actions ({result.actions.reasons[m]})")
+                continue
+            labels[int(tid)] = f"{top[m][0][0]} {top[m][0][1]:.2f}"
+            lines.append(f"  track {tid}: {seen} frames: " + ", ".join(f"{lab} {s:.3f}" for lab, s in top[m]))
+        if "video" in job.outputs:
+            if not Path(result.meta.path).is_file():
+                raise InputError(f"{result.meta.path}: the video of {job.input} is needed to draw the annotated "
+                                 f"video (or pass --no-video)")
+            _annotate(result, job.outputs["video"], desc, o.progress, labels)
+            lines.append(f"wrote {job.outputs['video']}")
+        write_result_json(result, job.outputs["json"])
+        lines.append(f"wrote {job.outputs['json']}")
+        return "\n".join(lines)
+
+    return run_jobs(jobs, work, force=o.force, command="humact analyze")

@@ -1,0 +1,110 @@
+"""One training run from a config: data, inputs, model, trainer, final checkpoint and the test.
+
+    TrainConfig --load_splits--> train / validation / test SkeletonDatasets
+                --input_clips--> SkeletonClips or HeatmapClips (by the model's humact.zoo input kind)
+                --build_model--> the network   --Trainer.fit--> model.safetensors + model.json
+                --test_checkpoint (humact.train.evaluate)--> metrics.json, confusion.png, scores.npy
+
+`humact train` is this module's `train_model` behind the flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from humact.config import TrainConfig
+from humact.errors import ConfigError, InputError
+from humact.skeleton.datasets import SkeletonDataset, load_dataset
+
+__all__ = ["load_splits", "make_validator", "train_model", "TrainResult"]
+
+
+def load_splits(cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset | None, SkeletonDataset | None]:
+    """(train, validation or None, test or None) datasets of a config; InputError naming the field."""
+    d = cfg.data
+    if not d.path:
+        raise ConfigError("data.path: no data path given (--data or 'path' in the config's [data] table)")
+    if not Path(d.path).exists():
+        raise InputError(f"{d.path}: data path not found (field data.path)")
+    classes = tuple(d.classes) or None
+    train = load_dataset(d.dataset, d.path, d.train_split, fold=d.fold, classes=classes)
+    test = None
+    if d.dataset != "extract" and d.test_split:
+        test = load_dataset(d.dataset, d.path, d.test_split, fold=d.fold, classes=classes)
+    if d.layout:
+        train.layout = d.layout
+        if test is not None:
+            test.layout = d.layout
+    val = None
+    if d.val_fraction > 0:
+        train, val = train.split_validation(d.val_fraction, seed=cfg.run.seed)
+    if len(train) < cfg.optim.batch_size:
+        raise InputError(f"{d.path}: {len(train)} training samples, fewer than optim.batch_size "
+                         f"{cfg.optim.batch_size}")
+    return train, val, test
+
+
+def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | None:
+    """None without a validation slice, else model -> {"top1": ...} on one test clip per sample."""
+    if val is None:
+        return None
+    from humact.eval.recognition import topk_accuracy
+    from humact.skeleton.recognize import input_clips, predict_dataset
+
+    val_clips = input_clips(cfg.model.name, val, cfg.input, train=False, num_clips=1)
+
+    def validate(model):
+        return {"top1": topk_accuracy(predict_dataset(model, val_clips), val.labels, 1)}
+
+    return validate
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the checkpoint, the per-epoch history and the test metrics (if tested)."""
+
+    out: Path
+    checkpoint: Path
+    history: list[dict]
+    metrics: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, progress: bool = True,
+                log: Callable[[str], None] | None = print) -> TrainResult:
+    """Train the model `cfg` describes, save `model.safetensors` + `.json` in `cfg.run.out`, and test
+    it on the test split when there is one (and `test`)."""
+    from humact.skeleton.recognize import build_model, in_channels_of, input_clips
+    from humact.train.trainer import Trainer
+
+    torch.set_num_threads(cfg.run.num_threads)
+    train, val, test_set = load_splits(cfg)
+    clips = input_clips(cfg.model.name, train, cfg.input, train=True, seed=cfg.run.seed)
+    in_channels = in_channels_of(clips)
+    torch.manual_seed(cfg.run.seed)
+    model = build_model(cfg, num_classes=len(train.classes), layout=train.layout, in_channels=in_channels)
+    meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout,
+            "in_channels": in_channels, "train_source": train.source, "num_train": len(train),
+            "pixel_coordinates": all(s.img_shape is not None for s in train.samples)}
+    out = Path(cfg.run.out)
+    trainer = Trainer(model, clips, cfg.optim, cfg.run, meta=meta, validate=make_validator(cfg, val),
+                      progress=progress)
+    if log:
+        log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout}, "
+            f"{cfg.model.name} input {tuple(clips[0][0].shape[1:])} -> {out}")
+    history = trainer.fit(resume=resume, log=log)
+    cfg.save(out / "config.json")
+    seconds = sum(h["seconds"] for h in history)
+    trainer.save_model(out / "model.safetensors", {"train_seconds": seconds})
+    if log:
+        log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training)")
+    result = TrainResult(out, out / "model.safetensors", history)
+    if test and test_set is not None:
+        from humact.train.evaluate import test_checkpoint
+
+        result.metrics = test_checkpoint(out / "model.safetensors", test_set, out, num_clips=cfg.input.test_clips)
+    return result
