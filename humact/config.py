@@ -98,9 +98,9 @@ class InputConfig:
     flip: float = opt(0.0, "probability of a left/right flip with joint swap (train)", lo=0.0, hi=1.0)
     crop: float = opt(1.0, "min fraction of the video kept by a random temporal crop (train; 1 = off)",
                       lo=0.0, hi=1.0, lo_open=True)
-    normalize: Literal["none", "ucla", "body"] = opt(
-        "none", "coordinate normalisation: none, ucla (origin at the first frame's spine, CTR-GCN), body "
-                "(centre on the torso, unit = torso length)")
+    normalize: Literal["none", "pre2d", "ucla", "body"] = opt(
+        "none", "coordinate normalisation: none; pre2d (PYSKL's PreNormalize2D: frame pixels to [-1, 1]); ucla "
+                "(origin at the first frame's spine, CTR-GCN); body (centre on the torso, unit = torso length)")
     view_rotate: float = opt(0.0, "max random rotation about x and y, radians (train, 3D; CTR-GCN's NW-UCLA "
                                   "view augmentation)", lo=0.0, hi=math.pi)
     minmax: bool = opt(False, "scale each coordinate axis of a clip to [-1, 1] (CTR-GCN's NW-UCLA feeder)")
@@ -173,6 +173,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    #: The flat names of the fields a file, a flag or the model's defaults set (`humact.train.defaults`
+    #: fills the others from the data). Not a dataclass field: two configs with equal values are equal.
+    given = frozenset()
+
+    def replace(self, values: dict[str, Any], source: str = "data") -> "TrainConfig":
+        """A copy with `values` (flat names) applied and validated; `given` unchanged."""
+        out = _apply(self, values, source)
+        out.given = self.given
+        return out
 
     def validate(self, source: str = "config") -> None:
         """Raise ConfigError naming `source` and `section.field` for a value of the wrong type or range."""
@@ -316,6 +326,8 @@ def _apply(cfg: TrainConfig, flat: dict[str, Any], source: str, fresh: bool = Fa
     out = TrainConfig.__new__(TrainConfig)
     for section in SECTIONS:
         setattr(out, section, parts[section])
+    # Which fields a file, a flag or the model's defaults set: the data may fill in the others.
+    out.given = frozenset(flat) | (frozenset() if fresh else cfg.given)
     out.validate(source)
     return out
 

@@ -79,6 +79,8 @@ def fetch(url: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None, 
         raise DownloadError(f"{target}: cached copy of {url} has the wrong sha256 (delete it to download again)")
     try:
         response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https/file only, checked above)
+    except urllib.error.HTTPError as e:
+        raise DownloadError(f"{url}: cannot download (HTTP {e.code} {e.reason})") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"{url}: cannot download ({reason}); where there is no internet, download it "

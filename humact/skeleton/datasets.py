@@ -374,7 +374,7 @@ def prepare_keypoints(sample: SkeletonSample, layout: str, normalize: str) -> np
     kp = sample.keypoint.astype(np.float32)
     if sample.keypoint_score is not None and kp.shape[-1] == 2:
         kp = np.concatenate([kp, sample.keypoint_score[..., None].astype(np.float32)], axis=-1)
-    return normalize_skeleton(kp, layout, normalize)
+    return normalize_skeleton(kp, layout, normalize, sample.img_shape)
 
 
 class SkeletonClips:

@@ -354,10 +354,14 @@ def body_normalize(keypoint: np.ndarray, *, center: int | tuple[int, ...], top: 
     return out
 
 
-def normalize_skeleton(keypoint: np.ndarray, layout: str | Layout, mode: str) -> np.ndarray:
-    """humact's whole-sequence normalisations of joint coordinates (M, T, V, C), float32.
+def normalize_skeleton(keypoint: np.ndarray, layout: str | Layout, mode: str,
+                       img_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The whole-sequence normalisations of joint coordinates (M, T, V, C), float32.
 
-    ``"ucla"``: origin at the spine joint (index 1) of the first frame (CTR-GCN's NW-UCLA feeder).
+    ``"pre2d"``: PYSKL's ``PreNormalize2D`` (``pre_normalize_2d``, mode 'fix'): pixels of the
+    ``img_shape`` (h, w) frame to [-1, 1], joints scoring at most 0.01 (channel 2) set to 0.
+    ``"ucla"``: origin at the spine joint (index 1) of the first person's first frame, for every
+    person (CTR-GCN's NW-UCLA feeder; a shared origin keeps the offset between two people).
     ``"body"``: `body_normalize` on the first two channels with the layout's ``body_center`` /
     ``body_top``, each person on its own, frames where a person is all zeros left at zero.
     ``"none"``: unchanged.
@@ -365,8 +369,13 @@ def normalize_skeleton(keypoint: np.ndarray, layout: str | Layout, mode: str) ->
     kp = np.asarray(keypoint, np.float32)
     if mode == "none":
         return kp
+    if mode == "pre2d":
+        if img_shape is None:
+            raise InputError("input.normalize: 'pre2d' scales pixels by the frame size, and this sample has no "
+                             "img_shape (use 'body' for data in other units)")
+        return pre_normalize_2d(kp, img_shape, mode="fix")
     if mode == "ucla":
-        return kp - kp[:, :1, 1:2, :]
+        return kp - kp[:1, :1, 1:2, :]
     if mode == "body":
         lay = _layout(layout)
         if not lay.body_center or not lay.body_top:
@@ -376,7 +385,7 @@ def normalize_skeleton(keypoint: np.ndarray, layout: str | Layout, mode: str) ->
         kp = kp.copy()
         kp[..., :2] = body_normalize(kp[..., :2], center=lay.body_center, top=lay.body_top, valid=valid)
         return kp
-    raise InputError(f"input.normalize: unknown {mode!r}, expected ucla, body or none")
+    raise InputError(f"input.normalize: unknown {mode!r}, expected pre2d, ucla, body or none")
 
 
 # ---------------------------------------------------------------- temporal sampling

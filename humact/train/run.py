@@ -20,7 +20,7 @@ from humact.config import TrainConfig
 from humact.errors import ConfigError, InputError
 from humact.skeleton.datasets import SkeletonDataset, load_dataset
 
-__all__ = ["load_splits", "make_validator", "train_model", "TrainResult"]
+__all__ = ["load_splits", "describe", "make_validator", "train_model", "TrainResult"]
 
 
 def load_splits(cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset | None, SkeletonDataset | None]:
@@ -42,10 +42,19 @@ def load_splits(cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset | No
     val = None
     if d.val_fraction > 0:
         train, val = train.split_validation(d.val_fraction, seed=cfg.run.seed)
-    if len(train) < cfg.optim.batch_size:
-        raise InputError(f"{d.path}: {len(train)} training samples, fewer than optim.batch_size "
-                         f"{cfg.optim.batch_size}")
+    if not len(train):
+        raise InputError(f"{d.path}: no training samples in split {d.train_split!r} (field data.train_split)")
     return train, val, test
+
+
+def describe(data: SkeletonDataset) -> str:
+    """'433 samples, 14 classes, layout jhmdb15, 2D joints without scores, 1 person'."""
+    from humact.train.defaults import persons_present
+
+    most = int(persons_present(data).max()) if len(data) else 0
+    kind = f"{data.dims}D joints " + ("with scores" if data.has_scores else "without scores")
+    return (f"{len(data)} samples, {len(data.classes)} classes, layout {data.layout}, {kind}, "
+            f"up to {most} {'person' if most == 1 else 'persons'}")
 
 
 def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | None:
@@ -81,15 +90,26 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
     from humact.skeleton.recognize import build_model, in_channels_of, input_clips
     from humact.train.trainer import Trainer
 
+    from humact.train.defaults import from_data
+
     torch.set_num_threads(cfg.run.num_threads)
     train, val, test_set = load_splits(cfg)
+    cfg, chosen, notes = from_data(cfg, train)
+    if log:
+        log(f"data: {describe(train)}" + (f"; from the data: " + ", ".join(f"{k} {v}" for k, v in chosen.items())
+                                          if chosen else ""))
+        for note in notes:
+            log(f"note: {note}")
+    if len(train) < cfg.optim.batch_size:
+        raise InputError(f"{cfg.data.path}: {len(train)} training samples, fewer than optim.batch_size "
+                         f"{cfg.optim.batch_size}")
     clips = input_clips(cfg.model.name, train, cfg.input, train=True, seed=cfg.run.seed)
     in_channels = in_channels_of(clips)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, num_classes=len(train.classes), layout=train.layout, in_channels=in_channels)
     meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout,
             "in_channels": in_channels, "train_source": train.source, "num_train": len(train),
-            "pixel_coordinates": all(s.img_shape is not None for s in train.samples)}
+            "pixel_coordinates": all(s.img_shape is not None for s in train.samples), "from_data": chosen}
     out = Path(cfg.run.out)
     trainer = Trainer(model, clips, cfg.optim, cfg.run, meta=meta, validate=make_validator(cfg, val),
                       progress=progress)
@@ -102,7 +122,7 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
     trainer.save_model(out / "model.safetensors", {"train_seconds": seconds})
     if log:
         log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training)")
-    result = TrainResult(out, out / "model.safetensors", history)
+    result = TrainResult(out, out / "model.safetensors", history, notes=notes)
     if test and test_set is not None:
         from humact.train.evaluate import test_checkpoint
 
