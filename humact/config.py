@@ -71,18 +71,20 @@ Stream = Literal["j", "b", "jm", "bm"]
 class DataConfig:
     """What to train on."""
 
-    dataset: Literal["nw-ucla", "jhmdb", "pyskl", "extract"] = opt(
-        "nw-ucla", "data kind: NW-UCLA folder, JHMDB GT pickles, a PYSKL annotation pickle, or a folder of "
-                   "`humact extract` outputs")
+    dataset: Literal["auto", "nw-ucla", "jhmdb", "pyskl", "extract"] = opt(
+        "auto", "data kind: auto (told from the path), an NW-UCLA folder, JHMDB GT pickles, a PYSKL annotation "
+                "pickle, or a folder of `humact extract` outputs")
     path: str = opt("", "data path (folder or pickle)", flag="data")
     train_split: str = opt("train", "training split (nw-ucla/jhmdb: train/test or NW-UCLA views such as v01; "
                                     "pyskl: a key of the pickle's 'split'; ignored for extract)")
     test_split: str = opt("test", "test split, evaluated once at the end ('' = none)")
     fold: int = opt(1, "JHMDB split number", lo=1, hi=3)
     classes: list[str] = opt(factory=list, help="class names for integer labels (pyskl)")
-    val_fraction: float = opt(0.0, "fraction of each training class held out for validation", lo=0.0, hi=1.0,
-                              hi_open=True)
-    layout: str = opt("", "joint layout (default: the dataset's): coco, nturgb+d, openpose, kinect20, jhmdb15")
+    val_fraction: float = opt(0.1, "fraction of each training class held out for validation (stratified, "
+                                   "seeded); the model kept is the best epoch on it (0 = none: the last epoch)",
+                              lo=0.0, hi=1.0, hi_open=True)
+    layout: str = opt("", "joint layout (default: the dataset's, or the built-in one of its joint count): coco, "
+                          "nturgb+d, openpose, kinect20, jhmdb15, or a .toml / .json layout file")
 
 
 @dataclass
@@ -142,6 +144,8 @@ class OptimConfig:
     label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", lo=0.0, hi=1.0, hi_open=True)
     precise_bn: int = opt(0, "after training, recompute BatchNorm statistics with the final weights over this "
                              "many training batches (PySlowFast's precise BN; 0 = off)", lo=0, hi=100_000)
+    patience: int = opt(0, "with a validation split: stop after this many epochs without a better validation "
+                           "accuracy (0 = train all epochs)", lo=0, hi=100_000)
 
 
 @dataclass

@@ -22,7 +22,8 @@ TINY = ["--model", "posec3d", "--batch-size", "4", "--clip-len", "8", "--base-ch
         # A 4-epoch toy run: no dropout or clipping, Nesterov (PYSKL's recipe is for 24 x 10 epochs), and
         # precise BN: 32 iterations at this learning rate leave BatchNorm's running averages behind the
         # weights, and eval-mode predictions then collapse to one class.
-        "--dropout", "0", "--clip-grad", "0", "--nesterov", "--weight-decay", "5e-4", "--precise-bn", "8"]
+        "--dropout", "0", "--clip-grad", "0", "--nesterov", "--weight-decay", "5e-4", "--precise-bn", "8",
+        "--val-fraction", "0"]
 
 BASE = np.array([[50, 10], [48, 8], [52, 8], [46, 9], [54, 9], [42, 25], [58, 25], [38, 40], [62, 40],
                  [36, 55], [64, 55], [45, 60], [55, 60], [45, 80], [55, 80], [45, 100], [55, 100]], np.float32)

@@ -30,11 +30,12 @@ import numpy as np
 from humact.config import InputConfig
 from humact.errors import InputError
 from humact.io.safe_pickle import safe_load
+from humact.skeleton.graph import Layout, get_layout, infer_layout
 from humact.skeleton.pipelines import normalize_skeleton
 
 __all__ = [
     "SkeletonSample", "SkeletonDataset", "load_pyskl", "load_nw_ucla", "load_jhmdb", "load_extract_folder",
-    "load_dataset", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
+    "load_dataset", "detect_dataset", "DATASET_KINDS", "NW_UCLA_ACTIONS", "NW_UCLA_CLASSES", "KINECT20_NAMES",
     "JHMDB15_NAMES", "JHMDB14_CLASSES", "coco17_to_jhmdb15", "prepare_keypoints",
     "SkeletonClips", "Recipe", "layout_flip_index", "HeatmapClips", "to_pixel_frame", "layout_limbs",
     "HEATMAP_CANVAS",
@@ -118,12 +119,29 @@ class SkeletonSample:
 
 @dataclass
 class SkeletonDataset:
-    """A list of skeleton samples with their class names and joint layout."""
+    """A list of skeleton samples with their class names and joint layout (a built-in layout's name,
+    or a `humact.skeleton.graph.Layout` for a custom one)."""
 
     samples: list[SkeletonSample]
     classes: tuple[str, ...]
-    layout: str
+    layout: str | Layout
     source: str = ""
+
+    @property
+    def layout_name(self) -> str:
+        return self.layout if isinstance(self.layout, str) else self.layout.name
+
+    def check_layout(self) -> None:
+        """InputError naming `--layout` when the samples' joints or dimensions do not fit the layout."""
+        lay = get_layout(self.layout)
+        where = self.source or "data"
+        joints = {s.keypoint.shape[2] for s in self.samples}
+        if joints and joints != {lay.num_node}:
+            raise InputError(f"{where}: keypoint: the samples have {sorted(joints)} joints, layout {lay.name!r} has "
+                             f"{lay.num_node} (pass --layout: a built-in name or a layout file, docs/custom_dataset.md)")
+        if self.samples and lay.dims is not None and self.dims != lay.dims:
+            raise InputError(f"{where}: keypoint: {self.dims}D coordinates, but layout {lay.name!r} is for "
+                             f"{lay.dims}D joints (pass --layout for this data)")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -147,7 +165,7 @@ class SkeletonDataset:
         """Whether the samples carry keypoint confidences (`keypoint_score`)."""
         return bool(self.samples) and all(s.keypoint_score is not None for s in self.samples)
 
-    def subset(self, index) -> "SkeletonDataset":
+    def subset(self, index) -> "SkeletonDataset":  # noqa: D102
         return SkeletonDataset([self.samples[i] for i in np.asarray(index)], self.classes, self.layout, self.source)
 
     def split_validation(self, fraction: float, seed: int = 0) -> tuple["SkeletonDataset", "SkeletonDataset"]:
@@ -171,36 +189,61 @@ class SkeletonDataset:
 
 
 def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] | None = None,
-               layout: str = "coco") -> SkeletonDataset:
+               layout: str | Layout | None = None) -> SkeletonDataset:
     """Read one split of a PYSKL annotation pickle (`split` + `annotations`), safely.
 
     Args:
         path: the pickle.
         split: a key of its `split` dict (e.g. "xsub_train").
-        classes: class names for the integer labels; default "0", "1", ...
-        layout: joint layout name of the keypoints (e.g. "coco").
+        classes: class names for the integer labels; default the pickle's own `classes` list when it
+            has one (humact writes it; PYSKL ignores extra keys), else "0", "1", ... up to the largest
+            label of ANY split (so a split lacking the top class still has every class).
+        layout: joint layout; default the built-in one of the keypoints' joint count and dims
+            (`humact.skeleton.graph.infer_layout`), else an error asking for `--layout`.
     """
     path = Path(path)
     data = safe_load(path)
     if not isinstance(data, dict) or "split" not in data or "annotations" not in data:
         raise InputError(f"{path}: expected a dict with 'split' and 'annotations' (PYSKL annotation format)")
+    if not isinstance(data["split"], dict) or not isinstance(data["annotations"], list):
+        raise InputError(f"{path}: split: expected a dict of name lists and annotations a list")
     if split not in data["split"]:
-        raise InputError(f"{path}: split: no split {split!r}; the file has {sorted(data['split'])}")
-    wanted = set(data["split"][split])
+        raise InputError(f"{path}: split: no split {split!r}; the file has {sorted(map(str, data['split']))}")
+    wanted = set(map(str, data["split"][split]))
     samples = []
+    top = -1
     for i, anno in enumerate(data["annotations"]):
+        if not isinstance(anno, dict):
+            raise InputError(f"{path}: annotations[{i}]: expected a dict, got {type(anno).__name__}")
         name = str(anno.get("frame_dir", i))
-        if name not in wanted:
-            continue
         for key in ("keypoint", "label"):
             if key not in anno:
                 raise InputError(f"{path}: annotations[{i}] ({name}): missing field {key!r}")
-        samples.append(SkeletonSample(anno["keypoint"], int(anno["label"]), name, anno.get("keypoint_score"),
-                                      _img_shape(anno)))
+        try:
+            label = int(anno["label"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: annotations[{i}] ({name}): label: expected an integer, "
+                             f"got {anno['label']!r}") from None
+        top = max(top, label)
+        if name not in wanted:
+            continue
+        samples.append(SkeletonSample(anno["keypoint"], label, name, anno.get("keypoint_score"), _img_shape(anno)))
+    if classes is None and isinstance(data.get("classes"), (list, tuple)):
+        classes = tuple(str(c) for c in data["classes"])
     if classes is None:
-        n = max((s.label for s in samples), default=-1) + 1
-        classes = tuple(str(i) for i in range(n))
-    return SkeletonDataset(samples, tuple(classes), layout, str(path))
+        classes = tuple(str(i) for i in range(top + 1))
+    bad = [s.name for s in samples if not 0 <= s.label < len(classes)]
+    if bad:
+        raise InputError(f"{path}: label of {bad[0]!r} is outside the {len(classes)} classes")
+    if layout is None:
+        if samples:
+            s0 = samples[0].keypoint
+            layout = infer_layout(s0.shape[2], s0.shape[3], str(path))
+        else:
+            layout = "coco"
+    out = SkeletonDataset(samples, tuple(classes), layout, str(path))
+    out.check_layout()
+    return out
 
 
 def _img_shape(anno: dict) -> tuple[int, int] | None:
@@ -316,18 +359,48 @@ def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | N
     return SkeletonDataset(samples, tuple(classes), "coco", str(root))
 
 
+DATASET_KINDS: tuple[str, ...] = ("nw-ucla", "jhmdb", "pyskl", "extract")
+
+
+def detect_dataset(path: str | os.PathLike) -> str:
+    """The data kind of `path`: a PYSKL annotation pickle, a folder of NW-UCLA (`all_sqe/`), of JHMDB
+    GT pickles (`GT_train_1.pkl`, ...), or of `humact extract` pickles; InputError asking for
+    `--dataset` otherwise."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".pkl":
+        return "pyskl"
+    if path.is_dir():
+        if (path / "all_sqe").is_dir():
+            return "nw-ucla"
+        if any(path.glob("GT_train_*.pkl")):
+            return "jhmdb"
+        if next(path.rglob("*.pkl"), None) is not None:
+            return "extract"
+    raise InputError(f"{path}: cannot tell what data this is (a PYSKL .pkl, an NW-UCLA folder with all_sqe/, "
+                     f"a JHMDB folder with GT_train_1.pkl, or a folder of `humact extract` outputs); "
+                     f"pass --dataset {'|'.join(DATASET_KINDS)}")
+
+
 def load_dataset(kind: str, path: str | os.PathLike, split: str, *, fold: int = 1,
-                 classes: tuple[str, ...] | None = None) -> SkeletonDataset:
-    """Load by kind: "nw-ucla", "jhmdb", "pyskl" (needs `split`) or "extract" (a folder; split ignored)."""
+                 classes: tuple[str, ...] | None = None, layout: str | Layout | None = None) -> SkeletonDataset:
+    """Load by kind: "auto" (`detect_dataset`), "nw-ucla", "jhmdb", "pyskl" (needs `split`) or "extract"
+    (a folder; split ignored). `layout` overrides the data's own (checked against the joints)."""
+    if kind == "auto":
+        kind = detect_dataset(path)
     if kind == "nw-ucla":
-        return load_nw_ucla(path, split)
-    if kind == "jhmdb":
-        return load_jhmdb(path, split, fold)
-    if kind == "pyskl":
-        return load_pyskl(path, split, classes=classes)
-    if kind == "extract":
-        return load_extract_folder(path, classes=classes)
-    raise InputError(f"dataset kind: unknown {kind!r}, expected nw-ucla, jhmdb, pyskl or extract")
+        data = load_nw_ucla(path, split)
+    elif kind == "jhmdb":
+        data = load_jhmdb(path, split, fold)
+    elif kind == "pyskl":
+        data = load_pyskl(path, split, classes=classes, layout=layout)
+    elif kind == "extract":
+        data = load_extract_folder(path, classes=classes)
+    else:
+        raise InputError(f"dataset: unknown kind {kind!r}, expected auto, {', '.join(DATASET_KINDS)}")
+    if layout is not None:
+        data.layout = layout
+        data.check_layout()
+    return data
 
 
 # ------------------------------------------------------------------------------------------ COCO -> JHMDB
@@ -444,7 +517,7 @@ def layout_limbs(layout: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, .
     from humact.skeleton import pipelines
     from humact.skeleton.graph import get_layout
 
-    if layout == "coco":
+    if get_layout(layout).name == "coco":
         return pipelines.POSEC3D_COCO_LIMBS, pipelines.POSEC3D_LEFT_LIMB, pipelines.POSEC3D_RIGHT_LIMB
     lay = get_layout(layout)
     limbs = tuple(lay.inward)

@@ -27,6 +27,7 @@ Modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,12 @@ __all__ = [
     "Graph",
     "LAYOUTS",
     "get_layout",
+    "resolve_layout",
+    "infer_layout",
+    "load_layout_file",
+    "layout_to_dict",
+    "layout_from_dict",
+    "LAYOUT_BY_SHAPE",
     "custom_layout",
     "adjacency",
     "spatial",
@@ -209,12 +216,94 @@ LAYOUTS: dict[str, Layout] = {
 LAYOUTS["nw-ucla"] = LAYOUTS["kinect20"]
 
 
-def get_layout(name: str) -> Layout:
-    """The named layout (``coco``, ``nturgb+d``, ``openpose``, ``kinect20``/``nw-ucla``, ``jhmdb15``)."""
+def get_layout(name: str | Layout) -> Layout:
+    """The named layout (``coco``, ``nturgb+d``, ``openpose``, ``kinect20``/``nw-ucla``, ``jhmdb15``);
+    a `Layout` is returned as it is."""
+    if isinstance(name, Layout):
+        return name
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise InputError(f"layout: unknown skeleton layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
+        raise InputError(f"layout: unknown skeleton layout {name!r}; known: {', '.join(sorted(LAYOUTS))}, "
+                         f"or a .toml / .json layout file (docs/custom_dataset.md)") from None
+
+
+#: Built-in layouts by (joints, coordinate dims), for data that does not name its layout.
+LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
+    (17, 2): "coco", (18, 2): "openpose", (15, 2): "jhmdb15", (25, 3): "nturgb+d", (20, 3): "kinect20",
+}
+
+
+def infer_layout(num_joints: int, dims: int, source: str = "data") -> str:
+    """The built-in layout of `num_joints` joints in `dims` D, or InputError asking for `--layout`."""
+    name = LAYOUT_BY_SHAPE.get((num_joints, dims))
+    if name is None:
+        known = ", ".join(f"{n} ({v} joints, {d}D)" for (v, d), n in sorted(LAYOUT_BY_SHAPE.items()))
+        raise InputError(f"{source}: keypoint: {num_joints} joints in {dims}D match no built-in layout ({known}); "
+                         f"pass --layout NAME, or --layout FILE with the joints and edges "
+                         f"(docs/custom_dataset.md)")
+    return name
+
+
+def layout_to_dict(layout: Layout) -> dict:
+    """A layout as plain JSON (what a checkpoint saves for a custom layout and `load_layout_file` reads)."""
+    return {"name": layout.name, "num_node": layout.num_node, "inward": [list(e) for e in layout.inward],
+            "center": layout.center, "left": list(layout.left), "right": list(layout.right), "dims": layout.dims,
+            "body_center": list(layout.body_center), "body_top": list(layout.body_top),
+            "bone_pairs": [list(e) for e in layout.bone_pairs]}
+
+
+def layout_from_dict(d: dict, source: str = "layout") -> Layout:
+    """A layout from `layout_to_dict`'s form or a layout file's (`edges` in any direction + `center`)."""
+    try:
+        if "inward" in d:
+            return Layout(name=str(d["name"]), num_node=int(d["num_node"]),
+                          inward=tuple(tuple(map(int, e)) for e in d["inward"]), center=int(d["center"]),
+                          bone_pairs=tuple(tuple(map(int, e)) for e in d.get("bone_pairs", ())),
+                          left=tuple(map(int, d.get("left", ()))), right=tuple(map(int, d.get("right", ()))),
+                          dims=d.get("dims"), body_center=tuple(map(int, d.get("body_center", ()))),
+                          body_top=tuple(map(int, d.get("body_top", ()))))
+        num = int(d.get("num_joints", d.get("num_node")))
+        if not 1 <= num <= 1000:
+            raise InputError(f"{source}: num_joints: expected 1..1000, got {num}")
+        lay = custom_layout(num, [tuple(map(int, e)) for e in d["edges"]], center=int(d.get("center", 0)),
+                            name=str(d.get("name", Path(source).stem)), left=tuple(map(int, d.get("left", ()))),
+                            right=tuple(map(int, d.get("right", ()))))
+        dims = d.get("dims")
+        return Layout(name=lay.name, num_node=lay.num_node, inward=lay.inward, center=lay.center, left=lay.left,
+                      right=lay.right, dims=None if dims is None else int(dims),
+                      body_center=tuple(map(int, d.get("body_center", ()))),
+                      body_top=tuple(map(int, d.get("body_top", ()))))
+    except InputError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{source}: not a layout ({type(e).__name__}: {e}); expected num_joints, edges "
+                         f"[[a, b], ...], center, and optionally left, right, dims, body_center, body_top") from None
+
+
+def load_layout_file(path: str | Path) -> Layout:
+    """A custom layout from a .toml or .json file (docs/custom_dataset.md has the fields and an example)."""
+    import json
+    import tomllib
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot read the layout file ({e})") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{path}: expected a table of layout fields")
+    return layout_from_dict(d, str(path))
+
+
+def resolve_layout(spec: str | Layout) -> Layout:
+    """A layout from a built-in name, a .toml / .json layout file, or a `Layout`."""
+    if isinstance(spec, Layout):
+        return spec
+    if spec.endswith((".toml", ".json")):
+        return load_layout_file(spec)
+    return get_layout(spec)
 
 
 def custom_layout(
@@ -364,7 +453,7 @@ class Graph:
                 center=int(layout.get("center", 0)), name=str(layout.get("name", "custom")),
                 left=tuple(layout.get("left", ())), right=tuple(layout.get("right", ())))
         elif isinstance(layout, str):
-            layout = get_layout(layout)
+            layout = resolve_layout(layout)
         self.layout: Layout = layout
         self.mode = mode
         self.max_hop = max_hop

@@ -25,6 +25,7 @@ from humact import zoo
 from humact.config import InputConfig, TrainConfig, read_saved_config
 from humact.errors import CheckpointError, InputError
 from humact.io.checkpoints import load_checkpoint, load_strict
+from humact.skeleton.graph import Layout
 from humact.skeleton.datasets import HeatmapClips, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15
 from humact.types import ActionScores, PoseTracks
 
@@ -82,7 +83,7 @@ class Recognizer:
         model: the network (eval mode).
         config: the `TrainConfig` it was trained with.
         classes: class names.
-        layout: the joint layout it was trained on ("jhmdb15", "kinect20", "coco", ...).
+        layout: the joint layout it was trained on ("jhmdb15", "kinect20", "coco", ... or a custom `Layout`).
         name: a label for outputs (the checkpoint's file name, or run folder / file).
         fast: an eval-only twin of `model` with the same outputs (`humact.deploy.fuse`), used for
             prediction when present.
@@ -93,7 +94,7 @@ class Recognizer:
     model: nn.Module
     config: TrainConfig
     classes: tuple[str, ...]
-    layout: str
+    layout: str | Layout
     name: str = ""
     fast: nn.Module | None = None
     pixels: bool | None = None
@@ -144,8 +145,7 @@ class Recognizer:
         # `humact train` names every model "model.safetensors": its run folder says which one it is.
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
         pixels = meta.get("pixel_coordinates")
-        return cls(model, cfg, tuple(classes), layout if isinstance(layout, str) else layout.name, name,
-                   fuse(model), pixels if isinstance(pixels, bool) else None)
+        return cls(model, cfg, tuple(classes), layout, name, fuse(model), pixels if isinstance(pixels, bool) else None)
 
     def inputs(self, data: SkeletonDataset, num_clips: int | None = None) -> SkeletonClips | HeatmapClips:
         """Test inputs of `data` for this model (`num_clips` clips, default the model's)."""
@@ -211,7 +211,7 @@ class Recognizer:
 
 def _saved_layout(meta: dict, source: str):
     """The layout a checkpoint was trained on: a built-in name, or the custom layout saved inside it."""
-    from humact.skeleton.graph import LAYOUTS, Layout
+    from humact.skeleton.graph import LAYOUTS, layout_from_dict
 
     name = meta["layout"]
     if isinstance(name, str) and name in LAYOUTS:
@@ -219,10 +219,7 @@ def _saved_layout(meta: dict, source: str):
     custom = meta.get("layout_def")
     if isinstance(custom, dict):
         try:
-            return Layout(name=str(custom["name"]), num_node=int(custom["num_node"]),
-                          inward=tuple(tuple(map(int, e)) for e in custom["inward"]), center=int(custom["center"]),
-                          left=tuple(map(int, custom.get("left", ()))), right=tuple(map(int, custom.get("right", ()))),
-                          dims=custom.get("dims"))
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{source}: layout_def: not a valid layout ({e})") from None
+            return layout_from_dict(custom, f"{source}: layout_def")
+        except InputError as e:
+            raise CheckpointError(str(e)) from None
     raise CheckpointError(f"{source}: layout: unknown layout {name!r} and no 'layout_def' saved with it")

@@ -69,10 +69,17 @@ def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out
                                                "test_seconds": time.perf_counter() - t0})
 
 
-def _dataset_of(cfg, dataset: str | None, data: str | None, split: str | None) -> SkeletonDataset:
+def _dataset_of(cfg, dataset: str | None, data: str | None, split: str | None, layout=None) -> SkeletonDataset:
     d = cfg.data
     return load_dataset(dataset or d.dataset, data or d.path, split or d.test_split, fold=d.fold,
-                        classes=tuple(d.classes) or None)
+                        classes=tuple(d.classes) or None, layout=layout)
+
+
+def _layout_of(checkpoint: Path, meta: dict):
+    """The layout a checkpoint was trained on (a custom one travels inside it), for reading test data."""
+    from humact.skeleton.recognize import _saved_layout
+
+    return _saved_layout(meta, str(checkpoint.with_suffix(".json"))) if "layout" in meta else None
 
 
 def test_saved(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dataset: str | None = None,
@@ -82,8 +89,9 @@ def test_saved(checkpoint: str | os.PathLike, out: str | os.PathLike, *, dataset
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt}: no such checkpoint (give a model.safetensors written by `humact train`)")
     source = str(ckpt.with_suffix(".json"))
-    cfg = read_saved_config(read_meta(ckpt), source)
-    return test_checkpoint(ckpt, _dataset_of(cfg, dataset, data, split), out,
+    meta = read_meta(ckpt)
+    cfg = read_saved_config(meta, source)
+    return test_checkpoint(ckpt, _dataset_of(cfg, dataset, data, split, _layout_of(ckpt, meta)), out,
                            num_clips=clips or cfg.input.test_clips)
 
 
@@ -100,7 +108,7 @@ def fuse_saved(scores: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     from humact.skeleton.ensemble import fuse_scores, stream_weights
 
     paths = [Path(f) for f in scores]
-    probs, cfgs = [], []
+    probs, cfgs, metas, ckpts = [], [], [], []
     for f in paths:
         metrics_path = f.with_name("metrics.json")
         if not f.is_file():
@@ -116,7 +124,9 @@ def fuse_saved(scores: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         if not ckpt.with_suffix(".json").is_file():
             raise InputError(f"{metrics_path}: field 'checkpoint': {ckpt.with_suffix('.json')} is not readable "
                              f"(fuse the scores of `humact test` runs whose models still exist)")
-        cfgs.append(read_saved_config(read_meta(ckpt), str(ckpt.with_suffix(".json"))))
+        metas.append(read_meta(ckpt))
+        ckpts.append(ckpt)
+        cfgs.append(read_saved_config(metas[-1], str(ckpt.with_suffix(".json"))))
         try:
             p = np.load(f, allow_pickle=False)
         except (ValueError, OSError) as e:
@@ -131,7 +141,7 @@ def fuse_saved(scores: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     if weights is None:
         gcn = all(zoo.get(c.model.name).input == "skeleton" for c in cfgs)
         weights = stream_weights([c.input.stream for c in cfgs]) if gcn else [1.0] * len(probs)
-    data = _dataset_of(cfgs[0], dataset, data, split)
+    data = _dataset_of(cfgs[0], dataset, data, split, _layout_of(ckpts[0], metas[0]))
     fused = fuse_scores(probs, weights)
     extra: dict[str, Any] = {"fused": [str(f) for f in paths], "weights": list(weights)}
     return write_results(fused / fused.sum(1, keepdims=True), data, out, extra)

@@ -30,15 +30,17 @@ def load_splits(cfg: TrainConfig) -> tuple[SkeletonDataset, SkeletonDataset | No
         raise ConfigError("data.path: no data path given (--data or 'path' in the config's [data] table)")
     if not Path(d.path).exists():
         raise InputError(f"{d.path}: data path not found (field data.path)")
+    from humact.skeleton.datasets import detect_dataset
+    from humact.skeleton.graph import resolve_layout
+
+    kind = detect_dataset(d.path) if d.dataset == "auto" else d.dataset
     classes = tuple(d.classes) or None
-    train = load_dataset(d.dataset, d.path, d.train_split, fold=d.fold, classes=classes)
+    layout = resolve_layout(d.layout) if d.layout else None
+    train = load_dataset(kind, d.path, d.train_split, fold=d.fold, classes=classes, layout=layout)
     test = None
-    if d.dataset != "extract" and d.test_split:
-        test = load_dataset(d.dataset, d.path, d.test_split, fold=d.fold, classes=classes)
-    if d.layout:
-        train.layout = d.layout
-        if test is not None:
-            test.layout = d.layout
+    if kind != "extract" and d.test_split:
+        test = load_dataset(kind, d.path, d.test_split, fold=d.fold, classes=classes or train.classes,
+                            layout=layout or train.layout)
     val = None
     if d.val_fraction > 0:
         train, val = train.split_validation(d.val_fraction, seed=cfg.run.seed)
@@ -53,21 +55,26 @@ def describe(data: SkeletonDataset) -> str:
 
     most = int(persons_present(data).max()) if len(data) else 0
     kind = f"{data.dims}D joints " + ("with scores" if data.has_scores else "without scores")
-    return (f"{len(data)} samples, {len(data.classes)} classes, layout {data.layout}, {kind}, "
+    return (f"{len(data)} samples, {len(data.classes)} classes, layout {data.layout_name}, {kind}, "
             f"up to {most} {'person' if most == 1 else 'persons'}")
 
 
 def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | None:
-    """None without a validation slice, else model -> {"top1": ...} on one test clip per sample."""
-    if val is None:
+    """None without a validation slice, else model -> {"top1", "loss"} on one test clip per sample."""
+    if val is None or not len(val):
         return None
+    import numpy as np
+
     from humact.eval.recognition import topk_accuracy
     from humact.skeleton.recognize import input_clips, predict_dataset
 
     val_clips = input_clips(cfg.model.name, val, cfg.input, train=False, num_clips=1)
+    labels = val.labels
 
     def validate(model):
-        return {"top1": topk_accuracy(predict_dataset(model, val_clips), val.labels, 1)}
+        probs = predict_dataset(model, val_clips)
+        loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)).mean())
+        return {"top1": topk_accuracy(probs, labels, 1), "loss": loss}
 
     return validate
 
@@ -93,6 +100,10 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
     from humact.train.defaults import from_data
 
     torch.set_num_threads(cfg.run.num_threads)
+    if cfg.data.dataset == "auto" and cfg.data.path and Path(cfg.data.path).exists():
+        from humact.skeleton.datasets import detect_dataset
+
+        cfg = cfg.replace({"dataset": detect_dataset(cfg.data.path)}, "data")
     train, val, test_set = load_splits(cfg)
     cfg, chosen, notes = from_data(cfg, train)
     if log:
@@ -107,14 +118,18 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
     in_channels = in_channels_of(clips)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, num_classes=len(train.classes), layout=train.layout, in_channels=in_channels)
-    meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout,
+    from humact.skeleton.graph import LAYOUTS, get_layout, layout_to_dict
+
+    meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout_name,
             "in_channels": in_channels, "train_source": train.source, "num_train": len(train),
             "pixel_coordinates": all(s.img_shape is not None for s in train.samples), "from_data": chosen}
+    if train.layout_name not in LAYOUTS:  # a custom layout travels inside the checkpoint
+        meta["layout_def"] = layout_to_dict(get_layout(train.layout))
     out = Path(cfg.run.out)
     trainer = Trainer(model, clips, cfg.optim, cfg.run, meta=meta, validate=make_validator(cfg, val),
                       progress=progress)
     if log:
-        log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout}, "
+        log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout_name}, "
             f"{cfg.model.name} input {tuple(clips[0][0].shape[1:])} -> {out}")
     history = trainer.fit(resume=resume, log=log)
     cfg.save(out / "config.json")

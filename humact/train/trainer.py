@@ -127,6 +127,8 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.iteration = 0
         self.history: list[dict] = []
+        self.best: dict | None = None  # {"epoch", "val_top1", "val_loss"} of the best validated epoch
+        self.stopped = False  # early-stopped (patience)
 
     @property
     def epochs(self) -> int:
@@ -145,7 +147,8 @@ class Trainer:
         return t
 
     def save_last(self) -> None:
-        meta = dict(self.meta, epoch=self.epoch, iteration=self.iteration, history=self.history)
+        meta = dict(self.meta, epoch=self.epoch, iteration=self.iteration, history=self.history, best=self.best,
+                    stopped=self.stopped)
         save_checkpoint(self.out_dir / "last.safetensors", self._state_tensors(), meta)
 
     def resume(self) -> bool:
@@ -185,6 +188,9 @@ class Trainer:
             raise CheckpointError(f"{path}: rng.torch: not a torch RNG state ({one_line(e)}) {hint}") from None
         self.epoch, self.iteration = epoch, iteration
         self.history = list(meta.get("history", []))
+        best = meta.get("best")
+        self.best = best if isinstance(best, dict) and (self.out_dir / "best.safetensors").is_file() else None
+        self.stopped = bool(meta.get("stopped", False))
         return True
 
     # -------------------------------------------------------------------- loop
@@ -280,12 +286,24 @@ class Trainer:
             bn.momentum = m
         return used
 
+    def _keep_if_best(self, rec: dict, log) -> None:
+        """Remember the epoch if its validation (top-1, then lower loss on ties) is the best so far,
+        writing its weights to `best.safetensors`."""
+        key = (rec.get("val_top1", 0.0), -rec.get("val_loss", 0.0))
+        if self.best is not None and key < (self.best["val_top1"], -self.best.get("val_loss", 0.0)):
+            return
+        self.best = {"epoch": self.epoch, "val_top1": key[0], "val_loss": -key[1]}
+        save_checkpoint(self.out_dir / "best.safetensors", self.model.state_dict(), dict(self.meta, best=self.best))
+
     def fit(self, resume: bool = True, log: Callable[[str], None] | None = print,
             until: int | None = None) -> list[dict]:
         """Train to `optim.epochs` (or stop once `until` epochs are done), saving `last.*` every
-        `run.save_every` epochs and after the last one; then precise BN when `optim.precise_bn` > 0.
+        `run.save_every` epochs and after the last one.
 
-        Returns the per-epoch history.
+        With `validate`, each epoch is scored on the validation data; the best epoch's weights are kept
+        (`best.safetensors`, and loaded into the model at the end), and `optim.patience` > 0 stops the
+        run once that many epochs passed without a better one. Then precise BN when
+        `optim.precise_bn` > 0. The test split is never looked at here. Returns the per-epoch history.
         """
         torch.manual_seed(self.run.seed)
         np.random.seed(self.run.seed % 2**32)
@@ -293,17 +311,29 @@ class Trainer:
         if resume and self.resume() and log:
             log(f"resumed from {self.out_dir / 'last.safetensors'} at epoch {self.epoch}")
         stop = min(self.epochs, until or self.epochs)
-        while self.epoch < stop:
+        while self.epoch < stop and not self.stopped:
             rec = self.train_epoch()
             if self.validate is not None:
                 rec.update({f"val_{k}": v for k, v in self.validate(self.model).items()})
                 self.model.train()
+                self._keep_if_best(rec, log)
+                patience = self.optim.patience
+                if patience and self.epoch - self.best["epoch"] >= patience and self.epoch < self.epochs:
+                    self.stopped = True
             self.history.append(rec)
-            if self.epoch % self.run.save_every == 0 or self.epoch == stop:
+            if self.epoch % self.run.save_every == 0 or self.epoch == stop or self.stopped:
                 self.save_last()
             if log:
                 log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()))
-        if self.epoch >= self.epochs and self.optim.precise_bn > 0:
+                if self.stopped:
+                    log(f"early stop: no better validation accuracy for {self.optim.patience} epochs")
+        finished = self.epoch >= self.epochs or self.stopped
+        if finished and self.best is not None and self.best["epoch"] != self.epoch:
+            tensors, _ = load_checkpoint(self.out_dir / "best.safetensors")
+            load_strict(self.model, tensors, str(self.out_dir / "best.safetensors"))
+        if finished and self.best is not None and log:
+            log(f"kept epoch {self.best['epoch']} (validation top-1 {self.best['val_top1']:.4f}, the best)")
+        if finished and self.optim.precise_bn > 0:
             used = self.recompute_bn_stats(self.optim.precise_bn)
             if log and used:
                 log(f"precise BN: statistics recomputed over {used} training batches")
@@ -311,7 +341,8 @@ class Trainer:
 
     def save_model(self, path: str | os.PathLike, extra_meta: dict | None = None) -> None:
         """The final model alone (no optimizer state), safetensors + JSON meta."""
-        meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, **(extra_meta or {}))
+        meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, best=self.best,
+                    **(extra_meta or {}))
         save_checkpoint(path, self.model.state_dict(), meta)
 
 
