@@ -153,7 +153,7 @@ class RunConfig:
     """How the run executes and where it writes."""
 
     seed: int = opt(0, "random seed (data order, augmentation, initialisation)", lo=0, hi=2**32 - 1)
-    num_threads: int = opt(2, "torch intra-op threads", lo=1, hi=512)
+    num_threads: int = opt(1, "torch intra-op threads (1 is fastest for these small models on a busy machine: 'docs/custom_dataset.md')", lo=1, hi=512)
     num_workers: int = opt(0, "data loader processes", lo=0, hi=256)
     precision: Literal["fp32", "bf16", "fp16"] = opt("fp32", "fp32, bf16 mixed precision, or fp16 (CUDA only)")
     out: str = opt("runs/train", "output folder")
