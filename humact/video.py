@@ -42,7 +42,7 @@ import threading
 import time
 import warnings
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator, Literal
@@ -722,26 +722,39 @@ class LiveStream:
         error: BaseException | None = None
         t0: float | None = None
         wall0 = time.monotonic()
+
+        def hand_over(frame) -> bool:
+            nonlocal t0
+            if frame.pts is not None and frame.time_base is not None:
+                t = float(frame.pts * frame.time_base)
+            else:
+                t = time.monotonic() - wall0
+            t0 = t if t0 is None else t0
+            index = self.stats.received
+            self.frame_times.append(t - t0)
+            self.stats.received += 1
+            return self._queue.put((index, t - t0, frame))
+
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                if self._queue.stopped:
-                    break
-                if frame.pts is not None and frame.time_base is not None:
-                    t = float(frame.pts * frame.time_base)
-                else:
-                    t = time.monotonic() - wall0
-                t0 = t if t0 is None else t0
-                index = self.stats.received
-                self.frame_times.append(t - t0)
-                self.stats.received += 1
-                if not self._queue.put((index, t - t0, frame)):
-                    break
-        except av.error.EOFError:
-            pass
-        except (av.error.FFmpegError, OSError) as e:
-            error = e
+            try:
+                for packet in container.demux(stream):
+                    # The last packet is empty and flushes the decoder.
+                    for frame in packet.decode():
+                        if self._queue.stopped or not hand_over(frame):
+                            return
+            except av.error.EOFError:
+                pass
+            except (av.error.FFmpegError, OSError) as e:
+                error = e
+                # The frames still inside the decoder are good: hand them over before the error.
+                try:
+                    for frame in stream.codec_context.decode(None):
+                        if self._queue.stopped or not hand_over(frame):
+                            return
+                except (av.error.FFmpegError, OSError):
+                    pass
         finally:
             try:
                 container.close()
