@@ -81,7 +81,7 @@ def find_inputs(source: str | os.PathLike, out_dir: str | os.PathLike | None = N
                     or p.suffix.lower() not in suffixes):
                 continue
             found.append((p, p.relative_to(src)))
-    return found
+    return sorted(found, key=lambda pair: pair[1].as_posix())
 
 
 def output_paths(out_dir: str | os.PathLike, rel: str | os.PathLike, kinds: tuple[str, ...]) -> dict[str, Path]:

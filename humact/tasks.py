@@ -44,13 +44,24 @@ def _write_video(video: bool | None, source: str | os.PathLike) -> bool:
 
 
 def _perceive(job: Job, desc: str, config, backend, progress: bool):
+    """Perception of one input; a partial decode (a truncated file) is printed as one warning line and
+    the result is marked partial, instead of Python's warning format."""
+    import sys
+    import warnings
+
     from humact.perception.pipeline import extract_video
     from humact.progress import progress as bar
-    from humact.video import probe
+    from humact.video import PartialDecodeWarning, probe
 
     meta = probe(job.input)
-    with bar(total=meta.num_frames, desc=desc, unit="frame", enabled=progress) as shown:
-        return extract_video(job.input, config=config, backend=backend, meta=meta, on_frame=lambda _t: shown.update())
+    with bar(total=meta.num_frames, desc=desc, unit="frame", enabled=progress) as shown, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialDecodeWarning)
+        result = extract_video(job.input, config=config, backend=backend, meta=meta,
+                               on_frame=lambda _t: shown.update())
+    for w in result.warnings:
+        print(f"warning: {job.input}: {w}", file=sys.stderr)
+    return result
 
 
 def _annotate(result, path: Path, desc: str, progress: bool, labels: dict | None = None) -> None:
@@ -98,8 +109,9 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         write_result_json(result, job.outputs["json"])  # last: its presence marks the input as done
         dt = time.perf_counter() - t0
         fps = result.meta.num_frames / dt if dt > 0 else 0.0
+        partial = " (partial: see the warning)" if result.partial else ""
         return (f"{job.rel}: {result.meta.num_frames} frames, {persons(result.tracks.num_persons)}, "
-                f"{fps:.1f} frames/s -> {job.outputs['json']}")
+                f"{fps:.1f} frames/s -> {job.outputs['json']}{partial}")
 
     return run_jobs(jobs, work, force=o.force, command="humact extract")
 

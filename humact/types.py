@@ -303,10 +303,20 @@ class ActionScores:
 
 @dataclass
 class VideoResult:
-    """Everything humact found in one video."""
+    """Everything humact found in one video.
+
+    `partial` is True when not every frame of the video was processed (a truncated or
+    corrupt file, live frames dropped); then `frames_decoded` frames were, of the
+    `frames_announced` the container announced (None when it states no count), and
+    `warnings` says why in one line each.
+    """
 
     meta: VideoMeta
     tracks: PoseTracks
     parts: PartBoxes | None = None
     actions: ActionScores | None = None
     backend: str = ""
+    partial: bool = False
+    frames_decoded: int | None = None
+    frames_announced: int | None = None
+    warnings: list[str] = field(default_factory=list)

@@ -208,7 +208,7 @@ def test_reruns_with_the_output_inside_the_input_folder_do_not_take_outputs_for_
 
 def test_a_stale_temp_file_of_a_killed_run_is_removed_and_never_read(tmp_path, scripted, capsys):
     _video(tmp_path / "in" / "a.mp4")
-    stale = _video(tmp_path / "in" / ".a.mp4.annotated.mp4.humact-k1ll3d.tmp.mp4")
+    stale = _video(tmp_path / "in" / ".a.mp4.annotated.mp4.humact-k1ll3d00.tmp.mp4")
     old = stale.stat().st_mtime - 3600
     os.utime(stale, (old, old))
     assert main(["extract", str(tmp_path / "in"), "--out", str(tmp_path / "in"), "--no-progress"]) == 0

@@ -25,7 +25,8 @@ __all__ = ["atomic_write", "atomic_path", "is_temp_file", "clean_stale_temp_file
 
 #: In every temp file name humact creates.
 TEMP_MARKER = ".humact-"
-_TEMP_NAME = re.compile(r"^\..+\.humact-[A-Za-z0-9_]+\.tmp(\.[A-Za-z0-9]+)?$")
+# `.NAME.humact-XXXXXXXX.tmp[.suffix]`, and `.NAME.XXXXXXXX.tmp[.suffix]` of versions before the marker.
+_TEMP_NAME = re.compile(r"^\..+\.(humact-)?[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 _umask_lock = threading.Lock()
 
 
@@ -100,7 +101,7 @@ def clean_stale_temp_files(folder: str | os.PathLike, *, older_than: float = 600
         return []
     now = time.time()
     removed = []
-    for p in folder.rglob(f".*{TEMP_MARKER}*"):
+    for p in folder.rglob(".*.tmp*"):
         if not is_temp_file(p) or not p.is_file():
             continue
         try:

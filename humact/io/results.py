@@ -6,7 +6,9 @@ JSON result, schema `humact.result` version 1 (one file per video)::
       "schema": "humact.result", "version": 1, "humact_version": "0.1.0",
       "backend": "blazepose-full",
       "video": {"path": str, "name": str, "width": int, "height": int, "fps": float,
-                "num_frames": int, "frame_times": [float, ...]},        # seconds
+                "num_frames": int, "frame_times": [float, ...],         # seconds
+                "frames_decoded": int | null, "frames_announced": int | null},  # optional
+      "partial": bool, "warnings": [str, ...],   # optional: not every frame was processed, and why
       "keypoint_names": [17 COCO names], "part_names": [10 Kinetics-TPS part names],
       "tracks": [
         {"track_id": int,
@@ -105,7 +107,11 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
             "fps": meta.fps,
             "num_frames": meta.num_frames,
             "frame_times": _r(meta.frame_times, 6),
+            "frames_decoded": result.frames_decoded,
+            "frames_announced": result.frames_announced,
         },
+        "partial": bool(result.partial),
+        "warnings": [str(w) for w in result.warnings],
         "keypoint_names": list(COCO17_NAMES),
         "part_names": list(result.parts.names if result.parts is not None else PART_NAMES),
         "tracks": out_tracks,
@@ -197,8 +203,11 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
                 reasons.append("" if e.get("actions") else "no actions recorded")
         actions = ActionScores(labels, scores, tracks.track_ids.copy(), doc["actions"].get("model", ""),
                                tuple(reasons))
+    # Results written before partial decodes were reported lack these fields: complete, no warnings.
     return VideoResult(meta=meta, tracks=tracks, parts=parts if has_parts else None, actions=actions,
-                       backend=doc.get("backend", ""))
+                       backend=doc.get("backend", ""), partial=bool(doc.get("partial", False)),
+                       frames_decoded=v.get("frames_decoded"), frames_announced=v.get("frames_announced"),
+                       warnings=[str(w) for w in doc.get("warnings", [])])
 
 
 def read_result_json(path: str | os.PathLike) -> VideoResult:

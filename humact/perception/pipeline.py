@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from humact.perception.backend import PoseBackend
-from humact.types import VideoMeta, VideoResult
-from humact.video import probe, read_frames
+from humact.types import Detections, VideoMeta, VideoResult
+from humact.video import DecodeReport, PartialDecodeWarning, VideoError, probe, read_frames
+
+if TYPE_CHECKING:
+    from humact.perception.tracking import Tracker
 
 
 @dataclass
@@ -88,15 +92,15 @@ def extract_video(
 
     Returns:
         VideoResult with `tracks` (one row per track id, in id order) and `parts`.
-        A video in which nobody is found gives zero tracks, not an error.
+        A video in which nobody is found gives zero tracks, not an error. A truncated or
+        corrupt file gives the frames that decoded, with `partial`, `frames_decoded`,
+        `frames_announced` and a line in `warnings` (also issued as a
+        `humact.video.PartialDecodeWarning`).
 
     Raises:
         FileNotFoundError, humact.video.VideoError: the video cannot be read.
     """
-    from humact.perception.boxes import refine_boxes
-    from humact.perception.parts import part_boxes
     from humact.perception.tracking import Tracker
-    from humact.types import PoseTracks
 
     config = config or ExtractConfig()
     path = os.fspath(path)
@@ -104,15 +108,14 @@ def extract_video(
     backend = backend or make_backend(config)
     backend.reset()
     tracker = Tracker()
+    report = DecodeReport()
     clock = time.perf_counter
     t_prev = clock()
-    for t, rgb in read_frames(path, threads=config.threads):
+    for t, rgb in read_frames(path, threads=config.threads, report=report):
         t0 = clock()
         det = backend(rgb, t)
         t1 = clock()
-        det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
-                           image_size=(meta.width, meta.height))
-        tracker.update(det, frame=t)
+        refine_and_track(det, tracker, config=config, image_size=(meta.width, meta.height), frame=t)
         t2 = clock()
         if times is not None:
             times.add("decode", t0 - t_prev)
@@ -123,13 +126,46 @@ def extract_video(
             on_frame(t)
         t_prev = clock()
     t0 = clock()
+    result = result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend))
+    if times is not None:
+        times.add("track", clock() - t0)
+    result.frames_decoded, result.frames_announced = report.decoded, report.announced
+    if report.decoded == 0:
+        raise VideoError(report.describe())
+    if report.partial:
+        result.partial = True
+        result.warnings.append(report.describe())
+        warnings.warn(report.describe(), PartialDecodeWarning, stacklevel=2)
+    return result
+
+
+def refine_and_track(det: Detections, tracker: Tracker, *, config: ExtractConfig, image_size: tuple[int, int],
+                     frame: int) -> Detections:
+    """The steps after the backend for one frame: `refine_boxes`, then `Tracker.update`.
+
+    Args:
+        det: the backend's detections of frame `frame`.
+        image_size: (width, height) of the frame, pixels.
+    Returns:
+        The refined rows with the ids of confirmed tracks (-1 while a track is tentative).
+    """
+    from humact.perception.boxes import refine_boxes
+
+    det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
+                       image_size=image_size)
+    return tracker.update(det, frame=frame)
+
+
+def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractConfig, backend: str) -> VideoResult:
+    """The `VideoResult` of the frames given to `tracker`: dense tracks and part boxes."""
+    from humact.perception.parts import part_boxes
+    from humact.types import PoseTracks
+
     # The tracker's history, not the rows `update` returned: a new person's first
     # frames get their id only once the track is confirmed.
     tracks = PoseTracks.from_detections(tracker.history(), meta.num_frames)
     parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
-    if times is not None:
-        times.add("track", clock() - t0)
-    return VideoResult(meta=meta, tracks=tracks, parts=parts, backend=getattr(backend, "name", config.backend))
+    return VideoResult(meta=meta, tracks=tracks, parts=parts, backend=backend)
 
 
 def write_annotated_video(
@@ -140,7 +176,8 @@ def write_annotated_video(
     keypoint_threshold: float = 0.3,
     on_frame: Callable[[int], None] | None = None,
 ) -> None:
-    """Decode the video again and write it with skeletons, ids, boxes and `labels` drawn, atomically."""
+    """Decode the video again and write it with skeletons, ids, boxes and `labels` drawn, atomically,
+    each frame at its presentation time (variable frame rate plays at the right speed)."""
     from humact.draw import draw_frame
     from humact.io.atomic import atomic_path
     from humact.video import VideoWriter
@@ -148,9 +185,10 @@ def write_annotated_video(
     meta = result.meta
     with atomic_path(out_path) as tmp:
         with VideoWriter(tmp, width=meta.width, height=meta.height, fps=meta.fps) as writer:
-            for t, rgb in read_frames(meta.path):
+            # With a report, a file that stops decoding part-way gives the frames before it, as extract did.
+            for t, rgb in read_frames(meta.path, report=DecodeReport()):
                 writer.write(draw_frame(rgb, t, result.tracks, result.parts, labels,
-                                        keypoint_threshold=keypoint_threshold))
+                                        keypoint_threshold=keypoint_threshold), time_s=meta.frame_times[t])
                 if on_frame is not None:
                     on_frame(t)
 
