@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from humact.keypoints import COCO17_EDGES
-from humact.types import PartBoxes, PoseTracks
+from humact.types import Detections, PartBoxes, PoseTracks
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
@@ -16,6 +16,36 @@ def track_color(track_id: int) -> tuple[int, int, int]:
     h = (track_id * 0.618033988749895) % 1.0
     r, g, b = colorsys.hsv_to_rgb(h, 0.85, 1.0)
     return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _style(h: int) -> tuple[int, float]:
+    return max(1, round(h / 360)), max(0.4, h / 1080)
+
+
+def draw_person(out: np.ndarray, box: np.ndarray, kp: np.ndarray, kscore: np.ndarray, track_id: int,
+                label: str | None = None, part_boxes: np.ndarray | None = None, *,
+                keypoint_threshold: float = 0.3) -> None:
+    """Draw one person in place on `out` (H, W, 3) uint8: box, part boxes ((P, 4), valid ones only),
+    COCO-17 skeleton of the keypoints scoring at least `keypoint_threshold`, and `#id label`."""
+    thick, font = _style(out.shape[0])
+    color = track_color(int(track_id))
+    x1, y1, x2, y2 = np.asarray(box).round().astype(int)
+    cv2.rectangle(out, (x1, y1), (x2, y2), color, thick)
+    if part_boxes is not None:
+        for a1, b1, a2, b2 in np.asarray(part_boxes).round().astype(int):
+            cv2.rectangle(out, (a1, b1), (a2, b2), (255, 255, 255), max(1, thick // 2))
+    ok = kscore >= keypoint_threshold
+    for i, j in COCO17_EDGES:
+        if ok[i] and ok[j]:
+            cv2.line(out, tuple(kp[i].round().astype(int)), tuple(kp[j].round().astype(int)), color,
+                     thick + 1, cv2.LINE_AA)
+    for v in np.flatnonzero(ok):
+        cv2.circle(out, tuple(kp[v].round().astype(int)), thick + 2, (255, 255, 255), -1, cv2.LINE_AA)
+    text = f"#{int(track_id)}" + (f" {label}" if label else "")
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+    ty = max(th + base, y1 - base)
+    cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty + base // 2), color, -1)
+    cv2.putText(out, text, (x1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
 
 
 def draw_frame(
@@ -37,32 +67,21 @@ def draw_frame(
         (H, W, 3) uint8 annotated copy.
     """
     out = np.ascontiguousarray(rgb.copy())
-    h = out.shape[0]
-    thick = max(1, round(h / 360))
-    font = max(0.4, h / 1080)
     for m, tid in enumerate(tracks.track_ids):
         if not tracks.valid[m, t]:
             continue
-        color = track_color(int(tid))
-        x1, y1, x2, y2 = tracks.boxes[m, t].round().astype(int)
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, thick)
-        if parts is not None:
-            for p in np.flatnonzero(parts.valid[m, t]):
-                a1, b1, a2, b2 = parts.boxes[m, t, p].round().astype(int)
-                cv2.rectangle(out, (a1, b1), (a2, b2), (255, 255, 255), max(1, thick // 2))
-        kp = tracks.keypoints[m, t]
-        ok = tracks.keypoint_scores[m, t] >= keypoint_threshold
-        for i, j in COCO17_EDGES:
-            if ok[i] and ok[j]:
-                cv2.line(out, tuple(kp[i].round().astype(int)), tuple(kp[j].round().astype(int)), color,
-                         thick + 1, cv2.LINE_AA)
-        for v in np.flatnonzero(ok):
-            cv2.circle(out, tuple(kp[v].round().astype(int)), thick + 2, (255, 255, 255), -1, cv2.LINE_AA)
-        text = f"#{int(tid)}"
-        if labels and int(tid) in labels:
-            text += f" {labels[int(tid)]}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
-        ty = max(th + base, y1 - base)
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty + base // 2), color, -1)
-        cv2.putText(out, text, (x1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+        pb = parts.boxes[m, t][parts.valid[m, t]] if parts is not None else None
+        draw_person(out, tracks.boxes[m, t], tracks.keypoints[m, t], tracks.keypoint_scores[m, t], int(tid),
+                    (labels or {}).get(int(tid)), pb, keypoint_threshold=keypoint_threshold)
+    return out
+
+
+def draw_detections(rgb: np.ndarray, det: Detections, labels: dict[int, str] | None = None, *,
+                    keypoint_threshold: float = 0.3) -> np.ndarray:
+    """Draw one frame's `Detections` (with track ids, as live perception gives them) on a copy of `rgb`."""
+    out = np.ascontiguousarray(rgb.copy())
+    for i in range(len(det)):
+        tid = int(det.track_id[i])
+        draw_person(out, det.xyxy[i], det.keypoints[i], det.keypoint_scores[i], tid, (labels or {}).get(tid),
+                    keypoint_threshold=keypoint_threshold)
     return out

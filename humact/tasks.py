@@ -20,7 +20,7 @@ from pathlib import Path
 from humact.batch import BatchSummary, Job, plan_jobs, prepare_output_dir, run_jobs
 from humact.errors import InputError, OutputError
 
-__all__ = ["ExtractOptions", "extract", "analyze", "persons"]
+__all__ = ["ExtractOptions", "extract", "extract_live_source", "is_live_source", "analyze", "persons"]
 
 
 def persons(n: int) -> str:
@@ -60,7 +60,7 @@ def _perceive(job: Job, desc: str, config, backend, progress: bool):
         result = extract_video(job.input, config=config, backend=backend, meta=meta,
                                on_frame=lambda _t: shown.update())
     for w in result.warnings:
-        print(f"warning: {job.input}: {w}", file=sys.stderr)
+        print(f"warning: {w}" if w.startswith(str(job.input)) else f"warning: {job.input}: {w}", file=sys.stderr)
     return result
 
 
@@ -178,3 +178,89 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         return "\n".join(lines)
 
     return run_jobs(jobs, work, force=o.force, command="humact analyze")
+
+
+def is_live_source(source: str | os.PathLike) -> bool:
+    """A URL (rtsp://, http(s)://, udp://, ...), a device `/dev/videoN` or a bare device number."""
+    import re
+
+    from humact.video import LIVE_SCHEMES
+
+    text = os.fspath(source)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    return scheme in LIVE_SCHEMES or bool(re.fullmatch(r"/dev/video\d+|\d+", text))
+
+
+def _live_name(source: str) -> str:
+    import re
+
+    name = re.sub(r"^[a-z]+://", "", source.strip())
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "live"
+    return f"video{name}" if name.isdigit() else name[:120]
+
+
+def extract_live_source(source: str | os.PathLike, out: str | os.PathLike, options: ExtractOptions | None = None,
+                        *, max_frames: int | None = None, drop: bool = True) -> BatchSummary:
+    """Perception on a live source (webcam, stream, pipe) as frames arrive, until it ends, `max_frames`
+    frames were processed, or Ctrl-C; then `NAME.json` + `NAME.pkl` (and, with `options.video`,
+    `NAME.annotated.mp4` drawn as the frames came) in `out`, NAME from the source. With `drop` (live
+    cameras) the oldest waiting frame is dropped when processing is slower than the source; without
+    it (a recorded stream) the reader waits."""
+    import sys
+    import time
+    import warnings
+
+    from humact.batch import output_paths
+    from humact.draw import draw_detections
+    from humact.io.atomic import atomic_path
+    from humact.io.results import write_pyskl_pickle, write_result_json
+    from humact.perception.live import extract_live
+    from humact.perception.pipeline import ExtractConfig
+    from humact.video import PartialDecodeWarning, VideoWriter
+
+    o = options or ExtractOptions()
+    config = o.config or ExtractConfig()
+    source = os.fspath(source)
+    prepare_output_dir(out)
+    kinds = ("json", "pkl") + (("video",) if o.video else ())
+    job = Job(Path(source), Path(_live_name(source)), output_paths(out, _live_name(source), kinds))
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), (atomic_path(job.outputs["video"]) if o.video else _nothing()) as tmp:
+        warnings.simplefilter("ignore", PartialDecodeWarning)
+        writer = None
+
+        def show(t, rgb, det):
+            nonlocal writer
+            if tmp is None:
+                return
+            if writer is None:
+                writer = VideoWriter(tmp, width=rgb.shape[1], height=rgb.shape[0], fps=25.0)
+            writer.write(draw_detections(rgb, det), time_s=session.frame_time(t))
+
+        session = extract_live(source, config=config, on_frame=show, max_frames=max_frames,
+                               when_full="drop_oldest" if drop else "wait")
+        with session:
+            for n, _ in enumerate(session, 1):
+                if o.progress and n % 100 == 0:
+                    print(f"{job.rel}: {n} frames", file=sys.stderr)
+        if writer is not None:
+            writer.close()
+    result = session.result()
+    for w in result.warnings:
+        print(f"warning: {w}" if w.startswith(source) else f"warning: {source}: {w}", file=sys.stderr)
+    write_pyskl_pickle(result, job.outputs["pkl"])
+    write_result_json(result, job.outputs["json"])
+    summary = BatchSummary()
+    summary.done.append((job, f"{source}: {result.meta.num_frames} frames, {persons(result.tracks.num_persons)} "
+                              f"-> {job.outputs['json']}"))
+    summary.seconds = time.perf_counter() - t0
+    print(summary.done[0][1])
+    return summary
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

@@ -443,3 +443,25 @@ def test_blazepose_live_over_http_finds_what_it_finds_in_the_file(shared_media):
     assert result.tracks.num_persons == from_file.tracks.num_persons >= 1
     assert np.array_equal(result.tracks.valid, from_file.tracks.valid)
     assert np.allclose(result.tracks.keypoints, from_file.tracks.keypoints, atol=1e-3)
+
+
+def test_humact_extract_of_a_stream_url_writes_the_result_and_an_annotated_video(tmp_path, files, monkeypatch):
+    from humact.cli import main
+    from humact.io.results import read_result_json
+    from humact.perception import pipeline
+    from humact.video import probe
+
+    _clip(tmp_path / "clip.mp4", 20)
+    monkeypatch.setattr(pipeline, "make_backend", lambda config: _Walker())
+    import humact.perception.live as live_mod
+
+    monkeypatch.setattr(live_mod, "make_backend", lambda config: _Walker())
+    out = tmp_path / "out"
+    assert main(["extract", files("clip.mp4"), "--out", str(out), "--video", "--max-frames", "12",
+                 "--no-drop", "--no-progress"]) == 0
+    jsons = list(out.glob("*.json"))
+    assert len(jsons) == 1 and jsons[0].name.startswith("127.0.0.1")
+    result = read_result_json(jsons[0])
+    assert result.meta.num_frames == 12 and result.tracks.num_persons == 1
+    video = jsons[0].with_name(jsons[0].name[: -len(".json")] + ".annotated.mp4")
+    assert probe(video).num_frames == 12

@@ -50,8 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="VIDEO_OR_FOLDER", help="a video or image file, or a folder searched recursively")
+    p.add_argument("input", metavar="VIDEO_OR_FOLDER",
+                   help="a video or image file, a folder searched recursively, or a live source: a stream URL "
+                        "(rtsp://, http(s)://, udp://, ...), a webcam /dev/videoN or its number N")
     add_perception_flags(p)
+    p.add_argument("--max-frames", type=_positive, metavar="N",
+                   help="live sources: stop after N frames (default: until the stream ends or Ctrl-C)")
+    p.add_argument("--no-drop", dest="drop", action="store_false",
+                   help="live sources: wait for processing instead of dropping frames (a recorded stream)")
     p.add_argument("--label-from-folder", action="store_true",
                    help="label each input by its top sub-folder's name (classes sorted by name; written to "
                         "the .pkl and to DIR/labels.json) to build a training set")
@@ -59,8 +65,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from humact.tasks import extract
+    from humact.tasks import extract, extract_live_source, is_live_source
 
+    if is_live_source(args.input):
+        extract_live_source(args.input, args.out, options_from_args(args), max_frames=args.max_frames,
+                            drop=args.drop)
+        return 0
     summary = extract(args.input, args.out, options_from_args(args), label_from_folder=args.label_from_folder)
     print(summary.line(args.out))
     for job, why in summary.failed:
