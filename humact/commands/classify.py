@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         load_mmaction2_recognizer(model, {k: v for k, v in sd.items()})
     except ValueError as e:
         raise UserError(f"{args.checkpoint}: does not fit --model {args.model}: {e}") from e
-    model.eval().fuse_for_inference()
+    from humact.deploy import fuse
+
+    model = fuse(model.eval())
 
     if args.labels:
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]

@@ -100,8 +100,8 @@ class Recognizer:
         recipe: the input recipe (clip length, stream, normalisation).
         num_clips: test clips averaged per prediction.
         name: a label for outputs (the checkpoint's file name).
-        fast: an eval-only twin of `model` with the same outputs (`stgcn.fuse_for_inference` or
-            `video_models.fused.fuse_posec3d`: BN folded), used for prediction when present.
+        fast: an eval-only twin of `model` with the same outputs (`humact.deploy.fuse`: BN
+            folded), used for prediction when present.
         kind: "posec3d" (heatmap input) or the GCN's name (skeleton input), the config's `model`.
     """
 
@@ -136,14 +136,9 @@ class Recognizer:
         model.eval()
         # `humact train` names every model "model.safetensors": its run folder says which one it is.
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
-        from humact.skeleton.stgcn import RecognizerGCN, fuse_for_inference
+        from humact.deploy import fuse
 
-        if cfg["model"] == "posec3d":
-            from humact.video_models.fused import fuse_posec3d
-
-            fast = fuse_posec3d(model)
-        else:
-            fast = fuse_for_inference(model) if isinstance(model, RecognizerGCN) else None
+        fast = fuse(model)
         return cls(model, tuple(meta["classes"]), meta["layout"], recipe_from(cfg), int(cfg["test_clips"]), name,
                    fast, cfg["model"])
 
