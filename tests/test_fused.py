@@ -196,6 +196,26 @@ def test_fuse_returns_a_model_without_a_twin_as_it_is():
     assert fuse(rgbpose) is rgbpose
 
 
+def test_a_subclassed_backbone_is_not_rewritten_by_the_twin_of_its_base_class():
+    from humact.video_models.heads import I3DHead
+    from humact.video_models.recognizer import Recognizer3D
+
+    class Doubled(ResNet3d):   # a subclass that changes what the network computes
+        def forward(self, x):
+            return tuple(2 * y for y in super().forward(x))
+
+    torch.manual_seed(0)
+    bb = Doubled(depth=50, stage_blocks=(1,), num_stages=1, base_channels=8, out_indices=(0,))
+    model = Recognizer3D(bb, I3DHead(in_channels=bb.feat_dim, num_classes=3)).eval()
+    x = torch.randn(1, 3, 4, 16, 16, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = model(x)
+        fused = fuse(model)
+        out = fused(x)
+    assert fused is model   # no twin: the model itself, channels-last
+    assert (ref - out).abs().max() <= 1e-5 * ref.abs().max()
+
+
 def test_a_registered_twin_is_used_for_its_model_and_backbone_class_only():
     from humact.deploy import register_twin
     from humact.deploy.common import _TWINS

@@ -328,6 +328,18 @@ def test_sparse_graph_partitions_are_computed_exactly(kind):
     torch.testing.assert_close(z, x @ A, atol=0, rtol=0)
 
 
+def test_a_gcn_on_a_subclassed_backbone_gets_no_twin_of_the_base_class():
+    from humact.deploy import fuse
+    from humact.skeleton.stgcn import GCNHead, RecognizerGCN, STGCN
+
+    class Shifted(STGCN):   # a subclass that changes what the network computes
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    model = RecognizerGCN(Shifted(Graph("coco", "spatial"), base_channels=16), GCNHead(3, 64)).eval()
+    assert fuse(model) is model
+
+
 def test_fusing_a_model_in_training_mode_is_refused():
     from humact.deploy import fuse
 

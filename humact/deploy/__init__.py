@@ -49,6 +49,9 @@ def fuse(model: nn.Module) -> nn.Module:
     refused with a ``ValueError`` (a programming error: call ``model.eval()`` first, so that
     BatchNorm uses its running statistics).
 
+    The built-in twins rewrite exactly the classes named (a subclass may compute something
+    else): a subclass of them gets the fallback of its base class, or a twin it registers.
+
     Extending: a model file registers its twin with ``register_twin(ModelClass, builder,
     backbone=BackboneClass)`` (``backbone`` optional), e.g. ``register_twin(RecognizerGCN,
     FusedAAGCN, backbone=AAGCN)`` for a new GCN backbone. The most specific entry is tried

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-__all__ = ["Unfusable", "bn_affine", "fold_bn", "register_twin", "twin_builders"]
+__all__ = ["Unfusable", "require_type", "bn_affine", "fold_bn", "register_twin", "twin_builders"]
 
 #: ``builder(model) -> twin``: called on a model in eval mode, under ``torch.no_grad()``.
 TwinBuilder = Callable[[nn.Module], nn.Module]
@@ -26,6 +26,18 @@ _TWINS: dict[type, dict[type | None, TwinBuilder]] = {}
 
 class Unfusable(ValueError):
     """A twin builder met a part it does not rewrite (the message names it); not a user error."""
+
+
+def require_type(module: nn.Module, classes: type | tuple[type, ...], where: str) -> None:
+    """Raise :class:`Unfusable` unless ``module`` is exactly of (one of) ``classes``.
+
+    A twin re-implements the code of the classes it was written for; a subclass may have
+    changed that code, so it gets a twin only when it registers one of its own.
+    """
+    classes = classes if isinstance(classes, tuple) else (classes,)
+    if type(module) not in classes:
+        names = " / ".join(c.__name__ for c in classes)
+        raise Unfusable(f"fuse: {where} is a {type(module).__name__}; the twin rewrites a {names} only")
 
 
 def bn_affine(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

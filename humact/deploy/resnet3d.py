@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from humact.deploy.common import Unfusable, fold_bn, register_twin
+from humact.deploy.common import Unfusable, fold_bn, register_twin, require_type
 from humact.video_models.ava import AVADetector
 from humact.video_models.csn import ResNet3dCSN
 from humact.video_models.recognizer import Recognizer3D
@@ -136,6 +136,7 @@ class FusedResNet3d(nn.Module):
 
     def __init__(self, backbone: ResNet3d) -> None:
         super().__init__()
+        require_type(backbone, ResNet3d, "the backbone")
         self.conv1 = FusedConv3d(backbone.conv1)
         self.with_pool1, self.with_pool2 = backbone.with_pool1, backbone.with_pool2
         self.maxpool, self.pool2 = copy.deepcopy(backbone.maxpool), copy.deepcopy(backbone.pool2)
@@ -143,8 +144,8 @@ class FusedResNet3d(nn.Module):
         self.res_layers = list(backbone.res_layers)
         for name in self.res_layers:
             layer = getattr(backbone, name)
-            if not all(isinstance(b, Bottleneck3d) for b in layer):
-                raise Unfusable(f"fuse: {name} has blocks other than Bottleneck3d")
+            for i, block in enumerate(layer):
+                require_type(block, Bottleneck3d, f"{name}.{i}")
             self.add_module(name, nn.Sequential(*[FusedBottleneck3d(b) for b in layer]))
         self.eval()   # an inference twin is never in training mode
 
@@ -165,6 +166,7 @@ class FusedSlowFast(nn.Module):
 
     def __init__(self, backbone: ResNet3dSlowFast) -> None:
         super().__init__()
+        require_type(backbone, ResNet3dSlowFast, "the backbone")
         self.resample_rate, self.speed_ratio = backbone.resample_rate, backbone.speed_ratio
         self.slow_path = FusedResNet3d(backbone.slow_path)
         self.fast_path = FusedResNet3d(backbone.fast_path)
@@ -200,6 +202,7 @@ class FusedRecognizer3D(Recognizer3D):
     """
 
     def __init__(self, model: Recognizer3D) -> None:
+        require_type(model, Recognizer3D, "the model")
         super().__init__(fuse_backbone(model.backbone), copy.deepcopy(model.cls_head).requires_grad_(False),
                          average_clips=model.average_clips_mode)
         self.channels_last = True
@@ -214,6 +217,7 @@ def _run_channels_last(model: Recognizer3D) -> Recognizer3D:
 
 def _fuse_ava_detector(model: AVADetector) -> AVADetector:
     """An AVADetector on the twin of its backbone, with a frozen copy of its RoI head."""
+    require_type(model, AVADetector, "the model")
     return AVADetector(fuse_backbone(model.backbone), copy.deepcopy(model.roi_head).requires_grad_(False)).eval()
 
 

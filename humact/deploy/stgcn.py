@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from humact.deploy.common import bn_affine, fold_bn, register_twin
+from humact.deploy.common import bn_affine, fold_bn, register_twin, require_type
 from humact.predict import predict_clips
-from humact.skeleton.stgcn import MSTCN, STGCN, RecognizerGCN, STGCNBlock, UnitGCN, UnitTCN
+from humact.skeleton.stgcn import MSTCN, STGCN, GCNHead, RecognizerGCN, STGCNBlock, UnitGCN, UnitTCN
 
 __all__ = ["FusedRecognizerGCN", "WORKSPACE_BYTES"]
 
@@ -519,6 +519,13 @@ class FusedRecognizerGCN(nn.Module):
     def __init__(self, model: RecognizerGCN) -> None:
         super().__init__()
         bb = model.backbone
+        require_type(model, RecognizerGCN, "the model")
+        require_type(bb, STGCN, "the backbone")
+        require_type(model.cls_head, GCNHead, "the head")
+        for i, block in enumerate(bb.gcn):
+            require_type(block, STGCNBlock, f"backbone.gcn.{i}")
+            require_type(block.gcn, UnitGCN, f"backbone.gcn.{i}.gcn")
+            require_type(block.tcn, (UnitTCN, MSTCN), f"backbone.gcn.{i}.tcn")
         self.data_bn_type = bb.data_bn_type
         if isinstance(bb.data_bn, nn.BatchNorm1d):
             s, t = bn_affine(bb.data_bn)
