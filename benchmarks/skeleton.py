@@ -2,10 +2,10 @@
 
 Forward time (eval, no grad, ``torch.set_num_threads(1)``) at batch 1 and 16 of
 
-- ST-GCN++ (COCO-17, 2 persons x 100 frames): humact's :func:`fuse_for_inference` model vs
-  MMAction2 1.2's ``STGCN`` + ``GCNHead``;
-- PoseConv3D SlowOnly-R50 (17 x 48 x 56 x 56): humact's :func:`fuse_posec3d` model
-  (``humact.video_models.fused``) vs MMAction2's ``ResNet3dSlowOnly`` + ``I3DHead`` (batch 16
+- ST-GCN++ (COCO-17, 2 persons x 100 frames): humact's inference twin (``humact.deploy.fuse``)
+  vs MMAction2 1.2's ``STGCN`` + ``GCNHead``;
+- PoseConv3D SlowOnly-R50 (17 x 48 x 56 x 56): humact's inference twin (``humact.deploy.fuse``)
+  vs MMAction2's ``ResNet3dSlowOnly`` + ``I3DHead`` (batch 16
   only with ``--posec3d-b16``: ~30 s a pass).
 
 Both models get the same weights (PYSKL's reference checkpoints from
@@ -110,12 +110,13 @@ def load_weights(name: str, ours):
 def stgcnpp_pair(with_ref: bool):
     import torch
 
-    from humact.skeleton.stgcn import fuse_for_inference, load_pyskl_checkpoint, stgcnpp
+    from humact.deploy import fuse
+    from humact.skeleton.stgcn import load_pyskl_checkpoint, stgcnpp
 
     model = stgcnpp(num_classes=60, layout="coco").eval()
     sd, source = load_weights("stgcnpp_ntu60_hrnet", model)
     load_pyskl_checkpoint(model, sd)
-    ours = fuse_for_inference(model)
+    ours = fuse(model)
     ref = None
     if with_ref:
         STGCN, GCNHead, _, _ = import_mmaction()
@@ -134,12 +135,12 @@ def posec3d_pair(with_ref: bool):
     import torch
 
     from humact.skeleton.posec3d import load_pyskl_checkpoint, posec3d_slowonly_r50_model
-    from humact.video_models.fused import fuse_posec3d
+    from humact.deploy import fuse
 
     model = posec3d_slowonly_r50_model(num_classes=60).eval()
     sd, source = load_weights("posec3d_slowonly_r50_ntu60", model)
     load_pyskl_checkpoint(model, sd)
-    ours = fuse_posec3d(model)
+    ours = fuse(model)
     ref = None
     if with_ref:
         _, _, ResNet3dSlowOnly, I3DHead = import_mmaction()

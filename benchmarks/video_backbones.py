@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--models", default="slowonly_r50_8x8,slowfast_r50_4x16,ircsn_r50")
     ap.add_argument("--layout", choices=("fused", "channels_last", "default"), default="fused",
-                    help="how our model runs: 'fused' = Recognizer3D.fuse_for_inference (what `humact "
+                    help="how our model runs: 'fused' = humact.deploy.fuse(model) (what `humact "
                          "classify` runs: BN-folded twin where the backbone has one, else channels-last), "
                          "or plain modules in channels-last / default memory (MMAction2 always runs its "
                          "default, contiguous NCTHW)")
@@ -160,6 +160,7 @@ def main() -> None:
     import torch
 
     from humact import zoo
+    from humact.deploy import fuse
     from humact.io.checkpoints import reference_weights
 
     torch.set_num_threads(args.threads)
@@ -183,7 +184,7 @@ def main() -> None:
                 sd = reference_weights((k, v.shape) for k, v in model.state_dict().items())
             model.load_state_dict(sd, strict=True)
             if args.layout == "fused":
-                model.fuse_for_inference()     # what `humact classify` runs
+                model = fuse(model)     # what `humact classify` runs
             elif args.layout == "channels_last":
                 model.to_channels_last()
             x = torch.randn(cfg["input"], generator=torch.Generator().manual_seed(0))

@@ -7,15 +7,15 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from humact.skeleton.posec3d import (PoseConv3D, checkpoint_filter_fn, load_pyskl_checkpoint,
-                                     posec3d_slowonly_r50_model)
+from humact.skeleton.posec3d import checkpoint_filter_fn, load_pyskl_checkpoint, posec3d_slowonly_r50_model
+from humact.video_models.recognizer import Recognizer3D
 from conftest import shared_file
 
 torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="module")
-def model() -> PoseConv3D:
+def model() -> Recognizer3D:
     torch.manual_seed(0)
     return posec3d_slowonly_r50_model(num_classes=60).eval()
 
@@ -39,6 +39,15 @@ def test_key_layout_is_pyskl_layout(model):
         ref[k] = tuple(int(s) for s in shape.strip("[]").split(",") if s.strip())
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert ours == ref
+
+
+def test_posec3d_is_a_recognizer3d_on_the_heatmap_slowonly_with_an_i3d_head(model):
+    from humact.video_models.heads import I3DHead
+    from humact.video_models.resnet3d import ResNet3d
+
+    assert type(model) is Recognizer3D and type(model.cls_head) is I3DHead
+    assert isinstance(model.backbone, ResNet3d) and model.backbone.in_channels == 17
+    assert model.backbone.res_layers == ["layer1", "layer2", "layer3"]
 
 
 def test_feature_map_halves_time_and_divides_space_by_eight(model):

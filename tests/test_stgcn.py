@@ -197,6 +197,16 @@ def _randomised(model):
     return model.eval()
 
 
+def _twin(model):
+    """``fuse(model)``, which must be the GCN twin (not the model itself, which would pass any parity test)."""
+    from humact.deploy import fuse
+    from humact.deploy.stgcn import FusedRecognizerGCN
+
+    fused = fuse(model)
+    assert isinstance(fused, FusedRecognizerGCN)
+    return fused
+
+
 # Every combination the twin handles: both variants (9x1 unit_tcn / multi-branch mstcn), both
 # conv positions, every adaptive-graph mode, data BN 'VC' / 'MVC' / none, GCN residual on/off,
 # a custom MSTCN config (a dilation 2 branch and a 5x1 kernel among others) and mid_channels.
@@ -218,12 +228,10 @@ FUSED_CASES = [
 def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw, persons, frames):
     """Odd frame counts exercise the stride-2 blocks' boundary frames (the MSTCN rows computed
     on the subsampled input, the dilated taps' zero padding)."""
-    from humact.skeleton.stgcn import fuse_for_inference
-
     torch.manual_seed(0)
     model = _randomised(build_model(variant, num_classes=7, layout=layout, base_channels=16,
                                     num_person=persons, **kw))
-    fused = fuse_for_inference(model)
+    fused = _twin(model)
     x = torch.randn(2, persons, frames, model.backbone.num_node, 3)
     with torch.no_grad():
         torch.testing.assert_close(fused.forward_features(x), model.forward_features(x), atol=1e-5, rtol=1e-5)
@@ -233,11 +241,9 @@ def test_fused_model_gives_the_same_features_and_logits(variant, layout, kw, per
 def test_fused_model_recorded_passes_follow_new_inputs_and_shapes():
     """The second pass for a shape replays the recorded ops on the new input; a new shape
     records again; results handed out are never overwritten by later passes."""
-    from humact.skeleton.stgcn import fuse_for_inference
-
     torch.manual_seed(0)
     model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
-    fused = fuse_for_inference(model)
+    fused = _twin(model)
     xs = [torch.randn(1, 2, 12, 17, 3), torch.randn(1, 2, 12, 17, 3), torch.randn(3, 2, 9, 17, 3)]
     with torch.inference_mode():
         first = fused.forward_features(xs[0])
@@ -250,11 +256,11 @@ def test_fused_model_recorded_passes_follow_new_inputs_and_shapes():
 
 
 def test_fused_model_runs_big_batches_in_chunks_with_the_same_outputs(monkeypatch):
-    from humact.skeleton import stgcn as module
+    from humact.deploy import stgcn as module
 
     torch.manual_seed(0)
     model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
-    fused = module.fuse_for_inference(model)
+    fused = _twin(model)
     x = torch.randn(7, 2, 12, 17, 3)
     monkeypatch.setattr(module, "WORKSPACE_BYTES", 1_300_000)   # 2 samples a chunk (~0.6 MB each)
     with torch.no_grad():
@@ -268,11 +274,9 @@ def test_fused_model_runs_big_batches_in_chunks_with_the_same_outputs(monkeypatc
 def test_fused_model_is_safe_to_call_from_several_threads():
     import threading
 
-    from humact.skeleton.stgcn import fuse_for_inference
-
     torch.manual_seed(0)
     model = _randomised(stgcnpp(num_classes=5, layout="coco", base_channels=16))
-    fused = fuse_for_inference(model)
+    fused = _twin(model)
     xs = [torch.randn(1, 2, 12, 17, 3) for _ in range(4)]
     with torch.no_grad():
         want = [model(x) for x in xs]
@@ -297,7 +301,7 @@ def test_fused_model_is_safe_to_call_from_several_threads():
 
 @pytest.mark.parametrize("kind", ["copy", "mul", "select", "select_mul", "mm"])
 def test_sparse_graph_partitions_are_computed_exactly(kind):
-    from humact.skeleton.stgcn import _sparse_plan
+    from humact.deploy.stgcn import _sparse_plan
 
     g = torch.Generator().manual_seed(0)
     v = 17
@@ -324,29 +328,37 @@ def test_sparse_graph_partitions_are_computed_exactly(kind):
     torch.testing.assert_close(z, x @ A, atol=0, rtol=0)
 
 
+def test_a_gcn_on_a_subclassed_backbone_gets_no_twin_of_the_base_class():
+    from humact.deploy import fuse
+    from humact.skeleton.stgcn import GCNHead, RecognizerGCN, STGCN
+
+    class Shifted(STGCN):   # a subclass that changes what the network computes
+        def forward(self, x):
+            return super().forward(x) + 1.0
+
+    model = RecognizerGCN(Shifted(Graph("coco", "spatial"), base_channels=16), GCNHead(3, 64)).eval()
+    assert fuse(model) is model
+
+
 def test_fusing_a_model_in_training_mode_is_refused():
-    from humact.skeleton.stgcn import fuse_for_inference
+    from humact.deploy import fuse
 
     with pytest.raises(ValueError, match="eval"):
-        fuse_for_inference(stgcn(num_classes=3))
+        fuse(stgcn(num_classes=3))
 
 
 @pytest.mark.parametrize("name,variant,layout", PARITY)
 def test_fused_model_reproduces_the_pyskl_reference(name, variant, layout):
-    from humact.skeleton.stgcn import fuse_for_inference
-
     ref = torch.load(shared_file("reference", "pyskl", f"{name}.pt"), weights_only=True)
     model = build_model(variant, num_classes=60, layout=layout)
     load_pyskl_checkpoint(model, ref)
-    fused = fuse_for_inference(model.eval())
+    fused = _twin(model.eval())
     feat = fused.forward_features(ref["input"])
     assert (feat - ref["feat"]).abs().max() < 1e-5
     assert (fused.forward_head(feat) - ref["logits"]).abs().max() < 1e-5
 
 
 def test_fusing_leaves_the_source_model_unchanged():
-    from humact.skeleton.stgcn import fuse_for_inference
-
     torch.manual_seed(0)
     model = stgcnpp(num_classes=5, layout="coco").eval()
     for m in model.modules():  # a transform BN that is not the identity, to be folded
@@ -354,5 +366,5 @@ def test_fusing_leaves_the_source_model_unchanged():
             m.running_var.uniform_(0.5, 2.0)
             m.weight.data.uniform_(0.5, 1.5)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fuse_for_inference(model)
+    _twin(model)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -227,7 +227,7 @@ def test_a_loaded_gcn_predicts_through_its_fused_twin_with_the_same_probabilitie
     import torch
 
     from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
-    from humact.skeleton.stgcn import FusedRecognizerGCN
+    from humact.deploy.stgcn import FusedRecognizerGCN
 
     rec = Recognizer.from_checkpoint(DEFAULT_MODEL)
     assert isinstance(rec.inference_model, FusedRecognizerGCN)

@@ -90,16 +90,16 @@ def test_humact_test_reproduces_the_training_runs_metrics_from_the_checkpoint(tr
 
 
 def test_testing_averages_clips_times_two_flipped_views_per_sample(trained, tmp_path, monkeypatch):
-    from humact.video_models.fused import FusedPoseConv3D
+    from humact.deploy.resnet3d import FusedRecognizer3D
 
     rows = []
-    forward = FusedPoseConv3D.forward
+    forward = FusedRecognizer3D.forward
 
     def counting(self, x):
         rows.append(x.shape[0])
         return forward(self, x)
 
-    monkeypatch.setattr(FusedPoseConv3D, "forward", counting)
+    monkeypatch.setattr(FusedRecognizer3D, "forward", counting)
     assert main(["test", str(trained / "model.safetensors"), "--clips", "3", "--threads", "1",
                  "--out", str(tmp_path)]) == 0
     assert rows == [3 * 2] * 8  # one pass per test sample, 3 clips and their mirror images
@@ -115,11 +115,11 @@ def test_fuse_accepts_posec3d_scores(trained, tmp_path):
 
 def test_the_checkpoint_loads_strictly_and_its_fast_twin_predicts_the_same(trained, pickle_path):
     from humact.skeleton.datasets import load_pyskl
-    from humact.skeleton.posec3d import PoseConv3D
+    from humact.video_models.recognizer import Recognizer3D
     from humact.skeleton.recognize import Recognizer
 
     rec = Recognizer.from_checkpoint(trained / "model.safetensors")
-    assert isinstance(rec.model, PoseConv3D) and rec.kind == "posec3d"
+    assert isinstance(rec.model, Recognizer3D) and rec.kind == "posec3d"
     x = torch.stack([rec.inputs(load_pyskl(pickle_path, "test"))[i][0] for i in range(2)])
     assert x.shape == (2, 4, 17, 8, 32, 32)  # (samples, 2 clips x flip, joints, T, H, W)
     with torch.no_grad():

@@ -10,6 +10,7 @@ actions (multi-label, sigmoid) plus background (index 0, MMAction2's layout).
 
 Keys: `backbone.*`, `roi_head.bbox_head.fc_cls.*` (the extractor has no parameters),
 matching MMAction2's AVA checkpoints (`slowonly_r50_4x16_ava21`, `slowfast_r50_4x16_ava21`).
+`humact.deploy.fuse(detector)` gives an eval-only detector on the BN-folded twin of the backbone.
 """
 
 from __future__ import annotations

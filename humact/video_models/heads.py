@@ -6,13 +6,16 @@
 - `BBoxHeadAVA`: per-RoI temporal average + spatial max pool -> dropout -> `fc_cls`
   (MMAction2's AVA detector head; 81 outputs, index 0 = background).
 - `RGBPoseHead`: PYSKL's two-branch head of RGBPoseConv3D (`fc_rgb`, `fc_pose`).
-- `average_clips`: how multi-clip test scores become one video score.
+- `average_clips` (from `humact.predict`, where every recognizer's multi-view `predict`
+  lives): how multi-clip test scores become one video score.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from humact.predict import average_clips
 
 __all__ = ["I3DHead", "SlowFastHead", "BBoxHeadAVA", "RGBPoseHead", "average_clips"]
 
@@ -98,20 +101,3 @@ class RGBPoseHead(nn.Module):
     def forward(self, x: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         rgb, pose = (t.mean(dim=(2, 3, 4)) for t in x)
         return {"rgb": self.fc_rgb(self.dropout_rgb(rgb)), "pose": self.fc_pose(self.dropout_pose(pose))}
-
-
-def average_clips(scores: torch.Tensor, num_clips: int, mode: str = "prob") -> torch.Tensor:
-    """(N * num_clips, K) clip logits -> (N, K) video scores.
-
-    mode 'prob': mean of softmax probabilities (PYSKL's PoseConv3D test setting);
-    'score': mean of logits; 'none': mean without any normalisation of the result's
-    meaning (same as 'score', kept for MMAction2 config compatibility).
-    """
-    if scores.shape[0] % num_clips:
-        raise ValueError(f"average_clips: {scores.shape[0]} rows is not a multiple of num_clips={num_clips}")
-    scores = scores.reshape(-1, num_clips, scores.shape[-1])
-    if mode == "prob":
-        return scores.softmax(dim=-1).mean(dim=1)
-    if mode in ("score", "none"):
-        return scores.mean(dim=1)
-    raise ValueError(f"average_clips mode: expected 'prob', 'score' or 'none', got {mode!r}")

@@ -135,6 +135,7 @@ class VideoRecognizer:
     @torch.no_grad()
     def classify(self, video: str | os.PathLike, num_clips: int | None = None, progress: bool = True) -> VideoScores:
         """Average probabilities over the test clips and views of `video`."""
+        from humact.predict import predict_clips
         from humact.progress import progress as bar
         from humact.video import probe, read_frames
         from humact.video_models.clips import clip_views, sample_frames
@@ -149,7 +150,7 @@ class VideoRecognizer:
         probs = []
         for clip in bar(clips, total=len(clips), desc="clips", unit="clip", enabled=progress):
             views = clip_views(frames, clip[None], self.spec)
-            probs.append(self.model(views).softmax(-1).mean(0))
+            probs.append(predict_clips(self.model, views[None])[0])
         score = torch.stack(probs).mean(0).numpy().astype(np.float32)
         return VideoScores(str(video), self.name, self.labels, score, num_clips, self.spec.views_per_clip,
                            len(frames), meta.num_frames)

@@ -16,6 +16,10 @@ figures for Kinetics-400, checked in the tests):
 | `csn_recognizer` (ir-CSN-152)    | T = 32                | 29,703,568           |
 | `csn_recognizer` (ip-CSN-152)    | T = 32                | 33.02 M (ours 33,016,592) |
 | `csn_recognizer` (ir-CSN-50)     | T = 32                | 13.13 M (ours 13,131,152) |
+
+PoseConv3D is a `Recognizer3D` too, on heatmap volumes (N, K, T, H, W), as PYSKL's config
+defines it (`humact.skeleton.posec3d.posec3d_slowonly_r50_model`). The eval-only inference
+twin of any of them is `humact.deploy.fuse(model)`.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from humact.io.checkpoints import load_strict, read_foreign
-from humact.video_models.heads import I3DHead, SlowFastHead, average_clips
+from humact.io.checkpoints import load_foreign, mmaction_filter, read_foreign
+from humact.predict import predict_clips
+from humact.video_models.heads import I3DHead, SlowFastHead
 from humact.video_models.resnet3d import i3d_r50, slowonly_r50, slowonly_r101
 
 __all__ = ["Recognizer3D", "slowonly_r50_recognizer", "slowonly_r101_recognizer", "i3d_r50_recognizer",
@@ -35,10 +40,11 @@ __all__ = ["Recognizer3D", "slowonly_r50_recognizer", "slowonly_r101_recognizer"
 
 
 class Recognizer3D(nn.Module):
-    """Backbone + `I3DHead` (`backbone.*`, `cls_head.fc_cls.*`).
+    """Backbone + `I3DHead` (`backbone.*`, `cls_head.fc_cls.*`; MMAction2's and PYSKL's `Recognizer3D`).
 
     `forward_features` returns the last feature map (N, C, T', H', W'), or for SlowFast
-    the (slow, fast) pair; `forward_head` maps it to (N, num_classes) logits.
+    the (slow, fast) pair; `forward_head` maps it to (N, num_classes) logits; `predict`
+    averages the scores of a sample's test views (`average_clips` mode, default 'prob').
     """
 
     def __init__(self, backbone: nn.Module, cls_head: I3DHead, *, average_clips: str = "prob") -> None:
@@ -58,22 +64,6 @@ class Recognizer3D(nn.Module):
         self.channels_last = True
         return self
 
-    def fuse_for_inference(self) -> "Recognizer3D":
-        """Swap the backbone for its eval-only fast twin (`humact.video_models.fused`: BN
-        folded, channels-last, 2D kernels where the 3D ones are separable) when it has one
-        (ResNet3d, SlowFast); other backbones (CSN, non-local) run channels-last instead.
-        Outputs are unchanged up to float rounding; the model can no longer be trained."""
-        from humact.video_models.fused import fuse_backbone
-
-        if self.training:
-            raise ValueError("fuse_for_inference: call .eval() first")
-        try:
-            self.backbone = fuse_backbone(self.backbone)
-        except ValueError:
-            return self.to_channels_last()
-        self.channels_last = True
-        return self
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
@@ -84,22 +74,18 @@ class Recognizer3D(nn.Module):
         return self.cls_head(feats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, H, W) normalised clips -> (N, num_classes) logits."""
+        """(N, 3, T, H, W) normalised clips (PoseConv3D: (N, K, T, H, W) heatmaps) -> (N, num_classes) logits."""
         return self.forward_head(self.forward_features(x))
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, *, batch_size: int = 0) -> torch.Tensor:
-        """(N, views, 3, T, H, W) test views (clips x crops x flips) -> (N, num_classes) averaged scores.
+        """(N, views, C, T, H, W) test views (clips x crops x flips; PoseConv3D: clips x flip) ->
+        (N, num_classes) scores averaged with `average_clips` (a 5-d input is one view per sample).
 
         `batch_size` > 0 runs the views in chunks to bound memory. Call `.eval()` first.
         """
         if x.dim() == 5:
             x = x[:, None]
-        n, views = x.shape[:2]
-        flat = x.reshape(n * views, *x.shape[2:])
-        step = batch_size if batch_size > 0 else flat.shape[0]
-        logits = torch.cat([self(flat[i:i + step]) for i in range(0, flat.shape[0], step)])
-        return average_clips(logits, views, self.average_clips_mode)
+        return predict_clips(self, x, mode=self.average_clips_mode, batch_size=batch_size)
 
 
 def _head(backbone_dim: int, num_classes: int, dropout: float) -> I3DHead:
@@ -156,17 +142,9 @@ def checkpoint_filter_fn(state_dict: Mapping[str, torch.Tensor]) -> Mapping[str,
     """MMAction2 recognizer checkpoint -> our keys: unwrap, strip `module.`, `cls_head.fc.` -> `cls_head.fc_cls.`,
     and drop `data_preprocessor.*` buffers (mean / std, which MMAction2 1.x stores in the model)."""
     state_dict, _ = read_foreign(state_dict)
-    out = {}
-    for k, v in state_dict.items():
-        if k.startswith("data_preprocessor."):
-            continue
-        if k.startswith("cls_head.fc."):
-            k = "cls_head.fc_cls." + k[len("cls_head.fc."):]
-        out[k] = v
-    return out
+    return mmaction_filter(state_dict)
 
 
 def load_mmaction2_recognizer(model: Recognizer3D, checkpoint: str | os.PathLike | Mapping) -> Recognizer3D:
     """Load an MMAction2 recognizer checkpoint (path or dict) strictly; errors name the file and the keys."""
-    state_dict, name = read_foreign(checkpoint)
-    return load_strict(model, checkpoint_filter_fn(state_dict), name)
+    return load_foreign(model, checkpoint, checkpoint_filter_fn)

@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from humact.io.checkpoints import load_strict, read_foreign
-from humact.video_models.heads import RGBPoseHead, average_clips
+from humact.predict import predict_clips
+from humact.video_models.heads import RGBPoseHead
 from humact.video_models.resnet3d import ConvBNAct, ResNet3d
 
 __all__ = ["DeConvBNAct", "RGBPoseConv3D", "RGBPoseRecognizer", "rgbposeconv3d", "load_pyskl_rgbpose"]
@@ -143,16 +144,13 @@ class RGBPoseRecognizer(nn.Module):
         """-> {'rgb': (N, classes), 'pose': (N, classes)} logits."""
         return self.forward_head(self.forward_features(imgs, heatmaps))
 
-    @torch.no_grad()
     def predict(self, imgs: torch.Tensor, heatmaps: torch.Tensor,
                 weights: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
         """(N, clips, ...) views -> per-stream clip-averaged scores plus their weighted sum under 'fused'
         (PYSKL's default 1:1)."""
         if imgs.dim() == 5:
             imgs, heatmaps = imgs[:, None], heatmaps[:, None]
-        n, clips = imgs.shape[:2]
-        out = self(imgs.flatten(0, 1), heatmaps.flatten(0, 1))
-        scores = {k: average_clips(v, clips, self.average_clips_mode) for k, v in out.items()}
+        scores = predict_clips(self, imgs, heatmaps, mode=self.average_clips_mode)
         weights = dict(weights or {"rgb": 1.0, "pose": 1.0})
         scores["fused"] = sum(scores[k] * w for k, w in weights.items())
         return scores
