@@ -357,7 +357,16 @@ def k_adjacency(A: np.ndarray, k: int, *, with_self: bool = False, self_factor: 
 def multiscale_adjacency(A: np.ndarray, num_scales: int) -> np.ndarray:
     """``(num_scales, V, V)``: for ``k = 0 .. num_scales - 1`` the ``k``-hop graph of ``A`` plus
     self loops, column-normalised (MS-G3D's disentangled multi-scale aggregation)."""
-    return np.stack([normalize_digraph(k_adjacency(A, k, with_self=True)) for k in range(num_scales)])
+    A = np.asarray(A, dtype=np.float64)
+    eye = np.eye(len(A))
+    step = A + eye
+    # reach_k (0/1: within k hops) grown one product at a time; the same exact 0/1 values as
+    # k_adjacency's matrix powers, without recomputing them for every scale.
+    out, reach_prev, reach = [eye], eye, np.minimum(step, 1)
+    for _ in range(1, num_scales):
+        out.append(normalize_digraph(reach - reach_prev + eye))
+        reach_prev, reach = reach, np.minimum(reach @ step, 1)
+    return np.stack(out)
 
 
 def spatial_temporal_adjacency(A: np.ndarray, window_size: int) -> np.ndarray:
