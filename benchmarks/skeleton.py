@@ -6,7 +6,14 @@ Forward time (eval, no grad, ``torch.set_num_threads(1)``) at batch 1 and 16 of
   vs MMAction2 1.2's ``STGCN`` + ``GCNHead``;
 - PoseConv3D SlowOnly-R50 (17 x 48 x 56 x 56): humact's inference twin (``humact.deploy.fuse``)
   vs MMAction2's ``ResNet3dSlowOnly`` + ``I3DHead`` (batch 16
-  only with ``--posec3d-b16``: ~30 s a pass).
+  only with ``--posec3d-b16``: ~30 s a pass);
+- the rest of PYSKL's GCN zoo (COCO-17, 2 persons x 100 frames, 60 classes): AAGCN vs
+  MMAction2 1.2's ``AAGCN``; MS-G3D, CTR-GCN and DG-STGCN are timed alone (MMAction2 1.2's
+  wheel ships no port of them, its ``projects/`` are not packaged, and PYSKL is not on PyPI).
+  ``--fold-bound`` measures what folding BN into the neighbouring convolutions could save:
+  the share of one pass's operator time spent in BatchNorm (torch.profiler, steady under
+  load) and the time of a copy with every BatchNorm replaced by the identity (outputs
+  change, only the time is read; noisy on a busy machine).
 
 Both models get the same weights (PYSKL's reference checkpoints from
 ``shared/reference/pyskl`` when present, else a seeded random initialisation) and the
@@ -23,6 +30,7 @@ file, so both sides run the same torch). The benchmark re-runs itself inside it.
 cannot be set up, it times humact alone and prints PYSKL's figures instead.
 
     .venv/bin/python benchmarks/skeleton.py [--reps 7] [--posec3d-b16] [--no-posec3d] [--no-stgcnpp]
+        [--no-zoo | --zoo aagcn,msg3d,ctrgcn,dgstgcn] [--fold-bound]
 """
 
 from __future__ import annotations
@@ -95,6 +103,13 @@ def import_mmaction():
     return STGCN, GCNHead, ResNet3dSlowOnly, I3DHead
 
 
+def import_mmaction_aagcn():
+    import_mmaction()
+    from mmaction.models.backbones import AAGCN
+
+    return AAGCN
+
+
 # ---------------------------------------------------------------- models
 
 def load_weights(name: str, ours):
@@ -157,6 +172,64 @@ def posec3d_pair(with_ref: bool):
     return ours, ref, make, source
 
 
+ZOO = ("aagcn", "msg3d", "ctrgcn", "dgstgcn")
+#: Why a zoo model is timed alone.
+ZOO_NO_REFERENCE = "no reference: MMAction2 1.2's wheel has no port, PYSKL is not on PyPI"
+
+
+def zoo_pair(name: str, with_ref: bool):
+    """humact's model of the zoo (eval) on PYSKL's reference weights; MMAction2's AAGCN on the same."""
+    import importlib
+
+    import torch
+
+    module = importlib.import_module(f"humact.skeleton.{name}")
+    model = getattr(module, name)(num_classes=60, layout="coco").eval()
+    sd, source = load_weights(f"{name}_ntu60_hrnet", model)
+    module.load_pyskl_checkpoint(model, sd)
+    ref = None
+    if with_ref and name == "aagcn":
+        STGCN, GCNHead, _, _ = import_mmaction()
+        bb = import_mmaction_aagcn()(graph_cfg=dict(layout="coco", mode="spatial"))
+        head = GCNHead(num_classes=60, in_channels=256)
+        bb.load_state_dict({k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")})
+        head.load_state_dict({"fc.weight": sd["cls_head.fc_cls.weight"], "fc.bias": sd["cls_head.fc_cls.bias"]})
+        bb.eval(), head.eval()
+        ref = lambda x: head(bb(x))
+    make = lambda n: torch.randn(n, 2, 100, 17, 3, generator=torch.Generator().manual_seed(n))
+    return model, ref, make, source
+
+
+def without_batchnorm(model):
+    """A copy of ``model`` with every BatchNorm replaced by the identity: a lower bound on the
+    time of any BN-folded twin (folding leaves the convolutions as they are and removes the BNs)."""
+    import copy
+
+    import torch
+
+    twin = copy.deepcopy(model)
+    for parent in list(twin.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm):
+                setattr(parent, child_name, torch.nn.Identity())
+    return twin.eval()
+
+
+def batchnorm_share(model, x) -> float:
+    """The fraction of one forward pass's operator self-time spent in BatchNorm (torch.profiler):
+    what folding BN removes, measured inside one pass, so machine load moves it little."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(x)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    return sum(e.self_cpu_time_total for e in events if "batch_norm" in e.key) / total
+
+
 # ---------------------------------------------------------------- timing
 
 def time_pair(ours, ref, x, reps: int) -> dict:
@@ -208,7 +281,35 @@ def run(args, with_ref: bool) -> dict:
                 pyskl = PYSKL_FIGURES[f"{name}_b{b}"]
                 line += f" | PYSKL's figure {pyskl:.3f} s | ours/PYSKL {row['ours_median_s'] / pyskl:.2f}"
             print(line, flush=True)
+    for name in args.zoo:
+        run_zoo_model(name, args, with_ref, results)
     return results
+
+
+def run_zoo_model(name: str, args, with_ref: bool, results: dict) -> None:
+    model, ref, make, source = zoo_pair(name, with_ref)
+    print(f"{name}: weights from {source}" + ("" if ref is not None or name == "aagcn" else f" ({ZOO_NO_REFERENCE})"),
+          flush=True)
+    for b in (1, 16):
+        reps = args.reps if b == 1 else max(3, args.reps // 2)
+        x = make(b)
+        row = time_pair(model, ref, x, reps)
+        line = f"  batch {b:2d}: ours {row['ours_median_s']:.3f} s (min {row['ours_min_s']:.3f})"
+        if "ref_median_s" in row:
+            line += (f" | MMAction2 {row['ref_median_s']:.3f} s (min {row['ref_min_s']:.3f})"
+                     f" | ours/ref {row['ratio_pair_median']:.2f} (median of {row['pairs']} pair ratios;"
+                     f" min/min {row['ratio_min']:.2f}) | max |logit diff| {row['max_abs_diff']:.1e}")
+        if args.fold_bound:
+            bound = time_pair(without_batchnorm(model), model, x, reps)
+            # min/min: the least-disturbed pass of each, the steadiest figure on a busy machine.
+            share = batchnorm_share(model, x)
+            row.update(no_bn_min_s=bound["ours_min_s"], no_bn_over_ours_min=bound["ratio_min"],
+                       no_bn_over_ours_pairs=bound["ratio_pair_median"], bn_time_share=share)
+            line += (f" | BN {share:.1%} of the operator time (profiler) | without any BN"
+                     f" {bound['ours_min_s']:.3f} s (min): {1 - bound['ratio_min']:.0%} saved (min/min;"
+                     f" median pair ratio {1 - bound['ratio_pair_median']:.0%})")
+        results[f"{name}_b{b}"] = row
+        print(line, flush=True)
 
 
 def main() -> None:
@@ -217,10 +318,20 @@ def main() -> None:
     ap.add_argument("--posec3d-b16", action="store_true", help="also PoseConv3D at batch 16 (slow)")
     ap.add_argument("--no-posec3d", action="store_true")
     ap.add_argument("--no-stgcnpp", action="store_true")
+    ap.add_argument("--zoo", default=",".join(ZOO),
+                    help=f"comma-separated zoo models to time (default: all of {','.join(ZOO)})")
+    ap.add_argument("--no-zoo", action="store_true", help="skip the zoo models")
+    ap.add_argument("--fold-bound", action="store_true",
+                    help="also time each zoo model without its BatchNorms (the most BN folding can save)")
     ap.add_argument("--no-reference", action="store_true", help="time humact only, compare to PYSKL's figures")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    zoo = [] if args.no_zoo else [z for z in args.zoo.split(",") if z]
+    unknown = sorted(set(zoo) - set(ZOO))
+    if unknown:
+        ap.error(f"--zoo: unknown model(s) {unknown}; known: {list(ZOO)}")
+    args.zoo = zoo
     if args.probe:
         import_mmaction()
         return
@@ -237,6 +348,8 @@ def main() -> None:
     cmd += ["--posec3d-b16"] if args.posec3d_b16 else []
     cmd += ["--no-posec3d"] if args.no_posec3d else []
     cmd += ["--no-stgcnpp"] if args.no_stgcnpp else []
+    cmd += ["--zoo", ",".join(args.zoo)] if args.zoo else ["--no-zoo"]
+    cmd += ["--fold-bound"] if args.fold_bound else []
     sys.exit(subprocess.run(cmd, env=env).returncode)
 
 

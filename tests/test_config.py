@@ -126,7 +126,7 @@ def test_help_lists_each_options_allowed_values():
     p = argparse.ArgumentParser()
     add_config_flags(p)
     text = p.format_help()
-    for fragment in ("one of cosine, multistep", "one of fp32, bf16, fp16", "one of stgcnpp, stgcn, posec3d",
+    for fragment in ("one of cosine, multistep", "one of fp32, bf16, fp16", "one of stgcnpp, stgcn, aagcn, msg3d, ctrgcn, dgstgcn, posec3d",
                      "an integer in [1, 32]", "one of none, pre2d, ucla, body"):
         assert fragment in " ".join(text.split()), fragment
     assert list(SECTIONS) == ["data", "input", "model", "optim", "run"]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from humact.skeleton.graph import (
-    LAYOUTS, Graph, adjacency, custom_layout, get_layout, hop_distance, stgcn_spatial,
+    LAYOUTS, Graph, adjacency, custom_layout, get_layout, hop_distance, k_adjacency, multiscale_adjacency,
+    spatial_temporal_adjacency, stgcn_spatial,
 )
 
 
@@ -23,7 +24,8 @@ def _is_tree_towards_center(layout) -> bool:
 
 
 @pytest.mark.parametrize("name,num_node", [("coco", 17), ("nturgb+d", 25), ("openpose", 18),
-                                           ("kinect20", 20), ("nw-ucla", 20), ("jhmdb15", 15)])
+                                           ("kinect20", 20), ("nw-ucla", 20), ("jhmdb15", 15),
+                                           ("handmp", 21)])
 def test_every_builtin_layout_is_a_tree_pointing_to_its_center(name, num_node):
     layout = get_layout(name)
     assert layout.num_node == num_node
@@ -94,3 +96,51 @@ def test_unknown_layout_and_mode_are_rejected_with_the_known_names():
         adjacency("coco", "temporal")
     with pytest.raises(ValueError, match="edge"):
         custom_layout(3, [(0, 5)])
+
+
+def test_handmp_is_pyskls_mediapipe_hand_graph_five_finger_chains_to_the_wrist():
+    layout = get_layout("handmp")
+    assert layout.center == 0 and layout.left == () and layout.right == ()
+    fingers = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20]]
+    expected = {(f[0], 0) for f in fingers} | {(b, a) for f in fingers for a, b in zip(f, f[1:])}
+    assert set(layout.inward) == expected
+
+
+def test_random_mode_draws_num_filter_noisy_graphs_reproducibly_from_its_seed():
+    g = Graph("coco", "random", num_filter=8, init_std=0.02, init_off=0.04, seed=3)
+    assert g.A.shape == (8, 17, 17)
+    assert abs(g.A.mean() - 0.04) < 0.005 and abs(g.A.std() - 0.02) < 0.005
+    np.testing.assert_array_equal(g.A, Graph("coco", "random", num_filter=8, seed=3).A)
+    assert not np.array_equal(g.A, Graph("coco", "random", num_filter=8, seed=4).A)
+
+
+def test_k_adjacency_marks_joints_exactly_k_hops_apart():
+    # A path 0 - 1 - 2 - 3.
+    A = np.zeros((4, 4))
+    for i in range(3):
+        A[i, i + 1] = A[i + 1, i] = 1
+    np.testing.assert_array_equal(k_adjacency(A, 0), np.eye(4))
+    two = k_adjacency(A, 2)
+    assert two[0, 2] == 1 and two[1, 3] == 1 and two[0, 1] == 0 and two[0, 3] == 0 and two[0, 0] == 0
+    np.testing.assert_array_equal(k_adjacency(A, 2, with_self=True), two + np.eye(4))
+    np.testing.assert_array_equal(k_adjacency(A, 5), np.zeros((4, 4)))   # beyond the diameter
+
+
+def test_multiscale_adjacency_columns_sum_to_one_and_far_scales_are_self_loops():
+    binary = adjacency("coco", "binary_adj")[0]
+    ms = multiscale_adjacency(binary, 13)
+    assert ms.shape == (13, 17, 17)
+    np.testing.assert_allclose(ms.sum(1), 1.0)
+    np.testing.assert_array_equal(ms[0], np.eye(17))
+    np.testing.assert_allclose(ms[1], (binary + np.eye(17)) / (binary + np.eye(17)).sum(0))
+    np.testing.assert_array_equal(ms[12], np.eye(17))   # COCO's diameter is 8 hops
+
+
+def test_spatial_temporal_adjacency_links_each_joint_to_its_neighbourhood_in_every_window_frame():
+    A = adjacency("coco", "binary_adj")[0]
+    st = spatial_temporal_adjacency(A, 3)
+    assert st.shape == (51, 51)
+    block = A + np.eye(17)
+    for f in range(3):
+        for g in range(3):
+            np.testing.assert_array_equal(st[f * 17:(f + 1) * 17, g * 17:(g + 1) * 17], block)

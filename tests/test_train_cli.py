@@ -234,3 +234,15 @@ def test_a_loaded_gcn_predicts_through_its_fused_twin_with_the_same_probabilitie
     x = torch.randn(2, 3, 1, 32, 15, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(rec.model.predict(x), rec.inference_model.predict(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["aagcn", "msg3d", "ctrgcn", "dgstgcn"])
+def test_every_gcn_of_the_zoo_trains_and_tests_through_the_cli(model, extract_folder, tmp_path):
+    out = tmp_path / model
+    assert main(["train", "--dataset", "extract", "--data", str(extract_folder), "--out", str(out), "--model", model,
+                 *TINY]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["config"]["model"]["name"] == model
+    assert main(["test", str(out / "model.safetensors"), "--dataset", "extract", "--data", str(extract_folder),
+                 "--clips", "1", "--threads", "1", "--out", str(tmp_path / "t")]) == 0
+    assert json.loads((tmp_path / "t" / "metrics.json").read_text())["model"] == model

@@ -21,7 +21,14 @@ Modes:
   edges (the partition ST-GCN++ / 2s-AGCN use);
 - ``stgcn_spatial`` (K = 2 * max_hop + 1): ST-GCN's original distance partition,
   "closer to / further from the centre joint" (see :func:`stgcn_spatial`);
-- ``binary_adj`` (K = 1): the symmetric 0/1 adjacency without self loops.
+- ``binary_adj`` (K = 1): the symmetric 0/1 adjacency without self loops (MS-G3D's input);
+- ``random`` (K = ``num_filter``): ``N(init_off, init_std^2)`` noise, not the skeleton at all:
+  DG-STGCN's learnable graphs start from it (PYSKL's ``Graph(mode='random')``).
+
+MS-G3D builds its multi-scale graphs from the binary adjacency: :func:`k_adjacency`
+(joints exactly ``k`` hops apart), :func:`multiscale_adjacency` (scales ``0 .. K-1``, each
+with self loops, column-normalised) and :func:`spatial_temporal_adjacency` (the graph of a
+window of ``w`` frames: every joint linked to itself and its neighbours in every frame).
 """
 
 from __future__ import annotations
@@ -49,6 +56,10 @@ __all__ = [
     "spatial",
     "stgcn_spatial",
     "binary_adj",
+    "random_graph",
+    "k_adjacency",
+    "multiscale_adjacency",
+    "spatial_temporal_adjacency",
     "hop_distance",
     "edge2mat",
     "normalize_digraph",
@@ -212,12 +223,25 @@ LAYOUTS: dict[str, Layout] = {
         body_center=(1,),  # belly
         body_top=(0,),  # neck
     ),
+    # MediaPipe Hands' 21 landmarks: 0 wrist, 1-4 thumb (CMC, MCP, IP, tip), 5-8 index
+    # (MCP, PIP, DIP, tip), 9-12 middle, 13-16 ring, 17-20 pinky. PYSKL's 'handmp' graph (its
+    # HaGRID hand-gesture model): each finger a chain to the wrist. No left/right joints: a
+    # horizontal flip turns a right hand into a left one, it does not swap landmarks.
+    "handmp": Layout(
+        name="handmp",
+        num_node=21,
+        inward=((1, 0), (2, 1), (3, 2), (4, 3), (5, 0), (6, 5), (7, 6), (8, 7), (9, 0), (10, 9),
+                (11, 10), (12, 11), (13, 0), (14, 13), (15, 14), (16, 15), (17, 0), (18, 17),
+                (19, 18), (20, 19)),
+        center=0,
+        dims=2,
+    ),
 }
 LAYOUTS["nw-ucla"] = LAYOUTS["kinect20"]
 
 
 def get_layout(name: str | Layout) -> Layout:
-    """The named layout (``coco``, ``nturgb+d``, ``openpose``, ``kinect20``/``nw-ucla``, ``jhmdb15``);
+    """The named layout (``coco``, ``nturgb+d``, ``openpose``, ``kinect20``/``nw-ucla``, ``jhmdb15``, ``handmp``);
     a `Layout` is returned as it is."""
     if isinstance(name, Layout):
         return name
@@ -231,6 +255,7 @@ def get_layout(name: str | Layout) -> Layout:
 #: Built-in layouts by (joints, coordinate dims), for data that does not name its layout.
 LAYOUT_BY_SHAPE: dict[tuple[int, int], str] = {
     (17, 2): "coco", (18, 2): "openpose", (15, 2): "jhmdb15", (25, 3): "nturgb+d", (20, 3): "kinect20",
+    (21, 2): "handmp",
 }
 
 
@@ -418,11 +443,74 @@ def binary_adj(layout: Layout) -> np.ndarray:
     return edge2mat(layout.inward + layout.outward, layout.num_node)[None]
 
 
-_MODES = {"spatial", "stgcn_spatial", "binary_adj"}
+def random_graph(layout: Layout, num_filter: int = 3, init_std: float = 0.02, init_off: float = 0.04,
+                 seed: int | None = None) -> np.ndarray:
+    """``(num_filter, V, V)`` float64 drawn from ``N(init_off, init_std^2)`` (PYSKL's ``random`` mode).
+
+    PYSKL draws from numpy's global generator; here ``seed`` seeds a generator of its own
+    (``None``: fresh entropy), so building a model never touches global random state.
+    """
+    if num_filter < 1:
+        raise ValueError(f"random graph: num_filter must be >= 1, got {num_filter}")
+    rng = np.random.default_rng(seed)
+    v = layout.num_node
+    return rng.standard_normal((num_filter, v, v)) * init_std + init_off
 
 
-def adjacency(layout: Layout | str, mode: str = "spatial", max_hop: int = 1) -> np.ndarray:
-    """The ``(K, V, V)`` float64 adjacency of ``layout`` in partition ``mode``."""
+def k_adjacency(A: np.ndarray, k: int, *, with_self: bool = False, self_factor: float = 1.0) -> np.ndarray:
+    """``(V, V)`` 0/1: the joints exactly ``k`` hops apart in the graph ``A`` (PYSKL's ``k_adjacency``).
+
+    ``k = 0`` is the identity; ``with_self`` adds ``self_factor`` on the diagonal.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"k_adjacency: A must be a square (V, V) matrix, got {A.shape}")
+    eye = np.eye(len(A), dtype=A.dtype)
+    if k == 0:
+        return eye
+    reach = lambda n: np.minimum(np.linalg.matrix_power(A + eye, n), 1)
+    out = reach(k) - reach(k - 1)
+    if with_self:
+        out = out + self_factor * eye
+    return out
+
+
+def multiscale_adjacency(A: np.ndarray, num_scales: int) -> np.ndarray:
+    """``(num_scales, V, V)``: for ``k = 0 .. num_scales - 1`` the ``k``-hop graph of ``A`` plus
+    self loops, column-normalised (MS-G3D's disentangled multi-scale aggregation)."""
+    A = np.asarray(A, dtype=np.float64)
+    eye = np.eye(len(A))
+    step = A + eye
+    # reach_k (0/1: within k hops) grown one product at a time; the same exact 0/1 values as
+    # k_adjacency's matrix powers, without recomputing them for every scale.
+    out, reach_prev, reach = [eye], eye, np.minimum(step, 1)
+    for _ in range(1, num_scales):
+        out.append(normalize_digraph(reach - reach_prev + eye))
+        reach_prev, reach = reach, np.minimum(reach @ step, 1)
+    return np.stack(out)
+
+
+def spatial_temporal_adjacency(A: np.ndarray, window_size: int) -> np.ndarray:
+    """``(w V, w V)``: the graph of a window of ``w`` frames (MS-G3D's ``build_st_graph``).
+
+    Joint ``v`` of every frame is linked to ``v`` and its neighbours in every frame of the
+    window: ``A + I`` tiled ``w x w``. Node ``f * V + v`` is joint ``v`` of window frame ``f``.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"spatial_temporal_adjacency: A must be a square (V, V) matrix, got {A.shape}")
+    return np.tile(A + np.eye(len(A)), (window_size, window_size))
+
+
+_MODES = {"spatial", "stgcn_spatial", "binary_adj", "random"}
+
+
+def adjacency(layout: Layout | str, mode: str = "spatial", max_hop: int = 1, *, num_filter: int = 3,
+              init_std: float = 0.02, init_off: float = 0.04, seed: int | None = None) -> np.ndarray:
+    """The ``(K, V, V)`` float64 adjacency of ``layout`` in partition ``mode``.
+
+    ``num_filter``, ``init_std``, ``init_off`` and ``seed`` only apply to ``mode='random'``.
+    """
     if isinstance(layout, str):
         layout = get_layout(layout)
     if mode == "spatial":
@@ -431,6 +519,8 @@ def adjacency(layout: Layout | str, mode: str = "spatial", max_hop: int = 1) -> 
         return stgcn_spatial(layout, max_hop)
     if mode == "binary_adj":
         return binary_adj(layout)
+    if mode == "random":
+        return random_graph(layout, num_filter, init_std, init_off, seed)
     raise ValueError(f"unknown graph mode {mode!r}; known: {sorted(_MODES)}")
 
 
@@ -439,11 +529,13 @@ class Graph:
 
     ``layout`` is a layout name, a :class:`Layout`, or a dict
     ``{"num_node": V, "edges": [[i, j], ...], "center": c}`` for a custom skeleton (the form
-    a config file can hold).
+    a config file can hold). ``num_filter``, ``init_std``, ``init_off`` (PYSKL's names) and
+    ``seed`` shape ``mode='random'`` (DG-STGCN: ``num_filter=8``).
     """
 
     def __init__(self, layout: str | Layout | dict = "coco", mode: str = "spatial",
-                 max_hop: int = 1) -> None:
+                 max_hop: int = 1, *, num_filter: int = 3, init_std: float = 0.02,
+                 init_off: float = 0.04, seed: int | None = None) -> None:
         if isinstance(layout, dict):
             missing = {"num_node", "edges"} - set(layout)
             if missing:
@@ -458,7 +550,8 @@ class Graph:
         self.mode = mode
         self.max_hop = max_hop
         self.num_node = layout.num_node
-        self.A: np.ndarray = adjacency(layout, mode, max_hop)
+        self.A: np.ndarray = adjacency(layout, mode, max_hop, num_filter=num_filter, init_std=init_std,
+                                       init_off=init_off, seed=seed)
 
     def __repr__(self) -> str:
         return f"Graph(layout={self.layout.name!r}, mode={self.mode!r}, A={tuple(self.A.shape)})"
