@@ -21,9 +21,14 @@ from typing import Callable
 
 import numpy as np
 
+from humact.errors import ConfigError
 from humact.perception.backend import PoseBackend
 from humact.types import VideoMeta, VideoResult
 from humact.video import probe, read_frames
+
+
+#: Pose backends `make_backend` builds (`--backend`).
+BACKENDS = ("blazepose", "movenet", "yolox")
 
 
 @dataclass
@@ -46,6 +51,8 @@ class ExtractConfig:
     threads: int = 2
     keypoint_threshold: float = 0.3
     box_margin: float = 0.1
+    detector_model: str | None = None
+    input_size: int | None = None
 
 
 @dataclass
@@ -65,7 +72,17 @@ def make_backend(config: ExtractConfig) -> PoseBackend:
         from humact.perception.blazepose import BlazePoseBackend
 
         return BlazePoseBackend(detect_every=config.detect_every, num_threads=config.threads)
-    raise ValueError(f"unknown pose backend {config.backend!r}; available: blazepose")
+    if config.backend == "movenet":
+        from humact.perception.movenet import MoveNetBackend
+
+        kw = {"input_size": config.input_size} if config.input_size else {}
+        return MoveNetBackend(num_threads=config.threads, **kw)
+    if config.backend == "yolox":
+        from humact.perception.topdown import TopDownBackend
+
+        return TopDownBackend(detector_model=config.detector_model, num_threads=config.threads,
+                              detect_every=config.detect_every)
+    raise ConfigError(f"backend: unknown pose backend {config.backend!r}; available: {', '.join(BACKENDS)}")
 
 
 def extract_video(

@@ -1,0 +1,163 @@
+"""Top-down pose: a person detector's boxes seed BlazePose's landmark model, one pass per person.
+
+Per frame (`TopDownBackend.__call__`):
+
+    frame (H, W, 3) uint8 RGB
+      every `detect_every` frames, or when nobody is followed:
+        person detector (YOLOX-Nano, `yolox.py`)           -> PersonBoxes
+        each box not already followed -> square ROI around the box (`roi_from_box`)
+      every followed person -> ROI from their previous landmarks (BlazePose's auxiliary
+        points, as in `blazepose.py`)
+      each ROI -> BlazePose landmark model (`blazepose.LandmarkModel`), then, for a
+        ROI from a box, once more in the ROI its landmarks give (`refine_passes`)
+      drop persons with pose presence < min_presence, merge duplicates (`merge_persons`)
+    -> Detections (COCO-17 keypoints, 33 landmarks, world landmarks)
+
+BlazePose's own detector boxes faces and misses people whose face it cannot see (caps,
+profiles, backs, close-ups); a full-body person detector does not depend on the face, and
+crowded scenes get one landmark pass per detected person. The landmark model was trained
+on ROIs centred on the hips and sized to hold the whole body (`roi_from_alignment_points`);
+a detector box is centred on the body's extent instead, so its first pass gives a rough
+pose whose auxiliary points then give the ROI the model expects. `docs/yolox.md` has the
+measurements behind each parameter.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_persons, to_detections
+from humact.perception.boxes import box_iou
+from humact.types import Detections
+
+__all__ = ["TopDownBackend", "roi_from_box"]
+
+#: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
+#: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
+BOX_ROI_SCALE = 1.25
+
+
+def roi_from_box(box: np.ndarray, *, scale: float = BOX_ROI_SCALE) -> Roi:
+    """Upright square ROI centred on `box` (xyxy pixels), side = scale x the box's long side."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return Roi(cx=(x1 + x2) / 2.0, cy=(y1 + y2) / 2.0, size=max(x2 - x1, y2 - y1, 1.0) * scale, rotation=0.0)
+
+
+class TopDownBackend:
+    """Person detector + BlazePose landmarks (`PoseBackend`).
+
+    Args:
+        detector: a callable frame -> `yolox.PersonBoxes`; by default YOLOX-Nano from
+            `detector_model` (a path) or the model directory (`humact setup --detector yolox`).
+        detector_model: path of the YOLOX ONNX file (`--detector-model`).
+        model_dir: where the BlazePose landmark model (and YOLOX, without `detector_model`) are.
+        num_threads: threads of each runtime.
+        detect_every: run the detector on frame 0 and then every N frames (and whenever
+            nobody is followed); in between people are followed with their landmark ROI.
+        min_box_score: detector person-score threshold.
+        refine_passes: landmark passes in the landmarks' own ROI after the first pass in
+            a box ROI (0 = keep the box ROI's pose).
+        follow_iou: a detector box whose IoU with a followed person's landmark box exceeds
+            this is that person (no new landmark pass).
+        min_presence: BlazePose pose presence threshold.
+        max_persons, merge_distance, merge_iou, outside_score_cap: as in `BlazePoseBackend`.
+
+    Attributes:
+        times: seconds in "detect" (detector) and "landmarks" (landmark passes).
+    """
+
+    name = "yolox-nano+blazepose-full"
+
+    def __init__(self, *, detector=None, detector_model: str | os.PathLike | None = None,
+                 model_dir: str | os.PathLike | None = None, num_threads: int = 2, detect_every: int = 1,
+                 min_box_score: float = 0.3, refine_passes: int = 1, follow_iou: float = 0.5,
+                 min_presence: float = 0.5, max_persons: int = 20, merge_distance: float = 0.1,
+                 merge_iou: float = 0.65, outside_score_cap: float = 0.1, verify_models: bool = True) -> None:
+        from humact.perception.model_files import find_detector, find_models
+
+        if detect_every < 1:
+            raise ValueError(f"detect_every: expected an integer >= 1, got {detect_every}")
+        if refine_passes < 0:
+            raise ValueError(f"refine_passes: expected >= 0, got {refine_passes}")
+        if detector is None:
+            from humact.perception.yolox import YoloxDetector
+
+            path = find_detector(model_dir, path=detector_model, verify=verify_models)
+            detector = YoloxDetector(path, num_threads=num_threads, min_score=min_box_score)
+        self.detector = detector
+        paths = find_models(model_dir, verify=verify_models, files={"landmarks": _landmark_file()})
+        self.landmark_model = LandmarkModel(paths["landmarks"], num_threads=num_threads, min_presence=min_presence)
+        self.detect_every = int(detect_every)
+        self.refine_passes = int(refine_passes)
+        self.follow_iou = float(follow_iou)
+        self.max_persons = int(max_persons)
+        self.merge_distance = float(merge_distance)
+        self.merge_iou = float(merge_iou)
+        self.outside_score_cap = float(outside_score_cap)
+        self._persons: list[Person] = []
+        self._frames_seen = 0
+        self.times: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
+
+    def reset(self) -> None:
+        self._persons = []
+        self._frames_seen = 0
+
+    def pose_in_box(self, frame: np.ndarray, box: np.ndarray) -> Person | None:
+        """Landmarks of the person in `box`: a pass in the box's ROI, then `refine_passes`
+        passes in the ROI of the previous pass's landmarks; None if the pose is absent."""
+        p = self.landmark_model(frame, roi_from_box(box))
+        for _ in range(self.refine_passes):
+            if p is None:
+                break
+            q = self.landmark_model(frame, p.next_roi)
+            if q is None:
+                break
+            p = q
+        return p
+
+    def _is_followed(self, box: np.ndarray, persons: list[Person]) -> bool:
+        if not persons:
+            return False
+        iou = box_iou(box, np.stack([p.box for p in persons]))[0]
+        return bool((iou > self.follow_iou).any())
+
+    def __call__(self, frame: np.ndarray, frame_index: int) -> Detections:
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frame: expected (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        h, w = frame.shape[:2]
+        clock = time.perf_counter
+        t0 = clock()
+        found: list[Person] = []
+        for prev in self._persons:
+            p = self.landmark_model(frame, prev.next_roi)
+            if p is not None:
+                found.append(p)
+        t1 = clock()
+        self.times["landmarks"] += t1 - t0
+        if not found or self._frames_seen % self.detect_every == 0:
+            boxes = self.detector(frame)
+            t2 = clock()
+            self.times["detect"] += t2 - t1
+            followed = list(found)
+            for box in boxes.xyxy:
+                if self._is_followed(box, followed):
+                    continue
+                p = self.pose_in_box(frame, box)
+                if p is not None:
+                    found.append(p)
+                    followed.append(p)
+            self.times["landmarks"] += clock() - t2
+        self._frames_seen += 1
+        self._persons = merge_persons(found, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
+                                      max_persons=self.max_persons)
+        return to_detections(self._persons, frame_index, w, h, outside_score_cap=self.outside_score_cap)
+
+
+def _landmark_file():
+    from humact.perception.model_files import MODEL_FILES
+
+    return MODEL_FILES["landmarks"]
