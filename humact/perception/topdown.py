@@ -33,17 +33,43 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "roi_from_box"]
+__all__ = ["TopDownBackend", "roi_from_box", "roi_hypotheses"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
 BOX_ROI_SCALE = 1.25
 
 
+#: A box whose bottom edge is within this fraction of the frame height of the frame's
+#: bottom is taken to be cut off there (an upper body: a table, a close-up).
+CUT_OFF_MARGIN = 0.02
+#: For a cut-off box, the ROI BlazePose's landmark model accepts is centred on the box's
+#: bottom edge (the hips are at or below the frame edge) with a side of this many times the
+#: box's long side; measured on the arm-wrestling close-ups (`docs/yolox.md`), where the
+#: box-centred ROI gives pose presence 0.0-0.2 and this one 0.7-1.0.
+CUT_OFF_ROI_SCALE = 2.5
+
+
 def roi_from_box(box: np.ndarray, *, scale: float = BOX_ROI_SCALE) -> Roi:
     """Upright square ROI centred on `box` (xyxy pixels), side = scale x the box's long side."""
     x1, y1, x2, y2 = (float(v) for v in box)
     return Roi(cx=(x1 + x2) / 2.0, cy=(y1 + y2) / 2.0, size=max(x2 - x1, y2 - y1, 1.0) * scale, rotation=0.0)
+
+
+def roi_hypotheses(box: np.ndarray, frame_height: int) -> list[Roi]:
+    """The ROIs to try for a person box, most likely first.
+
+    A whole body gives the box-centred ROI (`roi_from_box`). A box cut off by the frame's
+    bottom edge holds an upper body, whose hips the landmark model expects at the ROI's
+    centre: the ROI centred on the bottom edge and `CUT_OFF_ROI_SCALE` times the box
+    comes first, the box-centred one second (a person standing on the frame's edge).
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    plain = roi_from_box(box)
+    if y2 < frame_height * (1.0 - CUT_OFF_MARGIN):
+        return [plain]
+    cut = Roi(cx=(x1 + x2) / 2.0, cy=y2, size=max(x2 - x1, y2 - y1, 1.0) * CUT_OFF_ROI_SCALE, rotation=0.0)
+    return [cut, plain]
 
 
 class TopDownBackend:
@@ -106,9 +132,14 @@ class TopDownBackend:
         self._frames_seen = 0
 
     def pose_in_box(self, frame: np.ndarray, box: np.ndarray) -> Person | None:
-        """Landmarks of the person in `box`: a pass in the box's ROI, then `refine_passes`
-        passes in the ROI of the previous pass's landmarks; None if the pose is absent."""
-        p = self.landmark_model(frame, roi_from_box(box))
+        """Landmarks of the person in `box`: a pass in each of the box's ROIs
+        (`roi_hypotheses`), keeping the pose of highest presence, then `refine_passes`
+        passes in the ROI of the previous pass's landmarks; None if no ROI holds a pose."""
+        p = None
+        for roi in roi_hypotheses(box, frame.shape[0]):
+            q = self.landmark_model(frame, roi)
+            if q is not None and (p is None or q.presence > p.presence):
+                p = q
         for _ in range(self.refine_passes):
             if p is None:
                 break
