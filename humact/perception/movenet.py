@@ -171,12 +171,20 @@ class MoveNetBackend:
         crop_scale: the crop's side over the person box's long side.
         refine_min_oks: the crop's pose replaces the person's only when their OKS is at
             least this (otherwise the crop found someone else, or nobody).
+        min_keypoints: a detection with fewer keypoints scoring >= 0.3 is not a person
+            (MoveNet's row spanning two people in contact has 0-1; see docs/movenet.md).
+        assist: run BlazePose's landmark model for the people MoveNet misses
+            (`topdown.LandmarkAssist`: close-ups cut off by the frame's edge); needs the
+            BlazePose model files, which `humact setup` fetches too.
+        weak_person_score: detections between this and `min_person_score` (or implausible
+            ones) are handed to the assistant as places to look.
+        assist_score: person score given to the assistant's persons, times their pose presence.
         outside_score_cap: score cap of keypoints the model puts outside the frame.
         verify_models: check the model file's sha256 when loading (about 20 ms).
 
     Attributes:
         times: seconds spent in "infer" (the whole-frame pass: resize, model, decoding) and
-            "refine" (the crop passes) since construction.
+            "refine" (the crop passes) and "assist" (the landmark assistant) since construction.
     """
 
     name = "movenet-multipose-lightning"
@@ -185,7 +193,8 @@ class MoveNetBackend:
                  input_size: int = 256, num_threads: int = 2, min_person_score: float = 0.2,
                  resample: int = cv2.INTER_AREA, outside_score_cap: float = 0.1,
                  refine: bool = True, crop_size: int = 256, crop_scale: float = 1.25, refine_min_oks: float = 0.3,
-                 verify_models: bool = True) -> None:
+                 min_keypoints: int = 4, assist: bool = True, weak_person_score: float = 0.1,
+                 assist_score: float = 0.25, verify_models: bool = True) -> None:
         from humact.perception.litert import make_interpreter
         from humact.perception.model_files import MOVENET_FILES, find_models
 
@@ -203,6 +212,18 @@ class MoveNetBackend:
         self.crop_size = int(crop_size)
         self.crop_scale = float(crop_scale)
         self.refine_min_oks = float(refine_min_oks)
+        self.min_keypoints = int(min_keypoints)
+        self.weak_person_score = float(weak_person_score)
+        self.assist_score = float(assist_score)
+        self.assistant = None
+        if assist:
+            from humact.perception.blazepose import LandmarkModel
+            from humact.perception.model_files import MODEL_FILES
+            from humact.perception.topdown import LandmarkAssist
+
+            lm = find_models(model_dir, files={"landmarks": MODEL_FILES["landmarks"]}, verify=verify_models,
+                             what="BlazePose landmark")["landmarks"]
+            self.assistant = LandmarkAssist(LandmarkModel(lm, num_threads=num_threads))
         self._interp = make_interpreter(model_path, num_threads=num_threads, allocate_now=False)
         inp = self._interp.get_input_details()[0]
         out = self._interp.get_output_details()
@@ -215,10 +236,12 @@ class MoveNetBackend:
         self._in = inp["index"]
         self._out = out[0]["index"]
         self._shape: tuple[int, int] | None = None
-        self.times: dict[str, float] = {"infer": 0.0, "refine": 0.0}
+        self.times: dict[str, float] = {"infer": 0.0, "refine": 0.0, "assist": 0.0}
 
     def reset(self) -> None:
-        """MoveNet keeps nothing between frames."""
+        """Start of a new video: the assistant forgets whom it followed (MoveNet keeps nothing)."""
+        if self.assistant is not None:
+            self.assistant.reset()
 
     def _resize_input(self, cw: int, ch: int) -> None:
         from humact.perception.litert import allocate
@@ -283,7 +306,12 @@ class MoveNetBackend:
             raise ValueError(f"frame: expected (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
         clock = time.perf_counter
         t0 = clock()
-        det = self.detect(frame)
+        h, w = frame.shape[:2]
+        low = min(self.weak_person_score, self.min_person_score) if self.assistant is not None else self.min_person_score
+        every = self.detect(frame, min_person_score=low)
+        person = (every.score >= self.min_person_score) & \
+            ((every.keypoint_scores >= 0.3).sum(1) >= self.min_keypoints)
+        det, weak = every[person], every[~person]
         t1 = clock()
         if self.refine:
             for i in range(len(det)):
@@ -291,7 +319,18 @@ class MoveNetBackend:
                 if got is not None:
                     det.keypoints[i], det.keypoint_scores[i] = got
         t2 = clock()
+        if self.assistant is not None:
+            from humact.perception.blazepose import to_detections
+
+            extra = to_detections(self.assistant(frame, det.xyxy, weak.xyxy), frame_index, w, h,
+                                  outside_score_cap=self.outside_score_cap)
+            extra.score *= np.float32(self.assist_score)
+            det = Detections.merge([det, Detections(frame=extra.frame, xyxy=extra.xyxy, score=extra.score,
+                                                    keypoints=extra.keypoints,
+                                                    keypoint_scores=extra.keypoint_scores)])
+        t3 = clock()
         det.frame[:] = frame_index
         self.times["infer"] += t1 - t0
         self.times["refine"] += t2 - t1
+        self.times["assist"] += t3 - t2
         return det

@@ -33,7 +33,7 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "roi_from_box", "roi_hypotheses"]
+__all__ = ["TopDownBackend", "LandmarkAssist", "roi_from_box", "roi_hypotheses"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
@@ -192,3 +192,120 @@ def _landmark_file():
     from humact.perception.model_files import MODEL_FILES
 
     return MODEL_FILES["landmarks"]
+
+
+#: Where `LandmarkAssist` looks for close-ups nobody found: ROIs centred on the frame's
+#: bottom edge at these fractions of its width.
+SCAN_CENTRES = (0.25, 0.5, 0.75)
+
+
+class LandmarkAssist:
+    """BlazePose's landmark model for the people a bottom-up model misses (ours).
+
+    MoveNet, trained on whole bodies, does not see people cut off by the frame's bottom
+    edge in close-ups (the two arm-wrestlers of MMAction2's demo video: person scores
+    below 0.1 in every crop we tried), while BlazePose's landmark model, given a ROI that
+    puts their hips at or below the frame edge, finds them with pose presence 0.7-1.0.
+    Each frame this assistant:
+
+    1. follows every person it found in the previous frame with the ROI of their
+       landmarks (as BlazePose does between detections);
+    2. tries the ROIs of the bottom-up model's weak detections (`roi_hypotheses`);
+    3. every `scan_every` frames, tries cut-off ROIs centred on the bottom edge at
+       `SCAN_CENTRES`, `scan_scale` times the frame height wide;
+
+    keeps the poses whose presence passes, drops those that duplicate a person the
+    bottom-up model found (`_duplicates`) or each other (`merge_persons`),
+    and returns them. Its cost is one landmark pass per assisted person per frame plus
+    len(SCAN_CENTRES) passes every `scan_every` frames.
+
+    Args:
+        landmark_model: a `blazepose.LandmarkModel`.
+        scan_every: frames between scans (0 = never scan).
+        scan_scale: the scan ROIs' side over the frame height.
+        duplicate_iou: IoU with a bottom-up person's box above which a pose is theirs.
+        max_persons: at most this many assisted persons.
+    """
+
+    def __init__(self, landmark_model: LandmarkModel, *, scan_every: int = 5, scan_scale: float = 2.5,
+                 duplicate_iou: float = 0.4, max_persons: int = 4, merge_distance: float = 0.1,
+                 merge_iou: float = 0.5) -> None:
+        if scan_every < 0:
+            raise ValueError(f"scan_every: expected >= 0, got {scan_every}")
+        self.landmark_model = landmark_model
+        self.scan_every = int(scan_every)
+        self.scan_scale = float(scan_scale)
+        self.duplicate_iou = float(duplicate_iou)
+        self.max_persons = int(max_persons)
+        self.merge_distance = float(merge_distance)
+        self.merge_iou = float(merge_iou)
+        self._persons: list[Person] = []
+        self._frames_seen = 0
+
+    def reset(self) -> None:
+        self._persons = []
+        self._frames_seen = 0
+
+    def _best(self, frame: np.ndarray, rois: list[Roi]) -> Person | None:
+        best = None
+        for roi in rois:
+            q = self.landmark_model(frame, roi)
+            if q is not None and (best is None or q.presence > best.presence):
+                best = q
+        if best is not None:   # once more in the ROI its own landmarks give
+            q = self.landmark_model(frame, best.next_roi)
+            if q is not None:
+                best = q
+        return best
+
+    def __call__(self, frame: np.ndarray, found_boxes: np.ndarray, weak_boxes: np.ndarray) -> list[Person]:
+        """Persons the bottom-up model missed in `frame`.
+
+        Args:
+            found_boxes: (n, 4) xyxy boxes of the people the bottom-up model found.
+            weak_boxes: (k, 4) xyxy boxes of its detections too weak to count as people.
+        """
+        h, w = frame.shape[:2]
+        found_boxes = np.asarray(found_boxes, np.float32).reshape(-1, 4)
+        candidates: list[list[Roi]] = [[p.next_roi] for p in self._persons]
+        candidates += [roi_hypotheses(b, h) for b in np.asarray(weak_boxes, np.float32).reshape(-1, 4)]
+        if self.scan_every and self._frames_seen % self.scan_every == 0:
+            candidates += [[Roi(cx=c * w, cy=float(h), size=self.scan_scale * h, rotation=0.0)] for c in SCAN_CENTRES]
+        self._frames_seen += 1
+        persons: list[Person] = []
+        for rois in candidates:
+            p = self._best(frame, rois)
+            if p is None:
+                continue
+            if len(found_boxes) and _duplicates(p, found_boxes, self.duplicate_iou):
+                continue
+            persons.append(p)
+        self._persons = merge_persons(persons, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
+                                      max_persons=self.max_persons)
+        return self._persons
+
+
+def _duplicates(p: Person, others: np.ndarray, iou: float) -> bool:
+    """Whether the pose `p` is of people already in the boxes `others`: its box's IoU with
+    one is above `iou`, or more than 60 % of its box lies inside one (a partial pose of a
+    person found whole), or 80 % of its visible landmarks lie inside their union (a pose
+    spanning two people found side by side)."""
+    from humact.perception.boxes import box_area
+
+    box = p.box
+    others = np.asarray(others, np.float64).reshape(-1, 4)
+    if box_iou(box, others).max() > iou:
+        return True
+    x1 = np.maximum(box[0], others[:, 0])
+    y1 = np.maximum(box[1], others[:, 1])
+    x2 = np.minimum(box[2], others[:, 2])
+    y2 = np.minimum(box[3], others[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    if (inter > 0.6 * max(float(box_area(box)), 1e-6)).any():
+        return True
+    xy = p.landmarks[p.visibility >= 0.5, :2]
+    if not len(xy):
+        return False
+    inside = ((xy[:, None, 0] >= others[None, :, 0]) & (xy[:, None, 0] <= others[None, :, 2])
+              & (xy[:, None, 1] >= others[None, :, 1]) & (xy[:, None, 1] <= others[None, :, 3])).any(1)
+    return bool(inside.mean() >= 0.8)
