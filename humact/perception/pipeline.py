@@ -2,9 +2,12 @@
 
     read_frames (humact.video)          frames (H, W, 3) uint8 RGB, one at a time
       -> PoseBackend (backend.py)       Detections of that frame (boxes, COCO-17, landmarks)
+      -> plausible_poses (boxes.py)     rows with too few confident joints are not people
+      -> suppress_duplicates (boxes.py) one row per body (pose NMS)
       -> refine_boxes (boxes.py)        person boxes grown to hold every confident keypoint
-      -> Tracker.update (tracking.py)   track ids
+      -> Tracker.update (tracking.py)   track ids (motion, pose, torso colour)
     PoseTracks.from_detections          dense (persons, frames, ...) arrays
+      -> smooth_tracks (smoothing.py)   optional One-Euro filtering of the keypoints
       -> part_boxes (parts.py)          the 10 Kinetics-TPS part boxes
     = VideoResult
 
@@ -36,7 +39,7 @@ class ExtractConfig:
     """Settings of `extract_video` (the defaults are what `humact extract` uses).
 
     Attributes:
-        backend: pose backend name (see `make_backend`).
+        backend: pose backend name (see `make_backend`, `BACKENDS`).
         detect_every: run the person detector every N frames; in between, people are
             followed with the ROI of their previous landmarks.
         threads: threads for the backend's interpreters and the decoder.
@@ -44,6 +47,17 @@ class ExtractConfig:
             (box refinement, part validity, drawing).
         box_margin: margin added around the keypoints by box refinement, as a
             fraction of the box size.
+        detector_model: the YOLOX ONNX file for backend "yolox" (default: the model
+            directory's, from `humact setup --detector yolox`).
+        input_size: MoveNet's input long side (default: the backend's, 256).
+        min_keypoints: rows with fewer keypoints above `keypoint_threshold` are dropped
+            (0: leave plausibility to the backend, which knows its scores: MoveNet drops
+            rows with fewer than 4, BlazePose-landmark poses pass by pose presence; a
+            cut-off close-up has few joints above 0.3, so 4 here loses the arm-wrestlers
+            on 40 frames).
+        max_lost_seconds: a person unseen this long and seen again keeps their id.
+        appearance_weight: weight of the torso-colour similarity in tracking (0 = off).
+        smoothing: "one-euro" to filter the tracked keypoints (`smoothing.py`), or None.
     """
 
     backend: str = "blazepose"
@@ -53,6 +67,10 @@ class ExtractConfig:
     box_margin: float = 0.1
     detector_model: str | None = None
     input_size: int | None = None
+    min_keypoints: int = 0
+    max_lost_seconds: float = 1.0
+    appearance_weight: float = 0.3
+    smoothing: str | None = None
 
 
 @dataclass
@@ -110,7 +128,7 @@ def extract_video(
     Raises:
         FileNotFoundError, humact.video.VideoError: the video cannot be read.
     """
-    from humact.perception.boxes import refine_boxes
+    from humact.perception.boxes import plausible_poses, refine_boxes, suppress_duplicates
     from humact.perception.parts import part_boxes
     from humact.perception.tracking import Tracker
     from humact.types import PoseTracks
@@ -120,16 +138,20 @@ def extract_video(
     meta = meta or probe(path)
     backend = backend or make_backend(config)
     backend.reset()
-    tracker = Tracker()
+    fps = meta.fps if meta.fps and meta.fps > 0 else 30.0
+    tracker = Tracker(max_lost_frames=max(1, int(round(config.max_lost_seconds * fps))),
+                      keypoint_threshold=config.keypoint_threshold, appearance_weight=config.appearance_weight)
     clock = time.perf_counter
     t_prev = clock()
     for t, rgb in read_frames(path, threads=config.threads):
         t0 = clock()
         det = backend(rgb, t)
         t1 = clock()
+        det = plausible_poses(det, min_keypoints=config.min_keypoints, keypoint_threshold=config.keypoint_threshold)
+        det = suppress_duplicates(det, keypoint_threshold=config.keypoint_threshold)
         det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
                            image_size=(meta.width, meta.height))
-        tracker.update(det, frame=t)
+        tracker.update(det, frame=t, image=rgb)
         t2 = clock()
         if times is not None:
             times.add("decode", t0 - t_prev)
@@ -143,6 +165,10 @@ def extract_video(
     # The tracker's history, not the rows `update` returned: a new person's first
     # frames get their id only once the track is confirmed.
     tracks = PoseTracks.from_detections(tracker.history(), meta.num_frames)
+    if config.smoothing is not None:
+        from humact.perception.smoothing import smooth_tracks
+
+        tracks = smooth_tracks(tracks, method=config.smoothing, fps=fps)
     parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
     if times is not None:
         times.add("track", clock() - t0)

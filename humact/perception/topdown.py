@@ -33,7 +33,7 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "LandmarkAssist", "roi_from_box", "roi_hypotheses"]
+__all__ = ["TopDownBackend", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
@@ -280,8 +280,15 @@ class LandmarkAssist:
             if len(found_boxes) and _duplicates(p, found_boxes, self.duplicate_iou):
                 continue
             persons.append(p)
-        self._persons = merge_persons(persons, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
-                                      max_persons=self.max_persons)
+        # One pose per body: BlazePose's presence is ~1 in any ROI near a body, so the same
+        # close-up reached from its follow ROI, a weak box and a scan ROI gives several
+        # hypotheses that agree on what is visible (head, shoulders) and differ on the rest.
+        kept: list[Person] = []
+        for p in merge_persons(persons, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
+                               max_persons=len(persons)):
+            if not any(same_body(p, q) for q in kept):
+                kept.append(p)
+        self._persons = kept[:self.max_persons]
         return self._persons
 
 
@@ -309,3 +316,14 @@ def _duplicates(p: Person, others: np.ndarray, iou: float) -> bool:
     inside = ((xy[:, None, 0] >= others[None, :, 0]) & (xy[:, None, 0] <= others[None, :, 2])
               & (xy[:, None, 1] >= others[None, :, 1]) & (xy[:, None, 1] <= others[None, :, 3])).any(1)
     return bool(inside.mean() >= 0.8)
+
+
+def same_body(a: Person, b: Person, *, visibility: float = 0.5, max_distance: float = 0.2) -> bool:
+    """Whether two poses are of one body: the landmarks visible in both lie on average
+    within `max_distance` of the larger box's diagonal (at least 3 in common)."""
+    common = (a.visibility >= visibility) & (b.visibility >= visibility)
+    if common.sum() < 3:
+        return False
+    d = np.linalg.norm(a.landmarks[common, :2] - b.landmarks[common, :2], axis=1).mean()
+    diag = max(np.hypot(*(a.box[2:] - a.box[:2])), np.hypot(*(b.box[2:] - b.box[:2])), 1e-6)
+    return bool(d / diag < max_distance)
