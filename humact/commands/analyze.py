@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from humact.perception.backend import BACKENDS, DEFAULT_BACKEND
+
 HELP = "recognise the actions of each person in a video (perception + skeleton model)"
 
 
@@ -25,6 +27,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--min-frames", type=int, default=8,
                    help="tracks seen on fewer frames get no action (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="threads (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="pose backend (default: %(default)s; yolox needs `humact setup --detector yolox`)")
+    p.add_argument("--detector-model", metavar="PATH", default=None,
+                   help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
     p.set_defaults(func=run)
 
 
@@ -58,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(str(e)) from e
     else:
         try:
-            result = extract_video(src, config=ExtractConfig(threads=args.threads))
+            result = extract_video(src, config=ExtractConfig(threads=args.threads, backend=args.backend,
+                                                             detector_model=args.detector_model))
         except VideoError as e:
             raise UserError(str(e)) from e
     try:

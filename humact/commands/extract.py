@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from humact.perception.backend import BACKENDS, DEFAULT_BACKEND
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detect-every", type=int, default=5, metavar="N",
                    help="run the person detector every N frames (default: %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="threads for decoding and the models (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="pose backend (default: %(default)s; yolox needs `humact setup --detector yolox`)")
+    p.add_argument("--detector-model", metavar="PATH", default=None,
+                   help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
+    p.add_argument("--smooth", action="store_true", help="One-Euro filter the tracked keypoints over time")
     p.add_argument("--label-from-folder", action="store_true",
                    help="label each video by its parent folder's name (classes sorted by name; "
                         "written to the .pkl and to DIR/labels.json) to build a training set")
@@ -90,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         with atomic_write(out_dir / "labels.json", "w", encoding="utf-8") as f:
             json.dump(classes, f, indent=1)
 
-    config = ExtractConfig(detect_every=args.detect_every, threads=args.threads)
+    config = ExtractConfig(detect_every=args.detect_every, threads=args.threads, backend=args.backend,
+                           detector_model=args.detector_model, smoothing="one-euro" if args.smooth else None)
     todo = []
     skipped = 0
     for video, rel in zip(videos, rels):

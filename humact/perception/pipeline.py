@@ -25,13 +25,9 @@ from typing import Callable
 import numpy as np
 
 from humact.errors import ConfigError
-from humact.perception.backend import PoseBackend
+from humact.perception.backend import BACKENDS, DEFAULT_BACKEND, PoseBackend
 from humact.types import VideoMeta, VideoResult
 from humact.video import probe, read_frames
-
-
-#: Pose backends `make_backend` builds (`--backend`).
-BACKENDS = ("blazepose", "movenet", "yolox")
 
 
 @dataclass
@@ -60,7 +56,7 @@ class ExtractConfig:
         smoothing: "one-euro" to filter the tracked keypoints (`smoothing.py`), or None.
     """
 
-    backend: str = "blazepose"
+    backend: str = DEFAULT_BACKEND
     detect_every: int = 5
     threads: int = 2
     keypoint_threshold: float = 0.3
