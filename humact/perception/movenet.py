@@ -55,6 +55,9 @@ MAX_ASPECT = 4.0
 #: Crop detections below this person score are not candidates for the refined pose (the
 #: model's empty rows score ~0; measured, see docs/movenet.md).
 REFINE_MIN_SCORE = 0.05
+#: Two poses with an OKS above this are one body (the pose-NMS threshold of
+#: `boxes.suppress_duplicates`; the NTU hugging pair's coarse poses reach 0.73).
+SAME_POSE_OKS = 0.85
 
 
 def input_geometry(width: int, height: int, input_size: int) -> tuple[float, int, int]:
@@ -192,7 +195,7 @@ class MoveNetBackend:
     def __init__(self, *, model_dir: str | os.PathLike | None = None, model_path: str | os.PathLike | None = None,
                  input_size: int = 256, num_threads: int = 2, min_person_score: float = 0.2,
                  resample: int = cv2.INTER_AREA, outside_score_cap: float = 0.1,
-                 refine: bool = True, crop_size: int = 256, crop_scale: float = 1.25, refine_min_oks: float = 0.3,
+                 refine: bool = True, crop_size: int = 160, crop_scale: float = 1.25, refine_min_oks: float = 0.5,
                  min_keypoints: int = 4, assist: bool = True, weak_person_score: float = 0.1,
                  assist_score: float = 0.25, verify_models: bool = True) -> None:
         from humact.perception.litert import make_interpreter
@@ -300,6 +303,28 @@ class MoveNetBackend:
         ks[outside] = np.minimum(ks[outside], self.outside_score_cap)
         return clipped, ks
 
+    def _refine_all(self, frame: np.ndarray, det: Detections) -> None:
+        """`refine_crop` every person of `det`, in place. A refinement that puts a person
+        onto another one (two people hugging share each other's crops: the crop of one
+        can pose the other better) is undone: refinement never makes two people one."""
+        from humact.perception.boxes import box_area
+        from humact.perception.tracking import oks_matrix
+
+        coarse_kp, coarse_ks = det.keypoints.copy(), det.keypoint_scores.copy()
+        for i in range(len(det)):
+            got = self.refine_crop(frame, det, i)
+            if got is not None:
+                det.keypoints[i], det.keypoint_scores[i] = got
+        if len(det) < 2:
+            return
+        area = box_area(det.xyxy)
+        now, _ = oks_matrix(det.keypoints, det.keypoint_scores, det.keypoints, det.keypoint_scores, area)
+        before, _ = oks_matrix(coarse_kp, coarse_ks, coarse_kp, coarse_ks, area)
+        for i in range(len(det)):           # best person first: the later one gives way
+            for j in range(i):
+                if now[i, j] > SAME_POSE_OKS >= before[i, j]:
+                    det.keypoints[i], det.keypoint_scores[i] = coarse_kp[i], coarse_ks[i]
+
     def __call__(self, frame: np.ndarray, frame_index: int) -> Detections:
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -314,10 +339,7 @@ class MoveNetBackend:
         det, weak = every[person], every[~person]
         t1 = clock()
         if self.refine:
-            for i in range(len(det)):
-                got = self.refine_crop(frame, det, i)
-                if got is not None:
-                    det.keypoints[i], det.keypoint_scores[i] = got
+            self._refine_all(frame, det)
         t2 = clock()
         if self.assistant is not None:
             from humact.perception.blazepose import to_detections

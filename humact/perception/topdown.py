@@ -227,7 +227,7 @@ class LandmarkAssist:
         max_persons: at most this many assisted persons.
     """
 
-    def __init__(self, landmark_model: LandmarkModel, *, scan_every: int = 5, scan_scale: float = 2.5,
+    def __init__(self, landmark_model: LandmarkModel, *, scan_every: int = 10, scan_scale: float = 2.5,
                  duplicate_iou: float = 0.4, max_persons: int = 4, merge_distance: float = 0.1,
                  merge_iou: float = 0.5) -> None:
         if scan_every < 0:
