@@ -100,3 +100,52 @@ def test_refinement_changes_only_the_boxes():
 def test_negative_margin_is_rejected():
     with pytest.raises(ValueError, match="margin"):
         refine_boxes(Detections.empty(), margin=-0.1)
+
+
+def _rows(poses, scores, frames=None) -> Detections:
+    poses = np.asarray(poses, np.float32)
+    n = len(poses)
+    boxes = np.concatenate([poses.min(1), poses.max(1)], axis=1)
+    return Detections(frame=np.zeros(n, np.int64) if frames is None else frames, xyxy=boxes, score=scores,
+                      keypoints=poses, keypoint_scores=np.full((n, 17), 0.9, np.float32))
+
+
+def _standing(x0, y0, s=1.0):
+    rel = np.array([[20, 5], [18, 4], [22, 4], [15, 5], [25, 5], [10, 20], [30, 20], [8, 35], [32, 35],
+                    [6, 48], [34, 48], [14, 50], [26, 50], [14, 65], [26, 65], [14, 79], [26, 79]], np.float32)
+    return rel * s + [x0, y0]
+
+
+def test_the_same_body_found_twice_in_a_frame_keeps_only_the_better_row():
+    from humact.perception.boxes import suppress_duplicates
+
+    a = _standing(100, 100, 2.0)
+    det = _rows([a + 1.5, a, _standing(300, 100, 2.0)], [0.5, 0.9, 0.8])
+    out = suppress_duplicates(det)
+    assert out.score.tolist() == pytest.approx([0.9, 0.8])
+
+
+def test_two_people_in_contact_both_survive_the_pose_nms():
+    """Overlapping boxes, joints a shoulder-width apart: two bodies, not one."""
+    from humact.perception.boxes import suppress_duplicates
+
+    a = _standing(100, 100, 2.0)
+    det = _rows([a, a + [20, 0]], [0.9, 0.8])
+    assert box_iou(det.xyxy[0], det.xyxy[1])[0, 0] > 0.4
+    assert len(suppress_duplicates(det)) == 2
+
+
+def test_duplicates_are_only_looked_for_within_a_frame():
+    from humact.perception.boxes import suppress_duplicates
+
+    a = _standing(100, 100, 2.0)
+    assert len(suppress_duplicates(_rows([a, a], [0.9, 0.8], frames=np.array([0, 1])))) == 2
+
+
+def test_a_pose_with_too_few_confident_joints_is_not_a_person():
+    from humact.perception.boxes import plausible_poses
+
+    det = _rows([_standing(0, 0), _standing(50, 0)], [0.9, 0.9])
+    det.keypoint_scores[1, 3:] = 0.1   # only 3 joints above 0.3: a poster, a hoop, a pose across two people
+    out = plausible_poses(det, min_keypoints=4, keypoint_threshold=0.3)
+    assert len(out) == 1 and out.xyxy[0, 0] == pytest.approx(det.xyxy[0, 0])

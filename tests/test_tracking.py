@@ -286,3 +286,60 @@ def test_history_keeps_the_landmarks_across_empty_frames():
     tracker.update(Detections.empty(), frame=1)  # a frame without anybody, built without landmarks
     hist = tracker.history()
     assert hist.landmarks is not None and hist.landmarks.shape == (1, 33, 3)
+
+
+def _image_with(people: list[tuple[np.ndarray, tuple[int, int, int]]], size=(400, 600)) -> np.ndarray:
+    """An RGB image with each person's box filled with its colour."""
+    img = np.full(size + (3,), 128, np.uint8)
+    for box, colour in people:
+        x1, y1, x2, y2 = (int(v) for v in box)
+        img[max(y1, 0):y2, max(x1, 0):x2] = colour
+    return img
+
+
+def test_the_torso_histogram_sums_to_one_and_tells_red_from_blue():
+    from humact.perception.tracking import torso_histogram
+
+    box, kp = _person(100, 50, 200)
+    red = torso_histogram(_image_with([(box, (200, 30, 30))]), box, kp, np.ones(17))
+    blue = torso_histogram(_image_with([(box, (30, 30, 200))]), box, kp, np.ones(17))
+    assert red.sum() == pytest.approx(1.0) and blue.sum() == pytest.approx(1.0)
+    assert np.sqrt(red * blue).sum() < 0.1 and np.sqrt(red * red).sum() == pytest.approx(1.0)
+
+
+def test_appearance_gives_a_person_seen_again_after_a_gap_their_id_back_where_motion_alone_swaps():
+    """Two people side by side; both vanish for 10 frames and come back with their places
+    swapped. Without appearance each id goes to whoever is where it was; with the torso
+    colour each id goes back to its colour."""
+    red, blue = (200, 30, 30), (30, 30, 200)
+    frames = []
+    for t in range(20):
+        if 5 <= t < 15:
+            frames.append((t, [], None))
+            continue
+        left, right = (red, blue) if t < 5 else (blue, red)
+        a, ka = _person(150, 60, 220)
+        b, kb = _person(230, 60, 220)
+        frames.append((t, [(a, ka, left), (b, kb, right)], _image_with([(a, left), (b, right)])))
+
+    def run(weight: float) -> dict:
+        tr = Tracker(appearance_weight=weight, max_lost_frames=15, min_hits=1)
+        colour_ids: dict[tuple, set] = {}
+        for t, people, img in frames:
+            det = _detections([(t, box, kp) for box, kp, _ in people])
+            out = tr.update(det, frame=t, image=img)
+            for (_, _, colour), tid in zip(people, out.track_id):
+                colour_ids.setdefault(colour, set()).add(int(tid))
+        return colour_ids
+
+    assert run(0.0)[red] == {0, 1}                      # motion and pose alone: swapped
+    with_app = run(1.0)
+    assert len(with_app[red]) == 1 and len(with_app[blue]) == 1 and with_app[red] != with_app[blue]
+
+
+def test_without_an_image_the_appearance_weight_changes_nothing():
+    rng = np.random.default_rng(1)
+    rows = [(t, *_person(100 + 3 * t, 50, 200, rng, 0.01)) for t in range(10)]
+    a = track(_detections(rows), 10, appearance_weight=0.0).track_id
+    b = track(_detections(rows), 10, appearance_weight=1.0).track_id
+    assert a.tolist() == b.tolist()

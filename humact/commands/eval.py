@@ -5,6 +5,7 @@
                     [--no-cap] [--json OUT.json] [--plots DIR]
     humact eval tps --gt-dir GT_DIR --pred-dir PRED_DIR [--missing error|zero] [--no-grid]
                     [--json OUT.json]
+    humact eval pose --gt COCO_KEYPOINTS.json --pred DIR [--missing error|empty] [--json OUT.json]
 
 Prints a table and writes the numbers as JSON (default: next to the predictions,
 `<pred>.eval.json` / `PRED_DIR/tps_eval.json`). With --plots, AVA also writes
@@ -41,6 +42,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="a ground-truth video without prediction: stop with an error, or score it 0")
     t.add_argument("--no-grid", action="store_true", help="skip the 5 x 5 grid of IoU thresholds")
     t.add_argument("--json", metavar="OUT", help="write the results here (default: PRED_DIR/tps_eval.json)")
+    k = sub.add_parser("pose", help="COCO keypoint AP of `humact extract IMAGE` results (pycocotools)")
+    k.add_argument("--gt", required=True, metavar="JSON", help="COCO keypoints ground truth (person_keypoints_*.json)")
+    k.add_argument("--pred", required=True, metavar="DIR",
+                   help="folder of humact result JSONs, one per image, named after it (IMAGE_STEM.json)")
+    k.add_argument("--missing", default="error", choices=("error", "empty"),
+                   help="an image without a result: stop with an error, or count nobody predicted there")
+    k.add_argument("--json", metavar="OUT", help="write the results here (default: DIR/pose_eval.json)")
     p.set_defaults(func=run, _eval_parser=p)
     return p
 
@@ -60,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         args._eval_parser.print_help()
         return 2
     try:
+        if args.benchmark == "pose":
+            return _run_pose(args)
         return _run_ava(args) if args.benchmark == "ava" else _run_tps(args)
     except ValueError as e:   # the format errors name the file, line/video and field
         raise UserError(str(e)) from e
@@ -115,5 +125,24 @@ def _run_tps(args) -> int:
         for h in GRID_THRESHOLDS:
             print(f"{h:>7}" + "".join(f"{r.grid[(h, p)]:>8.4f}" for p in GRID_THRESHOLDS))
     out = Path(args.json) if args.json else Path(args.pred_dir) / "tps_eval.json"
+    _write_json(out, r.to_json())
+    return 0
+
+
+def _run_pose(args) -> int:
+    from humact.eval.pose import evaluate_pose_dir
+
+    if not Path(args.gt).is_file():
+        raise FileNotFoundError(f"--gt: no such file: {args.gt}")
+    if not Path(args.pred).is_dir():
+        raise NotADirectoryError(f"--pred: no such folder: {args.pred}")
+    r = evaluate_pose_dir(args.gt, args.pred, missing=args.missing)
+    print(f"{'image':<28} {'gt':>4} {'pred':>5} {'found':>6}")
+    for name, c in r.per_image.items():
+        print(f"{name:<28} {c['gt']:>4} {c['pred']:>5} {c['found']:>6}")
+    print("COCO keypoint AP (OKS 0.50:0.95, pycocotools): " + "  ".join(
+        f"{k} {r.stats[k]:.3f}" for k in ("AP", "AP50", "AP75", "AR")))
+    print(f"people found (OKS >= 0.5): {r.found} of {r.num_gt}; {r.num_pred} predicted")
+    out = Path(args.json) if args.json else Path(args.pred) / "pose_eval.json"
     _write_json(out, r.to_json())
     return 0

@@ -16,6 +16,8 @@ import argparse
 
 def add_perception_flags(p: argparse.ArgumentParser) -> None:
     """The flags `extract` and `analyze` share."""
+    from humact.perception.backend import BACKENDS, DEFAULT_BACKEND
+
     p.add_argument("--out", default="humact_out", help="output folder (default: %(default)s)")
     p.add_argument("--video", action=argparse.BooleanOptionalAction, default=None,
                    help="write the annotated video REL.annotated.mp4 (default: yes for a single input, "
@@ -26,6 +28,11 @@ def add_perception_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive, default=2,
                    help="threads for decoding and the models (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="pose backend (default: %(default)s; yolox needs `humact setup --detector yolox`)")
+    p.add_argument("--detector-model", metavar="PATH", default=None,
+                   help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
+    p.add_argument("--smooth", action="store_true", help="One-Euro filter the tracked keypoints over time")
 
 
 def _positive(text: str) -> int:
@@ -40,7 +47,9 @@ def options_from_args(args: argparse.Namespace):
     from humact.tasks import ExtractOptions
 
     return ExtractOptions(video=args.video, force=args.force, progress=not args.no_progress,
-                          config=ExtractConfig(detect_every=args.detect_every, threads=args.threads))
+                          config=ExtractConfig(detect_every=args.detect_every, threads=args.threads,
+                                               backend=args.backend, detector_model=args.detector_model,
+                                               smoothing="one-euro" if args.smooth else None))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

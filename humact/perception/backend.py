@@ -3,7 +3,8 @@
 A backend is anything with a `name`, a `reset()` and a `__call__(frame, frame_index)`
 that returns `Detections`. The perception pipeline (`pipeline.py`) only talks to this
 interface, so another detector or pose model (an ONNX one run by onnxruntime, say) is
-one new file next to `blazepose.py` plus one line in `pipeline.make_backend`.
+one new file next to `blazepose.py` plus one line in `pipeline.make_backend` (and its
+name in `BACKENDS`).
 
 What a backend must return for one frame (see `humact.types.Detections`):
 - `frame`: the `frame_index` it was given, on every row.
@@ -26,7 +27,14 @@ import numpy as np
 
 from humact.types import Detections
 
-__all__ = ["PoseBackend"]
+__all__ = ["PoseBackend", "BACKENDS", "DEFAULT_BACKEND"]
+
+#: Pose backends `pipeline.make_backend` builds (`--backend`): blazepose.py, movenet.py,
+#: topdown.py (YOLOX-Nano boxes + BlazePose landmarks).
+BACKENDS = ("blazepose", "movenet", "yolox")
+#: The default, chosen by measurement (README, docs/movenet.md); its models come from PyPI
+#: wheels through `humact setup`.
+DEFAULT_BACKEND = "movenet"
 
 
 @runtime_checkable

@@ -44,7 +44,7 @@ __all__ = [
     "BlazePoseBackend", "PoseDetection", "Roi", "ssd_anchors", "decode_detections",
     "weighted_nms", "letterbox_matrix", "roi_from_alignment_points", "roi_crop_matrix",
     "crop_roi", "crop_to_frame", "frame_to_crop", "refine_from_heatmap", "box_iou",
-    "landmark_distance", "Person", "merge_persons", "to_detections",
+    "landmark_distance", "Person", "merge_persons", "to_detections", "LandmarkModel", "tile_layout", "MAX_TILES",
 ]
 
 # --- pose_detection_cpu.pbtxt -------------------------------------------------------------
@@ -388,6 +388,24 @@ class Person:
     box: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
 
 
+#: At most this many detector tiles per frame besides the whole frame (ours; see `detect_tiled`).
+MAX_TILES = 4
+
+
+def tile_layout(width: int, height: int, max_tiles: int = MAX_TILES) -> tuple[float, np.ndarray]:
+    """Square detector tiles along the long side of a frame (ours).
+
+    Returns:
+        (side, starts): the tiles' side in pixels, max(short, long / (max_tiles - 1)),
+        and their offsets along the long side, evenly spaced from 0 to long - side:
+        ceil(long / side) + 1 tiles, at most `max_tiles` (a 16:9 frame gets 3).
+    """
+    long_side, short = max(width, height), min(width, height)
+    side = float(max(short, long_side / max(max_tiles - 1, 1)))
+    n = min(max_tiles, math.ceil(long_side / side) + 1)
+    return side, np.linspace(0.0, max(long_side - side, 0.0), n)
+
+
 def _same_roi(a: Roi, b: Roi) -> bool:
     """ROIs of one person: centres within 10 % of the larger size, sizes within x1.5 (ours)."""
     return (math.hypot(a.cx - b.cx, a.cy - b.cy) < 0.1 * max(a.size, b.size)
@@ -453,6 +471,93 @@ def to_detections(persons: list[Person], frame_index: int, width: int, height: i
     )
 
 
+def _outputs_by_shape(interp, want: dict[str, tuple], path) -> dict[str, int]:
+    """Tensor index of each named output, found by its shape (names differ across exports)."""
+    by_shape = {tuple(int(s) for s in d["shape"]): d["index"] for d in interp.get_output_details()}
+    out = {}
+    for key, shape in want.items():
+        if shape not in by_shape:
+            raise ValueError(f"{path}: no output of shape {shape} ({key}); outputs are "
+                             f"{sorted(by_shape)}: not the expected BlazePose model")
+        out[key] = by_shape[shape]
+    return out
+
+
+class LandmarkModel:
+    """BlazePose GHUM's full landmark model on one ROI (MediaPipe's pose_landmark_by_roi graph).
+
+    Shared by `BlazePoseBackend` (ROIs from BlazePose's detector or the previous
+    landmarks) and `topdown.TopDownBackend` (ROIs from a person detector's boxes).
+
+    Args:
+        path: pose_landmark_full.tflite.
+        num_threads: threads of the TFLite interpreter.
+        min_presence: a ROI whose pose presence is below this gives no person.
+        visibility_threshold: landmarks at least this visible make the person box.
+
+    Attributes:
+        seconds: time spent in calls (crop, model, post-processing), for benchmarks.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, num_threads: int = 2,
+                 min_presence: float = POSE_PRESENCE_THRESHOLD, visibility_threshold: float = 0.5) -> None:
+        from humact.perception.litert import make_interpreter
+
+        self.min_presence = float(min_presence)
+        self.visibility_threshold = float(visibility_threshold)
+        self._lmk = make_interpreter(path, num_threads=num_threads)
+        self._lmk_in = self._lmk.get_input_details()[0]["index"]
+        self._lmk_out = _outputs_by_shape(self._lmk, {
+            "landmarks": (1, NUM_LANDMARKS_ALL * 5), "presence": (1, 1),
+            "heatmap": (1, 64, 64, NUM_LANDMARKS_ALL), "world": (1, NUM_LANDMARKS_ALL * 3),
+        }, path)
+        self.seconds = 0.0
+
+    def __call__(self, frame: np.ndarray, roi: Roi) -> Person | None:
+        """Run the landmark model in `roi`; None when the pose presence is below `min_presence`."""
+        t0 = time.perf_counter()
+        try:
+            return self._run(frame, roi)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _run(self, frame: np.ndarray, roi: Roi) -> Person | None:
+        crop = crop_roi(frame, roi, LANDMARK_SIZE)
+        self._lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
+        self._lmk.invoke()
+        presence = float(self._lmk.get_tensor(self._lmk_out["presence"]).reshape(-1)[0])
+        if presence < self.min_presence:
+            return None
+        raw = self._lmk.get_tensor(self._lmk_out["landmarks"]).reshape(NUM_LANDMARKS_ALL, 5)
+        heatmap = self._lmk.get_tensor(self._lmk_out["heatmap"])[0]
+        world = self._lmk.get_tensor(self._lmk_out["world"]).reshape(NUM_LANDMARKS_ALL, 3)
+        # TensorsToLandmarks: x, y, z / 256; visibility and presence through a sigmoid.
+        xy = raw[:, :2].astype(np.float64) / LANDMARK_SIZE
+        xy = refine_from_heatmap(xy, heatmap)
+        pix = crop_to_frame(xy, roi, 1.0)
+        # LandmarkProjection scales z by the ROI width: z stays in the x scale (pixels here).
+        z = raw[:, 2].astype(np.float64) / LANDMARK_SIZE * roi.size
+        visibility = _sigmoid(raw[:, 3].astype(np.float64))
+        # WorldLandmarkProjectionCalculator: rotate x, y by the ROI rotation.
+        c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+        wx = world[:, 0] * c - world[:, 1] * s
+        wy = world[:, 0] * s + world[:, 1] * c
+        world_rot = np.stack([wx, wy, world[:, 2]], axis=1)
+        next_roi = roi_from_alignment_points(pix[AUX_CENTER], pix[AUX_SCALE])
+        lm = np.concatenate([pix, z[:, None]], axis=1)[:NUM_LANDMARKS]
+        vis = visibility[:NUM_LANDMARKS]
+        return Person(roi=roi, next_roi=next_roi, presence=presence, landmarks=lm.astype(np.float32),
+                       visibility=vis.astype(np.float32), world=world_rot[:NUM_LANDMARKS].astype(np.float32),
+                       box=self._box(lm[:, :2], vis))
+
+    def _box(self, xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """Tight box of the visible landmarks (all of them when fewer than 2 are visible)."""
+        pts = xy[vis >= self.visibility_threshold]
+        if len(pts) < 2:
+            pts = xy
+        return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], np.float32)
+
+
 class BlazePoseBackend:
     """Multi-person BlazePose (detector + full landmark model) on ai-edge-litert.
 
@@ -491,8 +596,7 @@ class BlazePoseBackend:
                  visibility_threshold: float = 0.5, merge_distance: float = 0.1, merge_iou: float = 0.65,
                  tile_min_aspect: float = 1.5, outside_score_cap: float = 0.1,
                  verify_models: bool = True) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
+        from humact.perception.litert import make_interpreter
         from humact.perception.model_files import find_models
 
         if detect_every < 1:
@@ -502,41 +606,21 @@ class BlazePoseBackend:
         paths = find_models(model_dir, verify=verify_models)
         self.detect_every = int(detect_every)
         self.min_detection_score = float(min_detection_score)
-        self.min_presence = float(min_presence)
         self.max_persons = int(max_persons)
-        self.visibility_threshold = float(visibility_threshold)
         self.merge_distance = float(merge_distance)
         self.merge_iou = float(merge_iou)
         self.outside_score_cap = float(outside_score_cap)
         self.tile_min_aspect = float(tile_min_aspect)
-        self._det = Interpreter(model_path=str(paths["detector"]), num_threads=num_threads)
-        self._det.allocate_tensors()
-        self._lmk = Interpreter(model_path=str(paths["landmarks"]), num_threads=num_threads)
-        self._lmk.allocate_tensors()
+        self._det = make_interpreter(paths["detector"], num_threads=num_threads)
         self._det_in = self._det.get_input_details()[0]["index"]
-        self._det_out = self._outputs_by_shape(self._det, {"boxes": (1, NUM_ANCHORS, 12),
-                                                          "scores": (1, NUM_ANCHORS, 1)}, paths["detector"])
-        self._lmk_in = self._lmk.get_input_details()[0]["index"]
-        self._lmk_out = self._outputs_by_shape(self._lmk, {
-            "landmarks": (1, NUM_LANDMARKS_ALL * 5), "presence": (1, 1),
-            "heatmap": (1, 64, 64, NUM_LANDMARKS_ALL), "world": (1, NUM_LANDMARKS_ALL * 3),
-        }, paths["landmarks"])
+        self._det_out = _outputs_by_shape(self._det, {"boxes": (1, NUM_ANCHORS, 12),
+                                                      "scores": (1, NUM_ANCHORS, 1)}, paths["detector"])
+        self.landmark_model = LandmarkModel(paths["landmarks"], num_threads=num_threads, min_presence=min_presence,
+                                            visibility_threshold=visibility_threshold)
         self._anchors = ssd_anchors()
         self._persons: list[Person] = []
         self._frames_seen = 0
         self.times: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
-
-    @staticmethod
-    def _outputs_by_shape(interp, want: dict[str, tuple], path) -> dict[str, int]:
-        """Tensor index of each named output, found by its shape (names differ across exports)."""
-        by_shape = {tuple(int(s) for s in d["shape"]): d["index"] for d in interp.get_output_details()}
-        out = {}
-        for key, shape in want.items():
-            if shape not in by_shape:
-                raise ValueError(f"{path}: no output of shape {shape} ({key}); outputs are "
-                                 f"{sorted(by_shape)}: not the expected BlazePose model")
-            out[key] = by_shape[shape]
-        return out
 
     def reset(self) -> None:
         self._persons = []
@@ -559,20 +643,24 @@ class BlazePoseBackend:
         side then often give one detection (on the NTU hug video the whole-frame detector
         finds the second person on 16 of 24 sampled frames, whole frame + tiles on 19).
         When the long side is at least `tile_min_aspect` times the short one, the
-        detector also runs on ceil(long / short) + 1 evenly spaced short-side squares.
+        detector also runs on `tile_layout(w, h)` evenly spaced squares: short-side
+        squares, ceil(long / short) + 1 of them, but never more than `MAX_TILES` (on a
+        very elongated frame the squares grow beyond the short side and the detector
+        letterboxes them, so a 1 x 1000 video costs 1 + MAX_TILES detector runs a frame,
+        not a thousand).
         Detections of one person from several runs are reduced to the best-scoring one
         when their ROIs nearly coincide (`_same_roi`); what remains is left for the
         landmark-level merge.
         """
         h, w = frame.shape[:2]
         dets = self.detect(frame)
-        long_side, short = max(w, h), min(w, h)
-        if not self.tile_min_aspect or long_side < self.tile_min_aspect * short:
+        if not self.tile_min_aspect or max(w, h) < self.tile_min_aspect * min(w, h):
             return dets
-        n = math.ceil(long_side / short) + 1
-        for start in np.linspace(0.0, long_side - short, n):
-            x0, y0 = (start, 0.0) if w >= h else (0.0, start)
-            k = short / DETECTOR_SIZE
+        side, starts = tile_layout(w, h)
+        for start in starts:
+            # a square centred across the short side (it overhangs both edges when side > short)
+            x0, y0 = (start, (h - side) / 2.0) if w >= h else ((w - side) / 2.0, start)
+            k = side / DETECTOR_SIZE
             dets += self._detect_in(frame, np.array([[k, 0.0, x0], [0.0, k, y0]], np.float64))
         dets.sort(key=lambda d: -d.score)
         kept: list[tuple[PoseDetection, Roi]] = []
@@ -610,40 +698,11 @@ class BlazePoseBackend:
     # --- landmark model --------------------------------------------------------------------
     def landmarks(self, frame: np.ndarray, roi: Roi) -> Person | None:
         """Run the landmark model in `roi`; None when the pose presence is below `min_presence`."""
-        crop = crop_roi(frame, roi, LANDMARK_SIZE)
-        self._lmk.set_tensor(self._lmk_in, (crop.astype(np.float32) * (1.0 / 255.0))[None])
-        self._lmk.invoke()
-        presence = float(self._lmk.get_tensor(self._lmk_out["presence"]).reshape(-1)[0])
-        if presence < self.min_presence:
-            return None
-        raw = self._lmk.get_tensor(self._lmk_out["landmarks"]).reshape(NUM_LANDMARKS_ALL, 5)
-        heatmap = self._lmk.get_tensor(self._lmk_out["heatmap"])[0]
-        world = self._lmk.get_tensor(self._lmk_out["world"]).reshape(NUM_LANDMARKS_ALL, 3)
-        # TensorsToLandmarks: x, y, z / 256; visibility and presence through a sigmoid.
-        xy = raw[:, :2].astype(np.float64) / LANDMARK_SIZE
-        xy = refine_from_heatmap(xy, heatmap)
-        pix = crop_to_frame(xy, roi, 1.0)
-        # LandmarkProjection scales z by the ROI width: z stays in the x scale (pixels here).
-        z = raw[:, 2].astype(np.float64) / LANDMARK_SIZE * roi.size
-        visibility = _sigmoid(raw[:, 3].astype(np.float64))
-        # WorldLandmarkProjectionCalculator: rotate x, y by the ROI rotation.
-        c, s = math.cos(roi.rotation), math.sin(roi.rotation)
-        wx = world[:, 0] * c - world[:, 1] * s
-        wy = world[:, 0] * s + world[:, 1] * c
-        world_rot = np.stack([wx, wy, world[:, 2]], axis=1)
-        next_roi = roi_from_alignment_points(pix[AUX_CENTER], pix[AUX_SCALE])
-        lm = np.concatenate([pix, z[:, None]], axis=1)[:NUM_LANDMARKS]
-        vis = visibility[:NUM_LANDMARKS]
-        return Person(roi=roi, next_roi=next_roi, presence=presence, landmarks=lm.astype(np.float32),
-                       visibility=vis.astype(np.float32), world=world_rot[:NUM_LANDMARKS].astype(np.float32),
-                       box=self._box(lm[:, :2], vis))
+        return self.landmark_model(frame, roi)
 
-    def _box(self, xy: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """Tight box of the visible landmarks (all of them when fewer than 2 are visible)."""
-        pts = xy[vis >= self.visibility_threshold]
-        if len(pts) < 2:
-            pts = xy
-        return np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], np.float32)
+    @property
+    def min_presence(self) -> float:
+        return self.landmark_model.min_presence
 
     # --- multi-person logic (ours, not MediaPipe's) ------------------------------------------
     def _is_followed(self, det: PoseDetection, roi: Roi, persons: list[Person]) -> bool:

@@ -13,7 +13,8 @@ import numpy as np
 
 from humact.types import Detections
 
-__all__ = ["box_area", "box_iou", "clip_boxes", "keypoint_extent", "refine_boxes"]
+__all__ = ["box_area", "box_iou", "clip_boxes", "keypoint_extent", "refine_boxes", "suppress_duplicates",
+           "plausible_poses"]
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
@@ -118,3 +119,47 @@ def refine_boxes(
     if image_size is not None:
         out = clip_boxes(out, image_size)
     return dataclasses.replace(det, xyxy=out)
+
+
+def suppress_duplicates(det: Detections, *, oks_threshold: float = 0.85, iou_threshold: float = 0.8,
+                        keypoint_threshold: float = 0.3) -> Detections:
+    """One row per person within each frame: pose NMS (the rows of one frame, best score first).
+
+    A row is dropped when an already kept row of the same frame has a pose within
+    `oks_threshold` COCO OKS of it (scale: the larger box area) or a box with IoU above
+    `iou_threshold` (the same body found twice, by two backends' passes or two detector
+    tiles: OKS 0.9 and more). Two people in contact keep apart: the NTU hugging pair's
+    poses reach an OKS of 0.73 and a box IoU of 0.5 while they hug, below both thresholds.
+
+    Returns:
+        The kept rows, in their original order.
+    """
+    from humact.perception.tracking import oks_matrix
+
+    keep = np.ones(len(det), bool)
+    for t in np.unique(det.frame):
+        rows = np.flatnonzero(det.frame == t)
+        if len(rows) < 2:
+            continue
+        rows = rows[np.argsort(-det.score[rows], kind="stable")]
+        area = box_area(det.xyxy[rows])
+        oks, _ = oks_matrix(det.keypoints[rows], det.keypoint_scores[rows], det.keypoints[rows],
+                            det.keypoint_scores[rows], area, keypoint_threshold=keypoint_threshold)
+        oks = np.maximum(oks, oks.T)   # symmetric: the scale of the larger of the two
+        iou = box_iou(det.xyxy[rows], det.xyxy[rows])
+        kept: list[int] = []
+        for a in range(len(rows)):
+            if any(oks[a, b] > oks_threshold or iou[a, b] > iou_threshold for b in kept):
+                keep[rows[a]] = False
+            else:
+                kept.append(a)
+    return det[keep]
+
+
+def plausible_poses(det: Detections, *, min_keypoints: int = 4, keypoint_threshold: float = 0.3,
+                    min_score: float = 0.0) -> Detections:
+    """The rows that look like a person: at least `min_keypoints` keypoints scoring
+    >= `keypoint_threshold` and a person score >= `min_score` (a box on a poster or a
+    hoop, or a pose spanning two people, has few confident joints)."""
+    ok = ((det.keypoint_scores >= keypoint_threshold).sum(1) >= min_keypoints) & (det.score >= min_score)
+    return det[ok]

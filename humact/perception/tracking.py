@@ -35,8 +35,15 @@ overlap heavily, so IoU alone cannot tell them apart, but (a) each track's predi
 box is where *that* person was heading, and (b) OKS compares joint positions at the
 scale of a person's body, so the person on the left keeps matching the skeleton on
 the left even when both boxes cover both people. The assignment is global, so the
-two tracks cannot both take the same detection. There is no appearance model (the
-backends give none), so two people who fully swap places while hidden can still swap.
+two tracks cannot both take the same detection.
+
+Appearance (optional: `update(..., image=frame)`): each detection's torso (the box of its
+shoulders and hips, else the middle of its box) gives a hue-saturation histogram;
+each track keeps a running mean of its own. Their Bhattacharyya coefficient enters the
+similarity with `appearance_weight`, but only for a track whose predicted box centre is
+within `appearance_gate` box diagonals of the detection, so similar clothes far apart
+never match. It is what tells a person seen again after a gap from a neighbour when the
+motion model has drifted (`docs/tracking.md` has the measurements).
 """
 
 from __future__ import annotations
@@ -44,13 +51,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from humact.perception.boxes import box_area, box_iou
 from humact.types import Detections
 
-__all__ = ["COCO17_SIGMAS", "oks_matrix", "Tracker", "track", "prune_short_tracks"]
+__all__ = ["COCO17_SIGMAS", "oks_matrix", "torso_histogram", "Tracker", "track", "prune_short_tracks"]
+
+#: Hue x saturation bins of the torso histogram.
+HIST_BINS = (12, 8)
+#: COCO-17 indices of the shoulders and hips.
+TORSO = (5, 6, 11, 12)
 
 #: Per-keypoint standard deviations of COCO's OKS, COCO-17 order (pycocotools).
 COCO17_SIGMAS: np.ndarray = np.array(
@@ -98,6 +111,41 @@ def oks_matrix(
     return oks, n_common > 0
 
 
+def torso_histogram(image: np.ndarray, box: np.ndarray, keypoints: np.ndarray, keypoint_scores: np.ndarray, *,
+                    keypoint_threshold: float = 0.3) -> np.ndarray:
+    """Normalised hue-saturation histogram (HIST_BINS, flattened) of a person's torso.
+
+    The torso is the box of the visible shoulders and hips (at least 3 of them), else the
+    middle half (in width) of the box's 20-60 % height band; pixels of low saturation or
+    value count less (they carry little hue), through OpenCV's histogram of HSV.
+
+    Args:
+        image: (H, W, 3) uint8 RGB. box: (4,) xyxy. keypoints (17, 2), keypoint_scores (17,).
+
+    Returns:
+        (prod(HIST_BINS),) float32 summing to 1 (all zeros for an empty region).
+    """
+    h, w = image.shape[:2]
+    vis = np.asarray(keypoint_scores)[list(TORSO)] >= keypoint_threshold
+    if vis.sum() >= 3:
+        pts = np.asarray(keypoints)[list(TORSO)][vis]
+        x1, y1 = pts.min(0)
+        x2, y2 = pts.max(0)
+    else:
+        bx1, by1, bx2, by2 = (float(v) for v in box)
+        bw, bh = bx2 - bx1, by2 - by1
+        x1, x2 = bx1 + 0.25 * bw, bx2 - 0.25 * bw
+        y1, y2 = by1 + 0.2 * bh, by1 + 0.6 * bh
+    x1, x2 = int(max(0, np.floor(x1))), int(min(w, np.ceil(x2)))
+    y1, y2 = int(max(0, np.floor(y1))), int(min(h, np.ceil(y2)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return np.zeros(int(np.prod(HIST_BINS)), np.float32)
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256]).ravel()
+    total = hist.sum()
+    return (hist / total).astype(np.float32) if total > 0 else hist.astype(np.float32)
+
+
 @dataclass
 class _Track:
     """What the tracker remembers about one person (pixels, frame indices)."""
@@ -110,6 +158,7 @@ class _Track:
     velocity: np.ndarray  # (2,) smoothed velocity of the body, pixels / frame
     hits: int = 1
     track_id: int = -1  # public id, given when the track is confirmed
+    hist: np.ndarray | None = None  # running mean of the torso histogram, when images are given
 
 
 def _centre(box: np.ndarray) -> np.ndarray:
@@ -142,6 +191,11 @@ class Tracker:
             exponential moving average (1 = last displacement only).
         new_track_score: detections below this person score never start a track but
             can still continue one.
+        appearance_weight: weight of the torso-histogram similarity (used only when
+            `update` is given the image; 0 = never).
+        appearance_gate: the appearance term counts only for a track whose predicted box
+            centre is within this many predicted box diagonals of the detection's centre.
+        appearance_smoothing: weight of the newest histogram in a track's running mean.
     """
 
     def __init__(
@@ -156,6 +210,9 @@ class Tracker:
         use_motion: bool = True,
         velocity_smoothing: float = 0.5,
         new_track_score: float = 0.0,
+        appearance_weight: float = 0.0,
+        appearance_gate: float = 1.0,
+        appearance_smoothing: float = 0.3,
     ) -> None:
         if iou_weight < 0 or oks_weight < 0 or iou_weight + oks_weight <= 0:
             raise ValueError(f"iou_weight, oks_weight: expected >= 0 with a positive sum, "
@@ -175,6 +232,12 @@ class Tracker:
         self.use_motion = bool(use_motion)
         self.velocity_smoothing = float(velocity_smoothing)
         self.new_track_score = float(new_track_score)
+        if appearance_weight < 0:
+            raise ValueError(f"appearance_weight: expected >= 0, got {appearance_weight}")
+        self.appearance_weight = float(appearance_weight)
+        self.appearance_gate = float(appearance_gate)
+        self.appearance_smoothing = float(appearance_smoothing)
+        self._hists: np.ndarray | None = None  # torso histograms of the frame being updated
         self.tracks: list[_Track] = []
         self.next_id = 0
         self._next_key = 0
@@ -183,9 +246,11 @@ class Tracker:
         self._key_to_id: dict[int, int] = {}
         self._history: list[tuple[Detections, np.ndarray]] = []
 
-    def similarity(self, frame: int, det: Detections, tracks: list[_Track] | None = None) -> np.ndarray:
+    def similarity(self, frame: int, det: Detections, tracks: list[_Track] | None = None,
+                   det_hists: np.ndarray | None = None) -> np.ndarray:
         """Similarity (len(tracks), len(det)) in [0, 1] of each track's prediction for
-        `frame` with each detection (see the module docstring); all live tracks by default."""
+        `frame` with each detection (see the module docstring); all live tracks by default.
+        `det_hists` (len(det), bins): the detections' torso histograms, for the appearance term."""
         tracks = self.tracks if tracks is None else tracks
         n, m = len(tracks), len(det)
         if n == 0 or m == 0:
@@ -199,25 +264,38 @@ class Tracker:
         oks, has_common = oks_matrix(kps, kscores, det.keypoints, det.keypoint_scores, box_area(boxes),
                                      keypoint_threshold=self.keypoint_threshold)
         mixed = (self.iou_weight * iou + self.oks_weight * oks) / (self.iou_weight + self.oks_weight)
-        return np.where(has_common, mixed, iou)
+        sim = np.where(has_common, mixed, iou)
+        if self.appearance_weight > 0 and det_hists is not None and all(t.hist is not None for t in tracks):
+            th = np.stack([t.hist for t in tracks]).astype(np.float64)
+            bc = np.sqrt(th[:, None, :] * det_hists[None, :, :].astype(np.float64)).sum(-1)  # Bhattacharyya
+            pc = _centre(boxes)
+            diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            dist = np.linalg.norm(pc[:, None, :] - _centre(det.xyxy.astype(np.float64))[None], axis=-1)
+            near = dist <= self.appearance_gate * np.maximum(diag, 1.0)[:, None]
+            wa = self.appearance_weight
+            sim = np.where(near, (sim + wa * bc) / (1.0 + wa), sim / (1.0 + wa))
+        return sim
 
     def _assign(self, frame: int, det: Detections, tracks: list[_Track], free: np.ndarray) -> list[tuple[_Track, int]]:
         """Hungarian assignment of `tracks` to the detections where `free`; pairs below
         `match_threshold` are dropped."""
         cols = np.flatnonzero(free)
-        sim = self.similarity(frame, det[cols], tracks)
+        hists = None if self._hists is None else self._hists[cols]
+        sim = self.similarity(frame, det[cols], tracks, hists)
         if sim.size == 0:
             return []
         r, c = linear_sum_assignment(sim, maximize=True)
         return [(tracks[i], int(cols[j])) for i, j in zip(r, c) if sim[i, j] >= self.match_threshold]
 
-    def update(self, frame_dets: Detections, frame: int | None = None) -> Detections:
+    def update(self, frame_dets: Detections, frame: int | None = None, image: np.ndarray | None = None) -> Detections:
         """Assign track ids to the detections of one frame.
 
         Args:
             frame_dets: the rows of one frame (all with the same `frame`), possibly empty.
             frame: that frame's index; needed only when `frame_dets` is empty (then it
                 defaults to the previous frame + 1).
+            image: the frame itself, (H, W, 3) uint8 RGB, for the appearance term (only
+                used when `appearance_weight` > 0).
         Returns:
             The same rows with `track_id` set: the id of a confirmed track, or -1 for a
             detection of a still tentative track (see `history`, which fills those in
@@ -235,6 +313,12 @@ class Tracker:
             raise ValueError(f"frame: frames must increase, got {frame} after {self._frame}")
         self._frame = frame
         self._updates += 1
+        self._hists = None
+        if image is not None and self.appearance_weight > 0 and len(frame_dets):
+            self._hists = np.stack([torso_histogram(image, frame_dets.xyxy[j], frame_dets.keypoints[j],
+                                                    frame_dets.keypoint_scores[j],
+                                                    keypoint_threshold=self.keypoint_threshold)
+                                    for j in range(len(frame_dets))])
         # Tentative tracks must be seen in consecutive frames; confirmed ones may be lost a while.
         self.tracks = [t for t in self.tracks
                        if frame - t.last_frame - 1 <= (self.max_lost_frames if t.track_id >= 0 else 0)]
@@ -251,7 +335,7 @@ class Tracker:
                 tr = _Track(key=self._next_key, box=frame_dets.xyxy[j].astype(np.float64),
                             keypoints=frame_dets.keypoints[j].astype(np.float64),
                             keypoint_scores=frame_dets.keypoint_scores[j].copy(), last_frame=frame,
-                            velocity=np.zeros(2))
+                            velocity=np.zeros(2), hist=None if self._hists is None else self._hists[j].copy())
                 self._next_key += 1
                 self.tracks.append(tr)
                 keys[j] = tr.key
@@ -298,6 +382,9 @@ class Tracker:
         tr.keypoint_scores = det.keypoint_scores[j].copy()
         tr.last_frame = frame
         tr.hits += 1
+        if self._hists is not None:
+            a = self.appearance_smoothing
+            tr.hist = self._hists[j].copy() if tr.hist is None else (1 - a) * tr.hist + a * self._hists[j]
         if tr.track_id < 0 and tr.hits >= self.min_hits:
             self._confirm(tr)
 

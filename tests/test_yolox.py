@@ -1,0 +1,146 @@
+"""YOLOX-Nano person detection and the top-down backend (boxes -> BlazePose landmarks).
+
+Decoding is checked against `../shared/reference/yolox/`'s reference detections (the
+sample repository's own onnxruntime code) on its three images; the geometry tests are
+synthetic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_file
+from humact.perception.yolox import STRIDES, decode_yolox, nms, preprocess
+
+IMAGES = ("000000000785.jpg", "000000000872.jpg", "000000001000.jpg")
+
+
+def test_the_grid_has_3549_anchors_in_stride_order_and_decodes_cell_centres():
+    raw = np.zeros((3549, 85), np.float32)
+    boxes, scores = decode_yolox(raw, ratio=1.0)
+    assert boxes.shape == (3549, 4) and scores.shape == (3549, 80)
+    # anchor 0: cell (0, 0) of stride 8 -> centre (0, 0), size exp(0) * 8
+    assert boxes[0] == pytest.approx([-4, -4, 4, 4])
+    # anchor 1 is the next cell to the right; the first stride-16 anchor follows 52 x 52 stride-8 ones
+    assert boxes[1] == pytest.approx([4, -4, 12, 4])
+    assert boxes[52 * 52] == pytest.approx([-8, -8, 8, 8])
+    assert boxes[52 * 52 + 26 * 26 + 13 * 13 - 1] == pytest.approx([12 * 32 - 16, 12 * 32 - 16, 12 * 32 + 16, 12 * 32 + 16])
+    assert STRIDES == (8, 16, 32)
+
+
+def test_scores_are_objectness_times_class_probability_and_boxes_are_divided_by_the_ratio():
+    raw = np.zeros((3549, 85), np.float32)
+    raw[10, 0:4] = [0.5, 0.5, np.log(2.0), np.log(3.0)]
+    raw[10, 4] = 0.5
+    raw[10, 5] = 0.8
+    boxes, scores = decode_yolox(raw, ratio=0.5)
+    cx, cy = (10 + 0.5) * 8, 0.5 * 8
+    assert boxes[10] == pytest.approx(np.array([cx - 8, cy - 12, cx + 8, cy + 12]) / 0.5)
+    assert scores[10, 0] == pytest.approx(0.4)
+
+
+def test_nms_suppresses_with_the_plus_one_pixel_area_convention():
+    boxes = np.array([[0, 0, 9, 9], [0, 0, 9, 4], [20, 20, 29, 29]], np.float32)   # IoU 50/100 = 0.5 with +1
+    keep = nms(boxes, np.array([0.9, 0.8, 0.7]), 0.45)
+    assert keep.tolist() == [0, 2]
+    assert nms(boxes, np.array([0.9, 0.8, 0.7]), 0.5).tolist() == [0, 1, 2]
+
+
+def test_preprocessing_places_the_resized_bgr_frame_top_left_on_114():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[..., 0] = 255   # pure red in RGB
+    blob, ratio = preprocess(frame, 416)
+    assert ratio == pytest.approx(2.08) and blob.shape == (1, 3, 416, 416)
+    assert blob[0, :, 10, 10].tolist() == [0, 0, 255]       # BGR
+    assert blob[0, :, 300, 10].tolist() == [114, 114, 114]   # below the 208-row resized frame
+
+
+@pytest.fixture(scope="module")
+def refs():
+    return json.loads(shared_file("reference", "yolox", "yolox_nano_refs.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from humact.perception.yolox import YoloxDetector
+
+    return YoloxDetector(shared_file("models", "yolox_nano.onnx"), num_threads=2)
+
+
+def _rgb(name: str) -> np.ndarray:
+    return cv2.imread(str(shared_file("data", "images", name)))[..., ::-1].copy()
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_preprocessing_is_bit_identical_to_the_reference(refs, name):
+    blob, ratio = preprocess(_rgb(name))
+    ref = refs["images"][name]
+    assert ratio == pytest.approx(ref["ratio"])
+    assert hashlib.sha256(blob[0].tobytes()).hexdigest() == ref["preprocessed_sha256_float32_CHW"]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_every_reference_detection_is_reproduced(refs, detector, name):
+    ref = refs["images"][name]["all_detections"]
+    boxes, scores, classes = detector.detect_all(_rgb(name), score_threshold=refs["thresholds"]["nms_score_th"],
+                                                 nms_iou=refs["thresholds"]["nms_th"])
+    assert len(boxes) == len(ref)
+    assert boxes == pytest.approx(np.array([d["box_xyxy"] for d in ref]), abs=1e-2)
+    assert scores == pytest.approx(np.array([d["score"] for d in ref]), abs=1e-5)
+    assert classes.tolist() == [d["class_id"] for d in ref]
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_the_person_detector_finds_the_reference_persons_above_0_3(refs, detector, name):
+    ref = [d for d in refs["images"][name]["persons"] if d["score"] >= 0.3]
+    got = detector(_rgb(name))
+    assert len(got) == len(ref)
+    assert got.xyxy == pytest.approx(np.array([d["box_xyxy"] for d in ref]).reshape(-1, 4), abs=1e-2)
+
+
+def test_a_file_that_is_not_onnx_is_a_checkpoint_error(tmp_path):
+    from humact.errors import CheckpointError
+    from humact.perception.yolox import YoloxDetector
+
+    bad = tmp_path / "yolox.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(CheckpointError, match="not an ONNX model"):
+        YoloxDetector(bad)
+
+
+# --- top-down ------------------------------------------------------------------------------
+
+def test_a_whole_body_box_gives_one_box_centred_roi():
+    from humact.perception.topdown import roi_hypotheses
+
+    rois = roi_hypotheses(np.array([100, 50, 140, 150]), frame_height=400)
+    assert len(rois) == 1 and (rois[0].cx, rois[0].cy, rois[0].size) == pytest.approx((120, 100, 125))
+
+
+def test_a_box_cut_off_by_the_bottom_edge_first_tries_a_roi_centred_on_that_edge():
+    from humact.perception.topdown import CUT_OFF_ROI_SCALE, roi_hypotheses
+
+    rois = roi_hypotheses(np.array([0, 4, 202, 256]), frame_height=256)
+    assert len(rois) == 2
+    assert (rois[0].cx, rois[0].cy, rois[0].size) == pytest.approx((101, 256, 252 * CUT_OFF_ROI_SCALE))
+
+
+def test_the_top_down_backend_poses_both_people_of_the_hug_video():
+    from humact.perception.model_files import ModelFilesMissing
+    from humact.perception.topdown import TopDownBackend
+    from humact.video import read_frames
+
+    frame = next(read_frames(shared_file("data", "media", "ntu_hug_1080p.avi")))[1]
+    try:
+        backend = TopDownBackend(detector_model=shared_file("models", "yolox_nano.onnx"))
+    except ModelFilesMissing as e:
+        pytest.skip(f"model files missing: {e}")
+    det = backend(frame, 0)
+    assert len(det) == 2 and det.landmarks is not None
+    xs = sorted(det.keypoints[:, 11:13, 0].mean(1))   # hip centres
+    assert 600 < xs[0] < 900 < xs[1] < 1150
