@@ -200,3 +200,15 @@ def test_resuming_from_a_corrupt_or_foreign_checkpoint_is_a_clear_error(tmp_path
     (tmp_path / "last.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="last.safetensors.*no-resume"):
         _trainer(tmp_path, epochs=2).fit(log=None)
+
+
+def test_the_last_epoch_is_kept_when_the_best_is_within_the_validation_noise(tmp_path):
+    t = _trainer(tmp_path, epochs=3)
+    t.epoch = 3
+    t.history = [{"val_top1": 0.80, "val_n": 44}, {"val_top1": 0.91, "val_n": 44}, {"val_top1": 0.886, "val_n": 44}]
+    t.best = {"epoch": 2, "val_top1": 0.91, "val_loss": 0.3}
+    assert t._choose_kept()["epoch"] == 3  # 0.024 apart on 44 samples: chance
+    t.history[-1] = {"val_top1": 0.70, "val_n": 44}
+    assert t._choose_kept()["epoch"] == 2  # 0.21 apart: a real drop
+    t.history = [{"val_top1": 0.90, "val_n": 20000}, {"val_top1": 0.91, "val_n": 20000}, {"val_top1": 0.89, "val_n": 20000}]
+    assert t._choose_kept()["epoch"] == 2  # a large slice resolves a 2-point difference

@@ -74,7 +74,7 @@ def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | 
     def validate(model):
         probs = predict_dataset(model, val_clips)
         loss = float(-np.log(np.maximum(probs[np.arange(len(labels)), labels], 1e-12)).mean())
-        return {"top1": topk_accuracy(probs, labels, 1), "loss": loss}
+        return {"top1": topk_accuracy(probs, labels, 1), "loss": loss, "n": int(len(labels))}
 
     return validate
 

@@ -129,6 +129,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best: dict | None = None  # {"epoch", "val_top1", "val_loss"} of the best validated epoch
         self.stopped = False  # early-stopped (patience)
+        self.kept: dict | None = None  # the epoch whose weights the model holds at the end, and why
 
     @property
     def epochs(self) -> int:
@@ -295,6 +296,27 @@ class Trainer:
         self.best = {"epoch": self.epoch, "val_top1": key[0], "val_loss": -key[1]}
         save_checkpoint(self.out_dir / "best.safetensors", self.model.state_dict(), dict(self.meta, best=self.best))
 
+    def _choose_kept(self) -> dict:
+        """Which epoch's weights to keep: the best validated one, unless the last epoch's validation
+        accuracy is within the noise of the best (its 95 % interval on `n` validation samples,
+        1.96 * sqrt(p (1 - p) / n)): on a small validation slice the "best" epoch is mostly chance,
+        and the last epoch of a decayed schedule is the better bet."""
+        last = next((h for h in reversed(self.history) if "val_top1" in h), None)
+        best = self.best
+        if last is None:
+            return {"epoch": best["epoch"], "why": f"kept epoch {best['epoch']} (the best on validation)"}
+        n = max(int(last.get("val_n", 0) or 0), 1)
+        p = best["val_top1"]
+        band = 1.96 * math.sqrt(max(p * (1 - p), 1.0 / n) / n)
+        if best["epoch"] == self.epoch or p - last["val_top1"] <= band:
+            return {"epoch": self.epoch, "band": band,
+                    "why": f"kept the last epoch {self.epoch} (validation top-1 {last['val_top1']:.4f}; the best, "
+                           f"epoch {best['epoch']} at {p:.4f}, is within the noise of {n} validation samples, "
+                           f"+-{band:.3f})"}
+        return {"epoch": best["epoch"], "band": band,
+                "why": f"kept epoch {best['epoch']} (validation top-1 {p:.4f}, better than the last epoch's "
+                       f"{last['val_top1']:.4f} by more than the noise of {n} samples, +-{band:.3f})"}
+
     def fit(self, resume: bool = True, log: Callable[[str], None] | None = print,
             until: int | None = None) -> list[dict]:
         """Train to `optim.epochs` (or stop once `until` epochs are done), saving `last.*` every
@@ -328,11 +350,13 @@ class Trainer:
                 if self.stopped:
                     log(f"early stop: no better validation accuracy for {self.optim.patience} epochs")
         finished = self.epoch >= self.epochs or self.stopped
-        if finished and self.best is not None and self.best["epoch"] != self.epoch:
-            tensors, _ = load_checkpoint(self.out_dir / "best.safetensors")
-            load_strict(self.model, tensors, str(self.out_dir / "best.safetensors"))
-        if finished and self.best is not None and log:
-            log(f"kept epoch {self.best['epoch']} (validation top-1 {self.best['val_top1']:.4f}, the best)")
+        if finished and self.best is not None:
+            self.kept = self._choose_kept()
+            if self.kept["epoch"] != self.epoch:
+                tensors, _ = load_checkpoint(self.out_dir / "best.safetensors")
+                load_strict(self.model, tensors, str(self.out_dir / "best.safetensors"))
+            if log:
+                log(self.kept["why"])
         if finished and self.optim.precise_bn > 0:
             used = self.recompute_bn_stats(self.optim.precise_bn)
             if log and used:
@@ -341,7 +365,7 @@ class Trainer:
 
     def save_model(self, path: str | os.PathLike, extra_meta: dict | None = None) -> None:
         """The final model alone (no optimizer state), safetensors + JSON meta."""
-        meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, best=self.best,
+        meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, best=self.best, kept=self.kept,
                     **(extra_meta or {}))
         save_checkpoint(path, self.model.state_dict(), meta)
 
