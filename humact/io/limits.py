@@ -81,7 +81,8 @@ class Limit:
 
 def _fmt(v) -> str:
     if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
+        v = int(v)
+        return f"{v:,}" if abs(v) < 10 ** 21 else f"a number of {len(str(abs(v)))} digits"
     return f"{float(v):.6g}"
 
 
@@ -153,29 +154,43 @@ def nested_size(obj: Any, limit: Limit | float = MAX_ARRAY_ELEMENTS, *, source: 
                 error: type[InputError] = InputError) -> int:
     """Scalars in a nested list / tuple (arrays count their elements), refused past `limit`.
 
-    Counted iteratively, stopping as soon as the count passes the limit, so a structure that
-    shares one list many times (cheap in a pickle, ruinous for `np.asarray`) or nests deeper
-    than Python's recursion limit is refused without building anything.
+    Each list is counted once however often it is shared (cheap in a pickle: a list of ten
+    references to a list of ten references ... is a few hundred bytes and 10**10 numbers for
+    `np.asarray`), iteratively, so nesting deeper than Python's recursion limit or a list that
+    contains itself is an `error`, and a count past the limit a `LimitError`, with nothing built.
     """
     bound = limit.value if isinstance(limit, Limit) else limit
-    count, stack = 0, [(obj, 0)]
+    seq = (list, tuple)
+
+    def leaf(x) -> int:
+        return x.size if isinstance(x, np.ndarray) else 1
+
+    if not isinstance(obj, seq):
+        count = leaf(obj)
+        return check_limit(count, limit, source=source, field=field) if count > bound else count
+    sizes: dict[int, int] = {}      # id of a list already counted -> its scalars
+    active: set[int] = set()        # ids of the lists on the current path (a cycle refers back to one)
+    stack = [(obj, 0, False)]
     while stack:
-        x, depth = stack.pop()
-        if isinstance(x, (list, tuple)):
-            if depth >= 32:   # numpy's own maximum number of dimensions is 64; no field has more than 5
-                raise error(f"{source}: field {field}: nested more than 32 levels deep")
-            if not x:
-                continue
-            stack.extend((v, depth + 1) for v in x)
-        elif isinstance(x, np.ndarray):
-            count += x.size
-        else:
-            count += 1
-        if count > bound:
-            check_limit(count, limit, source=source, field=field)
-        if len(stack) > bound:
-            check_limit(len(stack), limit, source=source, field=field)
-    return count
+        x, depth, closing = stack.pop()
+        i = id(x)
+        if closing:
+            active.discard(i)
+            n = sum(sizes[id(c)] if isinstance(c, seq) else leaf(c) for c in x)
+            if n > bound:
+                check_limit(n, limit, source=source, field=field)
+            sizes[i] = n
+            continue
+        if i in sizes:
+            continue
+        if i in active:
+            raise error(f"{source}: field {field}: a list that contains itself")
+        if depth >= 32:   # numpy's own maximum number of dimensions is 64; no field has more than 5
+            raise error(f"{source}: field {field}: nested more than 32 levels deep")
+        active.add(i)
+        stack.append((x, depth, True))
+        stack.extend((c, depth + 1, False) for c in x if isinstance(c, seq) and id(c) not in sizes)
+    return sizes[id(obj)]
 
 
 def as_array(obj: Any, dtype, *, source: str, field: str, shape: tuple | None = None,
