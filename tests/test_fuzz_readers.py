@@ -42,6 +42,8 @@ from hypothesis import strategies as st
 
 import bad_inputs
 from humact.errors import HumactError
+from test_eval_tps import tps_case
+from test_results_io import _result
 
 MAX_PEAK_BYTES = 64 << 20      # the 8 MB read buffer of the CSV reader and friends; a bomb is gigabytes
 MAX_SECONDS = 10.0
@@ -80,10 +82,11 @@ def assert_reader_contract(reader: Callable[[Path], Any], data: bytes | dict, *,
             arg, names = folder / name, [str(folder / name)]
         tracemalloc.start()
         t0 = time.perf_counter()
+        error = None
         try:
             value = reader(arg)
         except base as e:
-            outcome, value, error = f"refused: {type(e).__name__}", None, e
+            value, error = None, e
         except Exception as e:   # the contract is broken: count it, then fail with the example
             UNINTENDED[target][type(e).__name__] += 1
             OUTCOMES[target][f"UNINTENDED {type(e).__name__}"] += 1
@@ -94,7 +97,8 @@ def assert_reader_contract(reader: Callable[[Path], Any], data: bytes | dict, *,
             seconds = time.perf_counter() - t0
         assert peak <= MAX_PEAK_BYTES, f"{target}: {peak / 1e6:.0f} MB traced for a {_size(data)}-byte input"
         assert seconds <= MAX_SECONDS, f"{target}: {seconds:.1f} s for a {_size(data)}-byte input"
-        if value is None and outcome.startswith("refused"):
+        if error is not None:
+            outcome = f"refused: {type(error).__name__}"
             message = str(error)
             assert "\n" not in message.strip(), f"{target}: multi-line message {message!r}"
             assert any(n in message for n in names), f"{target}: message names no file: {message!r}"
@@ -385,6 +389,24 @@ def pickle_program(draw) -> bytes:
     return b"".join(out) + (b"." if draw(st.integers(0, 4)) else b"")
 
 
+_ARGS = [b"N", b"K\x00", b"K\x03", b"I3000000000\n", b"\x8a\x08" + struct.pack("<q", 10 ** 15), b"J\xff\xff\xff\xff",
+         b"U\x02f8", b"U\x01b", b"U\x02V0", b"U\x01O", b"U\x06latin1", b"U\x04zlib", b"C\x03abc", b")",
+         b"K\x00\x85", b"I350000000\n\x85", b"K\x02K\x03\x86", b"]", b"}", b"\x88", b"cnumpy\nndarray\n",
+         b"cnumpy\ndtype\nU\x02f8\x89\x88\x87R"]
+
+
+@st.composite
+def pickle_call(draw) -> bytes:
+    """GLOBAL f, 0-3 arguments, REDUCE (or NEWOBJ), maybe a BUILD state: what hits the
+    constructors the unpickler allows, with the sizes an attacker would pick."""
+    args = [draw(st.sampled_from(_ARGS)) for _ in range(draw(st.integers(0, 3)))]
+    out = b"\x80\x02" + draw(st.sampled_from(_GLOBALS)) + b"(" + b"".join(args) + b"t"
+    out += draw(st.sampled_from([b"R", b"R", b"\x81"]))
+    if draw(st.booleans()):   # a state for ndarray.__setstate__ / dtype.__setstate__
+        out += b"(K\x01" + draw(st.sampled_from(_ARGS)) + draw(st.sampled_from(_ARGS)) + b"\x89C\x00tb"
+    return out + b"."
+
+
 def _pickled(value) -> bytes:
     return pickle.dumps(value, protocol=2)
 
@@ -393,8 +415,8 @@ VALID_PROPOSALS = [pickle.dumps({"vid_a,0902": np.random.default_rng(0).random((
 
 
 def _pickle_inputs():
-    return st.one_of(pickle_program(), pickle_values.map(_pickled), pickle_values.map(lambda v: pickle.dumps(v, 5)),
-                     mutated(VALID_PROPOSALS))
+    return st.one_of(pickle_program(), pickle_call(), pickle_values.map(_pickled),
+                     pickle_values.map(lambda v: pickle.dumps(v, 5)), mutated(VALID_PROPOSALS))
 
 
 @FUZZ
@@ -414,7 +436,6 @@ def test_proposals_reader_keeps_the_contract(data):
 
 
 def _valid_pyskl() -> dict:
-    from test_results_io import _result
     return to_pyskl(_result())
 
 
@@ -441,8 +462,15 @@ TPS_VALID = dict(zip(("gt/gt_vid_result.json", "gt/gt_part_result.json", "pred/p
 @FUZZ_SLOW
 @given(which=st.sampled_from(sorted(TPS_VALID)), data=st.data())
 def test_tps_reader_keeps_the_contract(which, data):
-    files = {k: json.dumps(v).encode() for k, v in TPS_VALID.items()}
-    files[which] = data.draw(mutated_json(TPS_VALID[which]))
+    if data.draw(st.booleans()):     # a random valid case (scored), one file of it mutated
+        gv, gp, pv, pp = data.draw(tps_case())
+        base = {"gt/gt_vid_result.json": gv, "gt/gt_part_result.json": gp, "pred/pred_vid_result.json": pv,
+                "pred/pred_part_result.json": pp}
+    else:
+        base = dict(TPS_VALID)
+    files = {k: json.dumps(v).encode() for k, v in base.items()}
+    if data.draw(st.integers(0, 4)):
+        files[which] = data.draw(mutated_json(base[which], max_ops=data.draw(st.integers(1, 2))))
 
     def check(r):
         assert 0.0 <= r.score <= 1.0 and all(0.0 <= v["psc"] <= 1.0 for v in r.videos.values())
@@ -451,15 +479,12 @@ def test_tps_reader_keeps_the_contract(which, data):
                            target="Kinetics-TPS JSON (gt and pred)", check=check)
 
 
-def _valid_result_doc() -> dict:
-    from test_results_io import _result
-    return result_to_dict(_result(m=2, t=4))
-
-
 @FUZZ
 @given(data=st.data())
 def test_result_json_reader_keeps_the_contract(data):
-    raw = data.draw(mutated_json(_valid_result_doc()))
+    doc = result_to_dict(_result(m=data.draw(st.integers(0, 3)), t=data.draw(st.integers(1, 5)),
+                                 with_actions=data.draw(st.booleans())))
+    raw = data.draw(mutated_json(doc)) if data.draw(st.integers(0, 3)) else json.dumps(doc).encode()
 
     def check(r):
         assert r.tracks.valid.shape == (r.tracks.num_persons, r.meta.num_frames)

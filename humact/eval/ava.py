@@ -371,8 +371,8 @@ def _iter_chunks(path, notes: list | None = None) -> Iterable[tuple[bytes, int]]
                 if not eof and block.endswith(b"\r"):   # its LF may start the next block
                     block, held = block[:-1], b"\r"
                 block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if eof:
-                if block.strip():
+            if eof:   # a last line without its line end (blank lines are rows too, as for csv.reader)
+                if block:
                     yield (block if block.endswith(b"\n") else block + b"\n"), line0
                 return
             cut = block.rfind(b"\n")

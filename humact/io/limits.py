@@ -138,7 +138,7 @@ def check_file_size(path: str | os.PathLike, limit: Limit | float, *, field: str
 
 
 def short_repr(value: Any, width: int = 60) -> str:
-    """`repr(value)` cut to about `width` characters, safe on huge or deeply nested values."""
+    """`repr(value)` on one line, cut to about `width` characters, safe on huge or deeply nested values."""
     import reprlib
 
     r = reprlib.Repr()
@@ -147,6 +147,7 @@ def short_repr(value: Any, width: int = 60) -> str:
         text = r.repr(value)
     except (RecursionError, ValueError):
         text = f"<{type(value).__name__}>"
+    text = " ".join(text.split())       # one line: numpy's repr breaks rows over lines
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -32,6 +32,7 @@ import math
 import mmap
 import os
 import pickle
+import warnings
 from typing import Any
 
 import numpy as np
@@ -302,7 +303,9 @@ def _load(file, buf, source: str, nbytes: int) -> Any:
     scan_opcodes(buf, source)
     loader = _Loader(source, nbytes)
     try:
-        obj = _RestrictedUnpickler(file, loader).load()
+        with warnings.catch_warnings():   # numpy's deprecations for odd constructor arguments are not the user's
+            warnings.simplefilter("ignore")
+            obj = _RestrictedUnpickler(file, loader).load()
         for i, arr in enumerate(loader.arrays):
             loader.check_array(arr, f"array #{i + 1}")
     except InputError:
