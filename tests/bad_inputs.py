@@ -220,7 +220,8 @@ TPS_CASES = [
     Case("tps-nan-box", '"matrix contains invalid numeric entries" (TPS NaN box) must name the file and field',
          "error", lambda d: _tps(d, raw={"pred_part_result.json": json.dumps(tps_files()[3]).replace(
              "[0, 0, 99, 199]", "[0, 0, NaN, 199]", 1).encode()}),
-         ("pred_part_result.json", "NaN"), None, "test_eval_tps.py::test_malformed_files_name_file_video_frame_and_field"),
+         ("pred_part_result.json", "human 0: field box: expected finite numbers"), None,
+         "test_eval_tps.py::test_malformed_files_name_file_video_frame_and_field"),
     Case("tps-predicted-action-is-a-number", "six wrong types in TPS files that are silently scored 0", "error",
          lambda d: _tps(d, lambda gv, gp, pv, pp: pv.update(v1=7)), ("pred_vid_result.json", "'v1'"), None,
          "test_eval_tps.py::test_wrong_types_are_refused_not_scored_zero"),

@@ -1,5 +1,7 @@
 """Kinetics-TPS: the official task score, rule by rule."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -169,7 +171,7 @@ MALFORMED = [
     ("box of text", lambda gv, gp, pv, pp: _pred_h(pp).update(box=["0", 0, 99, 199]), r"human 0: field box"),
     ("box of booleans", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[True, 0, 99, 199]), r"human 0: field box"),
     ("box of 400 digits", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[0, 0, 99, 10 ** 400]),
-     r"human 0: field box: a number of 401 digits pixels is over the limit .* HUMACT_LIMIT_MAX_COORDINATE"),
+     r"human 0: field box: a number of 401 digits is over the limit .* HUMACT_LIMIT_MAX_COORDINATE"),
     ("NaN box", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[0, 0, float("nan"), 199]),
      r"human 0: field box: expected finite numbers"),
     ("infinite part box", lambda gv, gp, pv, pp: _pred_h(pp)["parts"]["head"].update(box=[[0, 0, float("inf"), 1]]),
@@ -246,8 +248,10 @@ def test_json_nested_too_deeply_is_refused(tmp_path):
     (tmp_path / "pred" / "pred_part_result.json").write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(TpsFormatError, match=r"pred_part_result\.json: .*nested too deeply"):
         evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
-    (tmp_path / "pred" / "pred_part_result.json").write_text('{"v1": {"img_00001.json": {"humans": NaN}}}')
-    with pytest.raises(TpsFormatError, match=r"pred_part_result\.json: .*NaN is not a JSON number"):
+    nan_box = json.dumps(pp).replace("[0, 0, 99, 199]", "[0, 0, NaN, 199]", 1)
+    (tmp_path / "pred" / "pred_part_result.json").write_text(nan_box)
+    with pytest.raises(TpsFormatError, match=r"pred_part_result\.json: video 'v1' frame 'img_00001\.json' human 0: "
+                                             r"field box: expected finite numbers"):
         evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
 
 

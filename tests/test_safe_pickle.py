@@ -158,3 +158,42 @@ def test_a_pyskl_annotation_file_loads_with_its_arrays(tmp_path):
 def test_opcode_scan_counts_opcodes_and_stops_at_stop():
     data = pickle.dumps([1, 2], protocol=2) + b"trailing bytes after STOP are not read"
     assert scan_opcodes(data, "x") == len(list(__import__("pickletools").genops(data)))
+
+
+def _object_array_pickle(items: int, shape: int) -> bytes:
+    """numpy's own object-array pickle with `shape` in its state and `items` items in its list."""
+    data = pickle.dumps(np.array(list(range(items)) + [None], dtype=object)[:items], protocol=2)
+    return data.replace(b"K" + bytes([items]) + b"\x85", b"K" + bytes([shape]) + b"\x85", 1)
+
+
+def test_object_array_with_fewer_items_than_its_shape_is_refused():
+    # numpy's __setstate__ would read pointers past the list (a crash when the array is used)
+    assert safe_loads(_object_array_pickle(2, 2)).tolist() == [0, 1]
+    _refused(_object_array_pickle(2, 3), UnsafePickleError, "object array of 3 items pickled with 2")
+
+
+def test_dtype_field_outside_the_dtype_is_refused():
+    data = pickle.dumps(np.zeros(2, dtype=[("a", "<f8")]), protocol=2)
+    forged = data.replace(b"K\x00\x86", b"M\xe8\x03\x86", 1)     # field 'a' at offset 1000 of 8 bytes
+    assert forged != data
+    _refused(forged, UnsafePickleError, "field 'a' at bytes 1000..1008 of a 8-byte dtype")
+
+
+def test_dtype_changed_after_an_array_uses_it_is_refused():
+    # dtype d = V8 (copy), array of d, then BUILD d with a field at offset 1000
+    data = (b"\x80\x02cnumpy\ndtype\nU\x02V8K\x00K\x01\x87R\x94"           # memo 0: d
+            b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85U\x01b\x87R"
+            b"(K\x01K\x01\x85h\x00\x89C\x08\x00\x00\x00\x00\x00\x00\x00\x00tb"   # the array: 1 x d
+            b"h\x00(K\x03U\x01|NU\x01a\x85}U\x01acnumpy\ndtype\nU\x02f8K\x00K\x01\x87RM\xe8\x03\x86sK\x08K\x01K\x10tb"
+            b"\x86.")
+    _refused(data, UnsafePickleError, "forged layout")
+
+
+def test_arrays_come_back_as_plain_ndarrays_wherever_they_are():
+    a = np.arange(3.0)
+    obj = {"t": (a, [a, (a,)]), "o": np.array([a, None], dtype=object), "s": slice(None, 2), "l": [a]}
+    back = safe_loads(pickle.dumps(obj, protocol=4))
+    arrays = [back["t"][0], back["t"][1][0], back["t"][1][1][0], back["o"][0], back["l"][0]]
+    assert all(type(x) is np.ndarray and x.tolist() == [0.0, 1.0, 2.0] for x in arrays)
+    assert back["t"][0] is back["t"][1][0] is back["l"][0]          # shared stays shared
+    assert type(back["o"]) is np.ndarray and back["o"].dtype == object

@@ -50,7 +50,16 @@ CSV parsing is vectorised NumPy over 8 MB chunks (a decimal field is parsed as a
 integer mantissa divided by a power of ten, which is the correctly rounded value, i.e.
 exactly Python's `float`); fields it cannot parse that way (exponents, more than 15
 significant digits) go through Python's `float` one by one, and a chunk with quotes,
-spaces or lone carriage returns through the `csv` module.
+spaces or tabs through the `csv` module. Lines are those of Python's universal newlines
+(LF, CRLF or a lone CR), as the official `csv.reader(open(path))` sees them.
+
+Bad files: every reader raises `AvaFormatError` (or `LimitError`) naming the file, the
+line and the field, exactly where the official reader would fail, plus where it would
+give a silently wrong number: a UTF-8 byte-order mark (kept by the official reader in the
+first video id) is removed and reported in `notes` / `AvaResult.notes`; ground truth with
+no box of a label-map class is an error (the official mAP is NaN); detections that cannot
+score give mAP 0 with a note. Sizes a file sets are bounded (`humact.io.limits`): label
+ids by `MAX_CLASS_ID`, lines by `MAX_CSV_LINE_BYTES`. `read_ava_csv` documents the rest.
 """
 
 from __future__ import annotations

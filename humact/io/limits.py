@@ -104,7 +104,9 @@ def check_limit(value, limit: Limit | float, *, source: str, field: str):
     if ok and not (isinstance(value, float) and math.isnan(value)):
         return value
     if isinstance(limit, Limit):
-        raise LimitError(f"{source}: field {field}: {_fmt(value)} {limit.unit} is over the limit of "
+        text = _fmt(value)
+        unit = f" {limit.unit}" if limit.unit and not text.startswith("a number of") else ""
+        raise LimitError(f"{source}: field {field}: {text}{unit} is over the limit of "
                          f"{_fmt(bound)} ({limit.meaning}); set {limit.env} to raise it")
     raise LimitError(f"{source}: field {field}: {_fmt(value)} is over the limit of {_fmt(bound)}")
 
@@ -242,13 +244,15 @@ def _refuse_constant(name: str):
 
 
 def read_json(path: str | os.PathLike, *, error: type[InputError] = InputError,
-              limit: Limit | float = MAX_JSON_BYTES) -> Any:
+              limit: Limit | float = MAX_JSON_BYTES, allow_nan: bool = True) -> Any:
     """Parse the JSON file at `path`, every failure an `error` (an `InputError`) naming the file.
 
     The size is checked first (`limit`); a UTF-8 byte-order mark is skipped (it is not data);
-    bytes that are not UTF-8 are reported with their offset; `NaN` / `Infinity` (Python's
-    extension, not JSON) are refused; nesting deeper than the parser's recursion limit and
-    integers of more than 4300 digits are refused with a message, not a traceback.
+    bytes that are not UTF-8 are reported with their offset; nesting deeper than the parser's
+    recursion limit and integers of more than 4300 digits are refused with a message, not a
+    traceback. `NaN` / `Infinity` (Python's extension, which `json.dump` writes) are read as
+    floats unless `allow_nan` is False: the readers check their fields and name the one that
+    holds a non-finite number, which says more than a parse error.
     """
     path = os.fspath(path)
     check_file_size(path, limit)
@@ -259,7 +263,7 @@ def read_json(path: str | os.PathLike, *, error: type[InputError] = InputError,
     except UnicodeDecodeError as e:
         raise error(f"{path}: not UTF-8: byte 0x{raw[e.start]:02x} at offset {e.start} ({e.reason})") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=None if allow_nan else _refuse_constant)
     except json.JSONDecodeError as e:
         raise error(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:

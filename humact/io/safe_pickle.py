@@ -16,7 +16,13 @@ hold plain containers, strings, numbers and numpy arrays, so `safe_load`:
    constructors create are bounded by the file's own size (they only ever copy data the
    file holds), `numpy.ndarray` can only be used as `_reconstruct`'s argument (as numpy's
    own pickles do), `_codecs.encode` only turns text into latin-1 / UTF-8 bytes;
-3. checks every array it built against `MAX_ARRAY_ELEMENTS` / `MAX_ARRAY_BYTES`.
+3. checks what numpy itself does not: an array's pickled state (BUILD) must match its
+   shape and dtype before numpy's `__setstate__` sees it (an object array given fewer items
+   than its shape reads pointers past the list), and every dtype must fit its own size
+   (numpy's `dtype.__setstate__` takes fields at any offset; arrays of it read and write
+   outside their memory); arrays get private copies of their dtypes;
+4. checks every array it built against `MAX_ARRAY_ELEMENTS` / `MAX_ARRAY_BYTES`, and
+   returns them as plain `ndarray`s.
 
 Every failure is an `InputError` (`UnsafePickleError`, `PickleFormatError`, `LimitError`)
 whose message names the file. A nested list the file shares many times is still cheap
@@ -148,6 +154,11 @@ def scan_opcodes(buf, source: str) -> int:
 
 # ---- 2. the restricted, size-checked unpickler -------------------------------------------------
 
+# the encodings numpy and Python 2 pickles write text-as-bytes in, by normalised name
+_TEXT_ENCODINGS = {"latin1": "latin-1", "iso88591": "latin-1", "l1": "latin-1", "utf8": "utf-8", "ascii": "ascii",
+                   "usascii": "ascii"}
+
+
 class _NdarrayClass:
     """Stands for `numpy.ndarray` in a pickle: numpy's pickles only pass it to `_reconstruct`.
     Calling it (which would allocate a shape from the file with no data behind it) is refused."""
@@ -164,6 +175,149 @@ def _dtype_of(dtype) -> np.dtype:
     return dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
 
 
+def _check_dtype(dt: np.dtype, source: str, depth: int = 0) -> np.dtype:
+    """Refuse a dtype whose layout does not fit its size: numpy's `dtype.__setstate__` accepts
+    fields at any offset and subarrays of any shape, and arrays of such a dtype read and
+    write outside their memory. Structured dtypes holding objects are refused too (no
+    annotation file has them; their pickled form writes pointers at those offsets)."""
+    if not isinstance(dt, np.dtype):
+        raise UnsafePickleError(f"{source}: an array's dtype is a {type(dt).__name__}")
+    if depth > 32:
+        raise UnsafePickleError(f"{source}: a dtype nested more than 32 levels deep")
+    if dt.fields:
+        if dt.hasobject:
+            raise UnsafePickleError(f"{source}: a structured dtype with object fields ({dt}); not allowed")
+        for name, spec in dt.fields.items():
+            f, off = spec[0], spec[1]
+            if off < 0 or off + f.itemsize > dt.itemsize:
+                raise UnsafePickleError(f"{source}: dtype field {name!r} at bytes {off}..{off + f.itemsize} of a "
+                                        f"{dt.itemsize}-byte dtype (a forged layout)")
+            _check_dtype(f, source, depth + 1)
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        if base.itemsize * math.prod(shape) != dt.itemsize or any(d < 0 for d in shape):
+            raise UnsafePickleError(f"{source}: dtype {dt}: a subarray of {shape} x {base.itemsize} bytes in "
+                                    f"{dt.itemsize} bytes (a forged layout)")
+        _check_dtype(base, source, depth + 1)
+    return dt
+
+
+class _PendingArray(np.ndarray):
+    """What `_reconstruct` / `_frombuffer` give the unpickler instead of a plain array, so that
+    the BUILD opcode's `__setstate__` is checked before numpy runs it (numpy's own does not
+    check that an object array's list has as many items as its shape: a short list makes it
+    read and keep pointers past the list). Replaced by plain `ndarray` views after loading."""
+
+    _loader: "_Loader | None" = None
+
+    def __setstate__(self, state):
+        ld = self._loader
+        src = ld.source if ld is not None else "<pickle>"
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise UnsafePickleError(f"{src}: an array's state is not numpy's (version, shape, dtype, order, data)")
+        shape, dtype, data = state[-4], state[-3], state[-1]
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        if not isinstance(shape, tuple) or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+            raise UnsafePickleError(f"{src}: an array's shape is {shape!r:.60}")
+        dt = ld.private(dtype) if ld is not None else _private(_check_dtype(dtype, src))
+        n = math.prod(int(d) for d in shape)
+        if ld is not None:
+            if n > ld.max_elements:
+                check_limit(n, MAX_ARRAY_ELEMENTS, source=src, field="array shape")
+            if n * dt.itemsize > ld.max_bytes:
+                check_limit(n * dt.itemsize, MAX_ARRAY_BYTES, source=src, field="array bytes")
+        if dt.hasobject:
+            if not isinstance(data, list) or len(data) != n:
+                raise UnsafePickleError(f"{src}: an object array of {n:,} items pickled with "
+                                        f"{len(data) if isinstance(data, list) else type(data).__name__} items")
+        elif not isinstance(data, (bytes, bytearray)) or len(data) != n * dt.itemsize:
+            raise UnsafePickleError(f"{src}: an array of {n * dt.itemsize:,} bytes pickled with "
+                                    f"{len(data) if isinstance(data, (bytes, bytearray)) else type(data).__name__}")
+        # the array gets a private copy: a later BUILD on the pickle's dtype object cannot reach it
+        state = state[:-3] + (dt,) + state[-2:]
+        np.ndarray.__setstate__(self, state)
+
+
+def _private(dt: np.dtype) -> np.dtype:
+    """A copy of `dt` that the pickle holds no reference to."""
+    return np.dtype(dt, False, True)
+
+
+_WALKED = (dict, list, tuple, slice, np.ndarray)
+
+
+def _plain_arrays(obj, source: str):
+    """`obj` with every `_PendingArray` in it replaced by a plain `ndarray` view.
+
+    Iterative (no recursion limit), each container once (shared ones stay shared): dicts,
+    lists and object arrays are updated in place, tuples and slices holding an array are
+    rebuilt. A tuple that holds an array and (through a list) itself is refused.
+    """
+    new: dict[int, Any] = {}        # id of a replaced object -> its replacement
+    old: list = []                  # replaced objects, kept alive so that their ids stay unique
+    done: set[int] = set()
+    active: set[int] = set()
+    cyclic: set[int] = set()
+    stack = [(obj, False)]
+    while stack:
+        x, closing = stack.pop()
+        i = id(x)
+        if closing:
+            active.discard(i)
+            done.add(i)
+            if isinstance(x, dict):
+                changed = [(k, new[id(v)]) for k, v in x.items() if id(v) in new]
+                for k, v in changed:
+                    x[k] = v
+            elif isinstance(x, list):
+                for j, v in enumerate(x):
+                    if id(v) in new:
+                        x[j] = new[id(v)]
+            elif isinstance(x, np.ndarray):        # an object array: its items, then itself
+                for j, v in enumerate(x.flat):
+                    if id(v) in new:
+                        x.flat[j] = new[id(v)]
+                if type(x) is _PendingArray:
+                    new[i] = x.view(np.ndarray)
+                    old.append(x)
+            elif isinstance(x, (tuple, slice)):
+                items = (x.start, x.stop, x.step) if isinstance(x, slice) else x
+                if any(id(v) in new for v in items):
+                    if i in cyclic:
+                        raise UnsafePickleError(f"{source}: a tuple that holds an array and itself")
+                    rebuilt = tuple(new.get(id(v), v) for v in items)
+                    new[i] = slice(*rebuilt) if isinstance(x, slice) else rebuilt
+                    old.append(x)
+            continue
+        if i in done:
+            continue
+        if i in active:
+            cyclic.add(i)
+            continue
+        if isinstance(x, dict):
+            children = x.values()
+        elif isinstance(x, (list, tuple)):
+            children = x
+        elif isinstance(x, slice):
+            children = (x.start, x.stop, x.step)
+        elif isinstance(x, np.ndarray) and x.dtype.hasobject:
+            children = list(x.flat)
+        elif type(x) is _PendingArray:
+            new[i] = x.view(np.ndarray)
+            old.append(x)
+            done.add(i)
+            continue
+        else:
+            done.add(i)
+            continue
+        active.add(i)
+        stack.append((x, True))
+        # only what can hold (or be) an array is visited: strings and numbers are skipped here
+        stack.extend((c, False) for c in children if isinstance(c, _WALKED) and id(c) not in done)
+    return new.get(id(obj), obj)
+
+
 class _Loader:
     """The state of one load: the file's name, the bytes its constructors may still create,
     and the arrays built (checked once they hold their data)."""
@@ -172,9 +326,21 @@ class _Loader:
         self.source = source
         self.budget = nbytes + (1 << 20)
         self.arrays: list = []
+        self.dtypes: list = []
+        self._privates: dict = {}
         self.ndarray = _NdarrayClass(self)
         self.max_elements = MAX_ARRAY_ELEMENTS.value   # read once: one load checks thousands of arrays
         self.max_bytes = MAX_ARRAY_BYTES.value
+
+    def private(self, dtype) -> np.dtype:
+        """A checked private copy of the pickle's dtype object, one per object (numpy's pickles
+        share one dtype among all arrays of that type)."""
+        hit = self._privates.get(id(dtype))
+        if hit is not None and hit[0] is dtype:
+            return hit[1]
+        copy = _private(_check_dtype(dtype, self.source))
+        self._privates[id(dtype)] = (dtype, copy)
+        return copy
 
     def spend(self, nbytes: int, what: str) -> None:
         if nbytes > self.budget:
@@ -192,31 +358,51 @@ class _Loader:
     # the wrapped constructors ----------------------------------------------------------
     def reconstruct(self, real):
         def _reconstruct(subtype, shape, dtype):
+            if subtype is self.ndarray and shape == (0,) and dtype == b"b":   # what numpy's pickles write
+                arr = real(_PendingArray, shape, dtype)
+                arr._loader = self
+                self.arrays.append(arr)
+                return arr
             if subtype is not self.ndarray:
                 raise UnsafePickleError(f"{self.source}: numpy _reconstruct of {type(subtype).__name__}: "
                                         "only plain numpy arrays are allowed")
             dt = _dtype_of(dtype)
             dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)[:64]
-            n = math.prod(int(d) if isinstance(d, (int, np.integer)) else 0 for d in dims)
+            n = math.prod(abs(int(d)) if isinstance(d, (int, np.integer)) else 0 for d in dims)
             if n > self.max_elements:
                 check_limit(n, MAX_ARRAY_ELEMENTS, source=self.source, field="array shape")
             self.spend(n * dt.itemsize, "an array's shape")
-            arr = real(np.ndarray, shape, dt)
+            arr = real(_PendingArray, shape, self.private(dt))
+            arr._loader = self
             self.arrays.append(arr)
             return arr
         return _reconstruct
 
     def frombuffer(self, real):
-        def _frombuffer(*args, **kw):
-            return self.check_array(real(*args, **kw), "array")
+        def _frombuffer(buf, dtype, *args, **kw):
+            arr = real(buf, self.private(_dtype_of(dtype)), *args, **kw).view(_PendingArray)
+            arr._loader = self
+            self.arrays.append(arr)
+            return self.check_array(arr, "array")
         return _frombuffer
 
     def scalar(self, real):
         def scalar(dtype, *args):
-            dt = _dtype_of(dtype)
+            dt = self.private(_dtype_of(dtype))
             self.spend(dt.itemsize, "a numpy scalar's dtype")
             return real(dt, *args)
         return scalar
+
+    def dtype(self, real):
+        """`numpy.dtype` (always a copy, as numpy's pickles ask) and the `numpy.dtypes` classes;
+        each dtype made is checked once the load has set its state."""
+        def dtype(*args, **kw):
+            if real is np.dtype and args:
+                args = (args[0], bool(args[1]) if len(args) > 1 else False, True)
+            dt = real(*args, **kw)
+            self.dtypes.append(dt)
+            return dt
+        return dtype
 
     def byte_string(self, cls):
         """`bytes` / `bytearray`, with the bytes they create counted against the budget."""
@@ -226,6 +412,10 @@ class _Loader:
             if args and isinstance(args[0], (int, np.integer)) and not isinstance(args[0], bool):
                 self.spend(int(args[0]), f"{what}(n)")
             elif args and isinstance(args[0], str):
+                if len(args) < 2 or not isinstance(args[1], str) or \
+                        args[1].lower().replace("-", "").replace("_", "") not in _TEXT_ENCODINGS:
+                    raise UnsafePickleError(f"{self.source}: {what} of text in {args[1:2]!r:.40}: only latin-1, "
+                                            "UTF-8 or ASCII")
                 self.spend(4 * len(args[0]), f"{what}(text)")
             elif args and isinstance(args[0], (bytes, bytearray, memoryview, list, tuple)):
                 self.spend(len(args[0]), f"{what}(bytes)")
@@ -237,13 +427,10 @@ class _Loader:
 
     def encode(self):
         def encode(obj, encoding="utf-8", errors="strict"):
-            if not isinstance(obj, str) or not isinstance(encoding, str):
+            if not isinstance(obj, str) or not isinstance(encoding, str) or errors != "strict":
                 raise UnsafePickleError(f"{self.source}: _codecs.encode of a {type(obj).__name__}: only text")
-            try:
-                name = codecs.lookup(encoding).name
-            except LookupError:
-                name = ""
-            if name not in ("iso8859-1", "utf-8", "ascii"):
+            name = _TEXT_ENCODINGS.get(encoding.lower().replace("-", "").replace("_", ""))
+            if name is None:
                 raise UnsafePickleError(f"{self.source}: _codecs.encode to {encoding!r}: only latin-1, UTF-8 "
                                         "or ASCII (what numpy and Python 2 pickles use)")
             self.spend(4 * len(obj), "_codecs.encode")
@@ -256,7 +443,6 @@ class _Loader:
 _NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
 _NUMPY_NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
 _PLAIN: frozenset[tuple[str, str]] = frozenset({
-    ("numpy", "dtype"),
     ("collections", "OrderedDict"),
     ("collections", "defaultdict"),
     ("builtins", "set"),
@@ -279,7 +465,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         elif module in _compat_pickle.IMPORT_MAPPING:
             module = _compat_pickle.IMPORT_MAPPING[module]
         key = (module, name)
-        if key in _PLAIN or (module in ("numpy", "numpy.dtypes") and name.endswith("DType")):
+        if key == ("numpy", "dtype") or (module in ("numpy", "numpy.dtypes") and name.endswith("DType")):
+            return ld.dtype(super().find_class(module, name))
+        if key in _PLAIN:
             return super().find_class(module, name)
         if key == ("numpy", "ndarray"):
             return ld.ndarray
@@ -308,6 +496,13 @@ def _load(file, buf, source: str, nbytes: int) -> Any:
             obj = _RestrictedUnpickler(file, loader).load()
         for i, arr in enumerate(loader.arrays):
             loader.check_array(arr, f"array #{i + 1}")
+        for dt in loader.dtypes:
+            _check_dtype(dt, source)
+        if loader.arrays:
+            obj = _plain_arrays(obj, source)
+            for arr in loader.arrays:     # the views keep these alive: drop their link to the loader
+                arr._loader = None
+            loader.arrays.clear()
     except InputError:
         raise
     except MemoryError:
