@@ -2,7 +2,8 @@
 
 The contract (`assert_reader_contract`): whatever bytes a file holds, the reader either
 returns (and the value passes the target's own check) or raises `humact.errors.HumactError`
-whose message names the file -- never another exception, never more than `MAX_PEAK_BYTES`
+whose message names the file -- never another exception (nor a numpy RuntimeWarning, the
+sign of a silently wrong value), never more than `MAX_PEAK_BYTES`
 of traced memory (Python and numpy allocations) or `MAX_SECONDS`. Inputs come from
 hypothesis: grammar-built files of each format, random mutations of valid files (bytes
 flipped, inserted, deleted, truncated; tokens such as a BOM, CR, NUL, NaN, 400-digit
@@ -32,6 +33,7 @@ import struct
 import tempfile
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,7 +86,9 @@ def assert_reader_contract(reader: Callable[[Path], Any], data: bytes | dict, *,
         t0 = time.perf_counter()
         error = None
         try:
-            value = reader(arg)
+            with warnings.catch_warnings():   # numpy's overflow / invalid-value warnings mean a silent garbage value
+                warnings.simplefilter("error", RuntimeWarning)
+                value = reader(arg)
         except base as e:
             value, error = None, e
         except Exception as e:   # the contract is broken: count it, then fail with the example

@@ -141,9 +141,10 @@ def _count(value, limit, source: str, field: str) -> int:
     return check_limit(value, limit, source=source, field=field)
 
 
-def _number(value, source: str, field: str) -> float:
+def _number(value, source: str, field: str, largest: float = 1e300) -> float:
+    """A finite JSON number of magnitude at most `largest` (float32's 3.4e38 for a stored score)."""
     _typed(value, (int, float), "a number", source, field)
-    if isinstance(value, int) and abs(value) > 1e300 or isinstance(value, float) and not math.isfinite(value):
+    if not abs(value) <= largest:       # NaN fails too
         raise ResultFormatError(f"{source}: field '{field}': expected a finite number, got {short_repr(value)}")
     return float(value)
 
@@ -257,7 +258,7 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
                 if lab not in col:
                     raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of "
                                             "actions.labels")
-                scores[i, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score")
+                scores[i, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
     tracks.world_landmarks = world
     actions = None
     if labels is not None:
