@@ -28,8 +28,6 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-#: Kept for the commands that still raise it; new code raises `humact.errors` classes.
-UserError = HumactError
 
 
 class _Parser(argparse.ArgumentParser):

@@ -219,6 +219,162 @@ def test_exclusions_become_integer_keys(tmp_path):
     assert read_exclusions(tmp_path / "e.csv") == {("v", 903), ("w", 1000)}
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def _table(t):
+    return [t.keys[k] for k in t.kf], t.boxes.tolist(), t.action.tolist(), t.score.tolist()
+
+
+def test_utf8_bom_is_removed_and_reported(files):
+    gt, det, labels, _ = files([row("v", "0902", A, 1, 0), row("w", "0902", B, 1, 0)],
+                               [row("v", "0902", A, 1, 0.9), row("w", "0902", B, 1, 0.8)], ids=(1,))
+    clean = evaluate_ava_files(gt, det, labels)
+    for path in (gt, det):
+        path.write_bytes(BOM + path.read_bytes())
+        r = evaluate_ava_files(gt, det, labels)
+        assert r.mAP == clean.mAP == 1.0        # the official reader, keeping the BOM in 'v', gives 0.5
+        assert any(path.name in n and "byte-order mark" in n for n in r.notes)
+    ex = gt.parent / "ex.csv"
+    ex.write_bytes(BOM + b"v,0902\n")
+    notes = []
+    assert read_exclusions(ex, notes=notes) == {("v", 902)} and "ex.csv" in notes[0]
+
+
+def test_label_map_bom_is_removed_and_reported(tmp_path):
+    (tmp_path / "l.pbtxt").write_bytes(BOM + b'  name: "stand"\n  id: 1\n')
+    notes = []
+    assert read_label_map(tmp_path / "l.pbtxt", notes=notes) == LabelMap([1], ["stand"])
+    assert "l.pbtxt" in notes[0]
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 40])
+def test_cr_and_crlf_line_ends_read_as_universal_newlines(tmp_path, monkeypatch, chunk):
+    if chunk:   # small chunks put CRLF pairs across chunk boundaries
+        monkeypatch.setattr("humact.eval.ava._CHUNK", chunk)
+    rows = [row(v, ts, A, a, s) for v, ts, a, s in (("v", "0902", 1, 0.5), ("v", "0903", 2, 0.25), ("w", "0902", 1, 1))]
+    lf = csv_text(rows)
+    (tmp_path / "lf.csv").write_text(lf)
+    ref = _table(read_ava_csv(tmp_path / "lf.csv"))
+    for name, text in (("cr", lf.replace("\n", "\r")), ("crlf", lf.replace("\n", "\r\n")),
+                       ("mixed", lf.replace("\n", "\r", 1).replace("\n", "\r\n", 1)),
+                       ("quoted_cr", '"v",0902,0,0,0.5,1,1,0.5\r' + lf.split("\n", 1)[1].replace("\n", "\r"))):
+        (tmp_path / f"{name}.csv").write_bytes(text.encode())
+        assert _table(read_ava_csv(tmp_path / f"{name}.csv")) == ref, name
+
+
+def test_empty_detection_file_scores_zero_with_a_note(files):
+    gt, det, labels, _ = files([row("v", "0902", A, 1, 0)], [], ids=(1,))
+    r = evaluate_ava_files(gt, det, labels)
+    assert r.mAP == 0.0 and any("det.csv" in n and "no detection rows" in n for n in r.notes)
+    assert r.to_json()["notes"] == r.notes
+
+
+def test_detections_matching_no_ground_truth_keyframe_are_noted(files):
+    r = evaluate_ava_files(*files([row("v", "0902", A, 1, 0)], [row("x", "0902", A, 1, 0.9)], ids=(1,))[:3])
+    assert r.mAP == 0.0 and any("none of its 1 keyframes" in n for n in r.notes)
+    r = evaluate_ava_files(*files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 7, 0.9)], ids=(1,))[:3])
+    assert any("none of its 1 rows is of a label-map class" in n for n in r.notes)
+
+
+def test_clean_files_have_no_notes(files):
+    assert evaluate_ava_files(*files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.9)], ids=(1,))[:3]).notes == []
+
+
+@pytest.mark.parametrize("gt_rows, exclusions, why", [
+    ([], None, "the file is empty"),
+    ([row("v", "0902", A, 9, 0)], None, "none of a label-map class"),
+    ([row("v", "0902", A, 1, 0)], [("v", "0902")], "outside the excluded keyframes"),
+])
+def test_ground_truth_without_label_map_boxes_is_an_error(files, gt_rows, exclusions, why):
+    p = files(gt_rows, [row("v", "0902", A, 1, 0.9)], ids=(1,), exclusions=exclusions)
+    with pytest.raises(AvaFormatError, match=r"gt\.csv: .*" + why + r".*mAP is undefined"):
+        evaluate_ava_files(*p)
+
+
+def test_label_map_id_beyond_the_limit_is_refused_before_allocating(files, monkeypatch):
+    import tracemalloc
+
+    from humact.errors import LimitError
+    gt, det, labels, _ = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.9)], ids=(1,))
+    labels.write_text(labels.read_text() + 'item {\n  name: "huge"\n  id: 300000000\n}\n')
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitError, match=r"labels\.pbtxt:\d+: field id: 300,000,000 .* HUMACT_LIMIT_MAX_CLASS_ID"):
+            evaluate_ava_files(gt, det, labels)
+        assert tracemalloc.get_traced_memory()[1] < 50e6
+    finally:
+        tracemalloc.stop()
+    labels.write_text(labels.read_text().replace("300000000", "2000000"))
+    monkeypatch.setenv("HUMACT_LIMIT_MAX_CLASS_ID", "3M")     # a user who needs more raises the limit
+    assert evaluate_ava_files(gt, det, labels).mAP == 1.0
+    labels.write_text(labels.read_text().replace("2000000", "9" * 5000))
+    with pytest.raises(LimitError, match="5000 digits"):
+        read_label_map(labels)
+
+
+@pytest.mark.parametrize("content, where", [
+    (b"v\xff,0902,0.1,0.1,0.5,0.5,1,0.5\n", r"d\.csv:2: fields video_id,timestamp: not UTF-8"),
+    (b"v,0902,0.1,0.\xe9,0.5,0.5,1,0.5\n", r"d\.csv:2: field y1: not UTF-8"),
+    (b"v,0902,0.1,0.1,0.5,0.5,1,0.5 \xff\n", r"d\.csv:2: not UTF-8"),       # the csv-module path
+])
+def test_bytes_that_are_not_utf8_name_file_line_and_field(tmp_path, content, where):
+    (tmp_path / "d.csv").write_bytes(b"v,0902,0.1,0.1,0.5,0.5,1,0.5\n" + content)
+    with pytest.raises(AvaFormatError, match=where):
+        read_ava_csv(tmp_path / "d.csv", columns=(8,))
+    (tmp_path / "l.pbtxt").write_bytes(b'item {\n  name: "st\xffand"\n  id: 1\n}\n')
+    with pytest.raises(AvaFormatError, match=r"l\.pbtxt:2: not UTF-8"):
+        read_label_map(tmp_path / "l.pbtxt")
+
+
+def test_a_line_beyond_the_limit_is_refused(tmp_path, monkeypatch):
+    from humact.errors import LimitError
+    monkeypatch.setattr("humact.eval.ava._CHUNK", 1 << 16)
+    (tmp_path / "d.csv").write_bytes(b"v,0902,0.1,0.1,0.5,0.5,1,0.5\n" + b"v" * (3 << 20))
+    with pytest.raises(LimitError, match=r"d\.csv:2: field line length: .* HUMACT_LIMIT_MAX_CSV_LINE_BYTES"):
+        read_ava_csv(tmp_path / "d.csv", columns=(8,))
+    monkeypatch.setenv("HUMACT_LIMIT_MAX_CSV_LINE_BYTES", "100")
+    (tmp_path / "e.csv").write_bytes(b"v,0902,0.1,0.1,0.5,0.5,1,0.5\n" + b"w" * 200 + b",0902,0.1,0.1,0.5,0.5,1,0.5\n")
+    with pytest.raises(LimitError, match=r"e\.csv:2"):
+        read_ava_csv(tmp_path / "e.csv", columns=(8,))
+
+
+def test_quoted_field_over_a_line_end_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_bytes(b'v,0902,0.1,0.1,0.5,0.5,1,0.5\n"v\nw",0902,0.1,0.1,0.5,0.5,1,0.5\n')
+    with pytest.raises(AvaFormatError, match=r"d\.csv:2: a quoted field runs over the end of the line"):
+        read_ava_csv(tmp_path / "d.csv", columns=(8,))
+
+
+def test_action_id_beyond_2_53_is_dropped_like_any_id_outside_the_label_map(files):
+    clean = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.5), row("v", "0902", B, 999, 0.9)], ids=(1,))
+    ref = evaluate_ava_files(*clean[:3])
+    for huge in ("9" * 30, "-" + "9" * 17, "123456789012345678"):
+        p = files([row("v", "0902", A, 1, 0)], [row("v", "0902", A, 1, 0.5), row("v", "0902", B, huge, 0.9)], ids=(1,))
+        assert evaluate_ava_files(*p[:3]).ap == ref.ap
+        ap, _ = ava_oracle.evaluate(*p[:3])
+        assert ap == ref.ap
+        assert read_ava_csv(p[1]).action.tolist() == [1, 0]
+
+
+def test_proposals_are_bounded_arrays(tmp_path):
+    import pickle
+
+    from humact.errors import InputError
+    from humact.eval.ava import read_proposals
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"v,0902": np.zeros((2, 5))}))
+    assert read_proposals(tmp_path / "p.pkl")["v,0902"].shape == (2, 5)
+    # one list shared 10 levels deep: a few hundred bytes, 10**10 numbers for np.asarray
+    x = [0.0] * 10
+    for _ in range(9):
+        x = [x] * 10
+    (tmp_path / "bomb.pkl").write_bytes(pickle.dumps({"v,0902": x}))
+    with pytest.raises(InputError, match=r"bomb\.pkl: field entry 'v,0902'"):
+        read_proposals(tmp_path / "bomb.pkl")
+    (tmp_path / "bad.pkl").write_bytes(pickle.dumps({"v,0902": [[1, 2], [3]]}))
+    with pytest.raises(AvaFormatError, match=r"bad\.pkl"):
+        read_proposals(tmp_path / "bad.pkl")
+
+
 def test_shared_format_samples_are_read(shared):
     s = shared / "reference/ava/format_samples"
     gt = read_ava_csv(s / "ava_sample.csv")

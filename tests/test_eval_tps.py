@@ -1,5 +1,7 @@
 """Kinetics-TPS: the official task score, rule by rule."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,137 @@ def test_more_than_five_proposals_is_rejected():
     pred = frames([pred_human(H1, {"head": [(HEAD, "look")] * 6})])
     with pytest.raises(TpsFormatError, match="5 proposals"):
         video_psc(gt, pred)
+
+
+# ---- malformed files: one TpsFormatError naming file, video, frame and field ----------------
+
+import bad_inputs  # noqa: E402
+from humact.errors import LimitError  # noqa: E402
+
+
+def _valid():
+    return bad_inputs.tps_files()
+
+
+def _gt_h(gp):
+    return gp["v1"]["img_00001.json"]["humans"][0]
+
+
+def _pred_h(pp):
+    return pp["v1"]["img_00001.json"]["humans"][0]
+
+
+MALFORMED = [
+    ("gt human without box", lambda gv, gp, pv, pp: _gt_h(gp).pop("box"),
+     r"gt_part_result\.json: video 'v1' frame 'img_00001\.json' human 0: missing field 'box'"),
+    ("pred human without box", lambda gv, gp, pv, pp: _pred_h(pp).pop("box"),
+     r"pred_part_result\.json: video 'v1' frame 'img_00001\.json' human 0: missing field 'box'"),
+    ("frame is a list", lambda gv, gp, pv, pp: gp["v1"].update({"img_00001.json": []}),
+     r"gt_part_result\.json: video 'v1' frame 'img_00001\.json': field frame: expected an object"),
+    ("video is a list", lambda gv, gp, pv, pp: pp.update(v1=[]), r"pred_part_result\.json: video 'v1': field frames"),
+    ("box of 3 numbers", lambda gv, gp, pv, pp: _gt_h(gp)["parts"]["head"].update(box=[1, 2, 3]),
+     r"gt_part_result\.json: .* part 'head': field box: expected \[x1, y1, x2, y2\]"),
+    ("box of text", lambda gv, gp, pv, pp: _pred_h(pp).update(box=["0", 0, 99, 199]), r"human 0: field box"),
+    ("box of booleans", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[True, 0, 99, 199]), r"human 0: field box"),
+    ("box of 400 digits", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[0, 0, 99, 10 ** 400]),
+     r"human 0: field box: a number of 401 digits is over the limit .* HUMACT_LIMIT_MAX_COORDINATE"),
+    ("NaN box", lambda gv, gp, pv, pp: _pred_h(pp).update(box=[0, 0, float("nan"), 199]),
+     r"human 0: field box: expected finite numbers"),
+    ("infinite part box", lambda gv, gp, pv, pp: _pred_h(pp)["parts"]["head"].update(box=[[0, 0, float("inf"), 1]]),
+     r"part 'head': field box\[0\]: expected finite numbers"),
+    ("proposal boxes and verbs differ", lambda gv, gp, pv, pp: _pred_h(pp)["parts"]["head"].update(verb=["a", "b"]),
+     r"part 'head': fields box/verb: 1 boxes for 2 verbs"),
+    ("humans is an object", lambda gv, gp, pv, pp: pp["v1"]["img_00001.json"].update(humans={"a": 1}),
+     r"frame 'img_00001\.json': field humans: expected a list"),
+    ("eleven predicted humans", lambda gv, gp, pv, pp: pp["v1"]["img_00001.json"].update(
+        humans=[_pred_h(pp)] * 11), r"at most 10 predicted humans per frame, got 11"),
+]
+
+
+@pytest.mark.parametrize("what, mutate, message", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_files_name_file_video_frame_and_field(what, mutate, message):
+    files = _valid()
+    mutate(*files)
+    with pytest.raises(TpsFormatError if "LIMIT" not in message else LimitError, match=message):
+        evaluate_tps(*files)
+
+
+WRONG_TYPES = [
+    ("predicted action is a number", lambda gv, gp, pv, pp: pv.update(v1=7),
+     r"pred_vid_result\.json: video 'v1': expected the predicted action as a string, got int 7"),
+    ("ground-truth action is a list", lambda gv, gp, pv, pp: gv.update(v1=["run"]),
+     r"gt_vid_result\.json: video 'v1': expected the action as a string"),
+    ("ground-truth verb is a list", lambda gv, gp, pv, pp: _gt_h(gp)["parts"]["head"].update(verb=["look"]),
+     r"gt_part_result\.json: .* part 'head': field verb: expected a string, got list"),
+    ("predicted verb is a number", lambda gv, gp, pv, pp: _pred_h(pp)["parts"]["head"].update(verb=[3]),
+     r"pred_part_result\.json: .* part 'head': field verb\[0\]: expected a string, got int"),
+    ("predicted parts is a list", lambda gv, gp, pv, pp: _pred_h(pp).update(parts=[]),
+     r"pred_part_result\.json: .* human 0: field parts: expected an object"),
+    ("predicted frame without humans", lambda gv, gp, pv, pp: pp["v1"].update({"img_00001.json": {}}),
+     r"pred_part_result\.json: video 'v1' frame 'img_00001\.json': missing field 'humans'"),
+    ("predicted human without parts", lambda gv, gp, pv, pp: _pred_h(pp).pop("parts"),
+     r"pred_part_result\.json: .* human 0: missing field 'parts'"),
+    ("predicted part without verb", lambda gv, gp, pv, pp: _pred_h(pp)["parts"]["head"].pop("verb"),
+     r"pred_part_result\.json: .* part 'head': missing field 'verb'"),
+    ("ground-truth human without parts", lambda gv, gp, pv, pp: _gt_h(gp).pop("parts"),
+     r"gt_part_result\.json: .* human 0: missing field 'parts'"),
+]
+
+
+@pytest.mark.parametrize("what, mutate, message", WRONG_TYPES, ids=[m[0] for m in WRONG_TYPES])
+def test_wrong_types_are_refused_not_scored_zero(what, mutate, message):
+    files = _valid()
+    assert evaluate_tps(*files).videos["v1"]["psc"] == 0.5        # head right, hip wrong
+    mutate(*files)
+    with pytest.raises(TpsFormatError, match=message):
+        evaluate_tps(*files)
+
+
+def test_ground_truth_without_videos_names_the_file(tmp_path):
+    gv, gp, pv, pp = _valid()
+    write_tps_dir(tmp_path / "gt", "gt", {}, gp)
+    write_tps_dir(tmp_path / "pred", "pred", pv, pp)
+    with pytest.raises(TpsFormatError, match=r"gt[/\\]gt_vid_result\.json: no videos: nothing to score"):
+        evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
+
+
+def test_messages_name_the_files_by_their_paths(tmp_path):
+    gv, gp, pv, pp = _valid()
+    pv["v1"] = 7
+    write_tps_dir(tmp_path / "gt", "gt", gv, gp)
+    write_tps_dir(tmp_path / "pred", "pred", pv, pp)
+    with pytest.raises(TpsFormatError, match=str(tmp_path / "pred" / "pred_vid_result.json").replace("\\", "\\\\")):
+        evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
+
+
+def test_json_nested_too_deeply_is_refused(tmp_path):
+    gv, gp, pv, pp = _valid()
+    write_tps_dir(tmp_path / "gt", "gt", gv, gp)
+    write_tps_dir(tmp_path / "pred", "pred", pv, pp)
+    (tmp_path / "pred" / "pred_part_result.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(TpsFormatError, match=r"pred_part_result\.json: .*nested too deeply"):
+        evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
+    nan_box = json.dumps(pp).replace("[0, 0, 99, 199]", "[0, 0, NaN, 199]", 1)
+    (tmp_path / "pred" / "pred_part_result.json").write_text(nan_box)
+    with pytest.raises(TpsFormatError, match=r"pred_part_result\.json: video 'v1' frame 'img_00001\.json' human 0: "
+                                             r"field box: expected finite numbers"):
+        evaluate_tps_dirs(tmp_path / "gt", tmp_path / "pred")
+
+
+def test_frame_with_too_many_humans_is_refused(monkeypatch):
+    gv, gp, pv, pp = _valid()
+    gp["v1"]["img_00001.json"]["humans"] += [{"box": [i, i, i + 50, i + 90], "parts": {}} for i in range(1000)]
+    with pytest.raises(LimitError, match=r"gt_part_result\.json: video 'v1' frame 'img_00001\.json': field humans: "
+                                         r"1,001 humans is over the limit of 1,000"):
+        evaluate_tps(gv, gp, pv, pp)
+    monkeypatch.setenv("HUMACT_LIMIT_MAX_HUMANS_PER_FRAME", "2000")
+    assert evaluate_tps(gv, gp, pv, pp).videos["v1"]["psc"] == 0.5
+
+
+def test_a_single_proposal_without_lists_is_still_accepted():
+    gv, gp, pv, pp = _valid()
+    _pred_h(pp)["parts"]["head"] = {"box": HEAD, "verb": "look"}
+    assert evaluate_tps(gv, gp, pv, pp).videos["v1"]["psc"] == 0.5
 
 
 def test_grid_covers_the_official_thresholds(tmp_path):

@@ -16,9 +16,11 @@ from humact.io.results import (
     read_pyskl_pickle,
     read_result_json,
     result_to_dict,
+    to_pyskl,
     write_pyskl_pickle,
     write_result_json,
 )
+from humact.errors import InputError
 from humact.io.safe_pickle import UnsafePickleError, safe_load
 from humact.types import ActionScores, PartBoxes, PoseTracks, VideoMeta, VideoResult
 
@@ -98,6 +100,94 @@ def test_a_broken_json_result_names_the_file_and_field(tmp_path, mutate, field):
     path.write_text(json.dumps(doc))
     with pytest.raises(ResultFormatError, match=r"bad\.json.*" + re.escape(field)):
         read_result_json(path)
+
+
+def _doc():
+    return result_to_dict(_result())
+
+
+WRONG = [
+    ("a list, not an object", lambda d: [], r"expected a JSON object"),
+    ("track_id text", lambda d: d["tracks"][0].update(track_id="a"), r"field 'tracks\[0\]\.track_id': expected an integer"),
+    ("num_frames negative", lambda d: d["video"].update(num_frames=-1),
+     r"field 'video\.num_frames': expected a non-negative integer, got -1"),
+    ("num_frames text", lambda d: d["video"].update(num_frames="6"), r"field 'video\.num_frames': expected a non-negative"),
+    ("num_frames a float", lambda d: d["video"].update(num_frames=6.5), r"field 'video\.num_frames'"),
+    ("frame_times too short", lambda d: d["video"].update(frame_times=[0.0]), r"field video\.frame_times: expected shape"),
+    ("fps text", lambda d: d["video"].update(fps="25"), r"field 'video\.fps': expected a number"),
+    ("frames of floats", lambda d: d["tracks"][0].update(frames=[0.5]), r"field tracks\[0\]\.frames: expected integers"),
+    ("boxes of text", lambda d: d["tracks"][0].update(boxes=[["a"] * 4] * len(d["tracks"][0]["frames"])),
+     r"field tracks\[0\]\.boxes: expected numbers"),
+    ("keypoints of the wrong shape", lambda d: d["tracks"][0].update(keypoints=[[1, 2]]), r"field tracks\[0\]\.keypoints: expected shape"),
+    ("keypoint beyond float32", lambda d: d["tracks"][0]["keypoints"][0][0].__setitem__(0, 1e300),
+     r"field tracks\[0\]\.keypoints: expected finite numbers"),
+    ("part_valid missing", lambda d: d["tracks"][0].pop("part_valid"), r"missing field 'tracks\[0\]\.part_valid'"),
+    ("action label unknown", lambda d: d["tracks"][0]["actions"][0].update(label="nope"),
+     r"field 'tracks\[0\]\.actions\[0\]\.label': 'nope' is not one of actions\.labels"),
+    ("action score text", lambda d: d["tracks"][0]["actions"][0].update(score="0.5"),
+     r"field 'tracks\[0\]\.actions\[0\]\.score': expected a number"),
+    ("actions without labels", lambda d: d["actions"].pop("labels"), r"missing field 'actions\.labels'"),
+    ("part_names of numbers", lambda d: d.update(part_names=[1, 2]), r"field 'part_names\[0\]': expected a string"),
+    ("tracks an object", lambda d: d.update(tracks={}), r"field 'tracks': expected a list"),
+]
+
+
+@pytest.mark.parametrize("what, mutate, message", WRONG, ids=[w[0] for w in WRONG])
+def test_wrong_types_name_the_file_and_field(tmp_path, what, mutate, message):
+    doc = _doc()
+    doc = mutate(doc) if what.startswith("a list") else (mutate(doc), doc)[1]
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ResultFormatError, match=r"bad\.json: " + message):
+        read_result_json(tmp_path / "bad.json")
+
+
+def test_dense_arrays_beyond_the_limit_are_refused_before_allocating(tmp_path, monkeypatch):
+    import tracemalloc
+
+    from humact.errors import LimitError
+    doc = _doc()
+    doc["video"]["num_frames"] = 400_000
+    doc["video"]["frame_times"] = [0.0] * 400_000
+    doc["tracks"] = doc["tracks"] * 500          # 500 tracks x 400,000 frames: ~200 GB dense
+    (tmp_path / "big.json").write_text(json.dumps(doc))
+    tracemalloc.start()
+    try:
+        with pytest.raises(LimitError, match=r"big\.json: field tracks x video\.num_frames .* over the limit "
+                                             r".*HUMACT_LIMIT_MAX_ARRAY_BYTES"):
+            read_result_json(tmp_path / "big.json")
+        assert tracemalloc.get_traced_memory()[1] < 400e6
+    finally:
+        tracemalloc.stop()
+    doc = _doc()
+    doc["video"]["num_frames"] = 20_000_000
+    (tmp_path / "long.json").write_text(json.dumps(doc))
+    with pytest.raises(LimitError, match=r"long\.json: field video\.num_frames: 20,000,000 frames"):
+        read_result_json(tmp_path / "long.json")
+
+
+def test_json_result_file_errors_name_the_file(tmp_path):
+    (tmp_path / "bin.json").write_bytes(b'{"schema": "humact.\xff"}')
+    with pytest.raises(ResultFormatError, match=r"bin\.json: not UTF-8: byte 0xff at offset 19"):
+        read_result_json(tmp_path / "bin.json")
+    (tmp_path / "nan.json").write_text('{"schema": NaN}')
+    with pytest.raises(ResultFormatError, match=r"nan\.json: field 'schema' is nan"):
+        read_result_json(tmp_path / "nan.json")
+
+
+def test_pyskl_pickle_fields_are_checked(tmp_path):
+    good = to_pyskl(_result())
+    for what, mutate, message in [
+        ("total_frames text", lambda a: a.update(total_frames="6"), "total_frames"),
+        ("keypoint text", lambda a: a.update(keypoint="abc"), "keypoint"),
+        ("keypoint_score shape", lambda a: a.update(keypoint_score=np.zeros((1, 1, 1))), "keypoint_score"),
+        ("total_frames beyond the limit", lambda a: a.update(total_frames=10 ** 12), "total_frames"),
+    ]:
+        anno = dict(good)
+        mutate(anno)
+        with open(tmp_path / "a.pkl", "wb") as f:
+            pickle.dump(anno, f)
+        with pytest.raises(InputError, match=r"a\.pkl: field '?" + message):
+            read_pyskl_pickle(tmp_path / "a.pkl")
 
 
 def test_pyskl_pickle_has_pyskls_fields_and_round_trips(tmp_path):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 
@@ -54,25 +56,79 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _write_json(path: Path, data: dict) -> None:
+    from humact.errors import OutputError
     from humact.io.atomic import atomic_write
 
-    with atomic_write(path) as f:
-        json.dump(data, f, indent=1)
+    try:
+        with atomic_write(path) as f:
+            json.dump(data, f, indent=1)
+    except OSError as e:
+        raise OutputError(f"--json {path}: cannot write ({e.strerror or e})") from None
     print(f"wrote {path}")
 
 
-def run(args: argparse.Namespace) -> int:
-    from humact.cli import UserError
+def _writable_folder(folder: Path, flag: str, what: Path) -> None:
+    """Refuse `folder` (to be created if missing) when it, or its nearest existing ancestor,
+    is not a writable folder: checked before the work, so a long evaluation is not lost."""
+    from humact.errors import OutputError
 
+    d = folder
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    if not d.is_dir():
+        raise OutputError(f"{flag} {what}: {d} is a file, not a folder")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {what}: folder {d} is not writable")
+
+
+def _check_output_file(path: Path, flag: str, inputs) -> None:
+    """`path` can be written as a file, and writing it overwrites none of `inputs`."""
+    from humact.errors import OutputError
+
+    if path.is_dir():
+        raise OutputError(f"{flag} {path}: is a folder; expected the name of a file to write")
+    for i in inputs:
+        if i is not None and path.exists() and os.path.samefile(path, i):
+            raise OutputError(f"{flag} {path}: is an input ({i}); refusing to overwrite it")
+    _writable_folder(path.parent, flag, path)
+
+
+def _check_output_folder(path: Path, flag: str, names, inputs) -> None:
+    """`path` is (or can become) a folder where `names` can be written over none of `inputs`."""
+    from humact.errors import OutputError
+
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: is a file; expected a folder")
+    for name in names:
+        _check_output_file(path / name, flag, inputs)
+    _writable_folder(path, flag, path)
+
+
+def _input_file(value, flag: str) -> None:
+    from humact.errors import InputError
+
+    if value is None:
+        return
+    p = Path(value)
+    if not p.exists():
+        raise FileNotFoundError(f"{flag}: no such file: {value}")
+    if not p.is_file():
+        raise InputError(f"{flag} {value}: not a file")
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        print(f"humact eval: warning: {note}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.benchmark is None:
         args._eval_parser.print_help()
         return 2
-    try:
-        if args.benchmark == "pose":
-            return _run_pose(args)
-        return _run_ava(args) if args.benchmark == "ava" else _run_tps(args)
-    except ValueError as e:   # the format errors name the file, line/video and field
-        raise UserError(str(e)) from e
+    # every failure of the inputs is a HumactError naming the file (printed as one line by humact.cli)
+    if args.benchmark == "pose":
+        return _run_pose(args)
+    return _run_ava(args) if args.benchmark == "ava" else _run_tps(args)
 
 
 def _run_ava(args) -> int:
@@ -81,27 +137,34 @@ def _run_ava(args) -> int:
     from humact.eval.ava import evaluate_ava_files
 
     for name in ("gt", "pred", "label_map", "exclusions"):
-        v = getattr(args, name)
-        if v is not None and not Path(v).is_file():
-            raise FileNotFoundError(f"--{name.replace('_', '-')}: no such file: {v}")
+        _input_file(getattr(args, name), f"--{name.replace('_', '-')}")
+    inputs = [args.gt, args.pred, args.label_map, args.exclusions]
+    out = Path(args.json) if args.json else Path(str(args.pred) + ".eval.json")
+    _check_output_file(out, "--json", inputs)
+    if args.plots:
+        _check_output_folder(Path(args.plots), "--plots", ("ap_per_class.png", "pr_curves.png"), inputs + [out])
     t0 = time.perf_counter()
     r = evaluate_ava_files(args.gt, args.pred, args.label_map, args.exclusions, semantics=args.semantics,
                            cap=None if args.no_cap else 50)
     dt = time.perf_counter() - t0
+    _print_notes(r.notes)
     width = max((len(n) for n in r.names.values()), default=10)
     print(f"{'id':>4}  {'action':<{width}}  {'#gt':>7}  {'AP':>7}")
     for c, ap in r.ap.items():
         print(f"{c:>4}  {r.names[c]:<{width}}  {r.num_gt[c]:>7}  {ap:>7.4f}")
     print(f"frame-mAP@0.5IoU ({args.semantics}, {'no cap' if args.no_cap else 'top-50 per keyframe'}): "
           f"{r.mAP:.4f}   [{len(r.ap)} classes, {dt:.1f} s]")
-    out = Path(args.json) if args.json else Path(str(args.pred) + ".eval.json")
     _write_json(out, r.to_json())
     if args.plots:
         from humact.eval.plots import plot_per_class_ap, plot_pr_curves
+        from humact.errors import OutputError
 
         d = Path(args.plots)
-        plot_per_class_ap(r.ap, r.names, d / "ap_per_class.png", title=f"AVA AP per class (mAP {r.mAP:.4f})")
-        plot_pr_curves(r.curves, r.names, d / "pr_curves.png", ap=r.ap)
+        try:
+            plot_per_class_ap(r.ap, r.names, d / "ap_per_class.png", title=f"AVA AP per class (mAP {r.mAP:.4f})")
+            plot_pr_curves(r.curves, r.names, d / "pr_curves.png", ap=r.ap)
+        except OSError as e:
+            raise OutputError(f"--plots {d}: cannot write ({e.strerror or e})") from None
         print(f"wrote {d / 'ap_per_class.png'}, {d / 'pr_curves.png'}")
     return 0
 
@@ -112,6 +175,10 @@ def _run_tps(args) -> int:
     for name in ("gt_dir", "pred_dir"):
         if not Path(getattr(args, name)).is_dir():
             raise NotADirectoryError(f"--{name.replace('_', '-')}: no such folder: {getattr(args, name)}")
+    out = Path(args.json) if args.json else Path(args.pred_dir) / "tps_eval.json"
+    inputs = [Path(d) / f"{k}_{w}_result.json" for d, k in ((args.gt_dir, "gt"), (args.pred_dir, "pred"))
+              for w in ("vid", "part")]
+    _check_output_file(out, "--json", [p for p in inputs if p.exists()])
     r = evaluate_tps_dirs(args.gt_dir, args.pred_dir, grid=not args.no_grid, missing=args.missing)
     n = len(r.videos)
     correct = sum(v["correct"] for v in r.videos.values())
@@ -124,7 +191,6 @@ def _run_tps(args) -> int:
         print("       " + "".join(f"{p:>8}" for p in GRID_THRESHOLDS))
         for h in GRID_THRESHOLDS:
             print(f"{h:>7}" + "".join(f"{r.grid[(h, p)]:>8.4f}" for p in GRID_THRESHOLDS))
-    out = Path(args.json) if args.json else Path(args.pred_dir) / "tps_eval.json"
     _write_json(out, r.to_json())
     return 0
 

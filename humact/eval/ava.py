@@ -50,7 +50,16 @@ CSV parsing is vectorised NumPy over 8 MB chunks (a decimal field is parsed as a
 integer mantissa divided by a power of ten, which is the correctly rounded value, i.e.
 exactly Python's `float`); fields it cannot parse that way (exponents, more than 15
 significant digits) go through Python's `float` one by one, and a chunk with quotes,
-spaces or lone carriage returns through the `csv` module.
+spaces or tabs through the `csv` module. Lines are those of Python's universal newlines
+(LF, CRLF or a lone CR), as the official `csv.reader(open(path))` sees them.
+
+Bad files: every reader raises `AvaFormatError` (or `LimitError`) naming the file, the
+line and the field, exactly where the official reader would fail, plus where it would
+give a silently wrong number: a UTF-8 byte-order mark (kept by the official reader in the
+first video id) is removed and reported in `notes` / `AvaResult.notes`; ground truth with
+no box of a label-map class is an error (the official mAP is NaN); detections that cannot
+score give mAP 0 with a note. Sizes a file sets are bounded (`humact.io.limits`): label
+ids by `MAX_CLASS_ID`, lines by `MAX_CSV_LINE_BYTES`. `read_ava_csv` documents the rest.
 """
 
 from __future__ import annotations
@@ -65,8 +74,9 @@ from typing import Iterable
 
 import numpy as np
 
-from humact.errors import InputError
+from humact.errors import InputError, LimitError, UsageError
 from humact.io.atomic import atomic_write
+from humact.io.limits import MAX_CLASS_ID, MAX_CSV_LINE_BYTES, as_array, check_limit, short_repr
 from humact.io.safe_pickle import safe_load
 
 __all__ = [
@@ -107,29 +117,57 @@ class LabelMap:
 
 _PBTXT_NAME = re.compile(r'^\s*name:\s*"(.*)"\s*$')
 _PBTXT_ID = re.compile(r"^\s*(?:id|label_id):\s*(-?\d+)\s*$")
+_BOM = b"\xef\xbb\xbf"
 
 
-def read_label_map(path: str | os.PathLike) -> LabelMap:
+def _bom_note(path) -> str:
+    return (f"{path}: starts with a UTF-8 byte-order mark; humact removed it (the official evaluator, "
+            "reading the file as plain UTF-8, would keep it in the first field)")
+
+
+def _read_text(path, notes: list | None) -> str:
+    """The whole file as text: a leading UTF-8 BOM removed (and noted), bytes that are not
+    UTF-8 an error naming the line. For the small files (label maps, exclusions)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(_BOM):
+        raw = raw[3:]
+        if notes is not None:
+            notes.append(_bom_note(path))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise AvaFormatError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}, {e.reason})") from None
+
+
+def read_label_map(path: str | os.PathLike, *, notes: list | None = None) -> LabelMap:
     """Read a label map pbtxt in either AVA style (`item {name id}` or `label {name label_id}`).
 
     As the official reader, each `id:` / `label_id:` line closes an entry with the last
-    `name:` seen before it.
+    `name:` seen before it. Ids must be 1-based and at most `MAX_CLASS_ID` (they size
+    per-class arrays). A UTF-8 byte-order mark is removed and said in `notes`.
     """
     ids: list[int] = []
     names: list[str] = []
     name = None
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            m = _PBTXT_NAME.match(line)
-            if m:
-                name = m.group(1)
-                continue
-            m = _PBTXT_ID.match(line)
-            if m:
-                if name is None:
-                    raise AvaFormatError(f"{path}:{lineno}: id {m.group(1)} has no `name:` before it")
-                ids.append(int(m.group(1)))
-                names.append(name)
+    text = _read_text(path, notes)
+    for lineno, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        m = _PBTXT_NAME.match(line)
+        if m:
+            name = m.group(1)
+            continue
+        m = _PBTXT_ID.match(line)
+        if m:
+            if name is None:
+                raise AvaFormatError(f"{path}:{lineno}: id {short_repr(m.group(1))} has no `name:` before it")
+            digits = m.group(1)
+            if len(digits.lstrip("-")) > 18:
+                raise LimitError(f"{path}:{lineno}: field id: a number of {len(digits)} digits is over the "
+                                 f"limit of {MAX_CLASS_ID.value:,} ({MAX_CLASS_ID.meaning})")
+            value = check_limit(int(digits), MAX_CLASS_ID, source=f"{path}:{lineno}", field="id")
+            ids.append(value)
+            names.append(name)
     if not ids:
         raise AvaFormatError(f"{path}: no `name:` / `id:` (or `label_id:`) entries found: not a label map pbtxt")
     if min(ids) < 1:
@@ -156,14 +194,14 @@ def _key_2019(video: str, ts: str, where: str):
         return video, int(ts)
     except ValueError:
         raise AvaFormatError(f"{where}: field timestamp: expected an integer second (activitynet-2019 "
-                             f"keys are '%s,%04d'), got {ts!r}") from None
+                             f"keys are '%s,%04d'), got {short_repr(ts)}") from None
 
 
 def _key_head(video: str, ts: str, where: str):
     try:
         return video, "%.6f" % float(ts)
     except ValueError:
-        raise AvaFormatError(f"{where}: field timestamp: expected a number, got {ts!r}") from None
+        raise AvaFormatError(f"{where}: field timestamp: expected a number, got {short_repr(ts)}") from None
 
 
 def _key_fn(semantics: str):
@@ -174,33 +212,49 @@ def _key_fn(semantics: str):
     raise ValueError(f"semantics: expected one of {SEMANTICS}, got {semantics!r}")
 
 
-def read_exclusions(path: str | os.PathLike, semantics: str = "activitynet-2019") -> set:
-    """Excluded keyframes `video_id,timestamp` as a set of keys (video, int(ts)) (or (video, "%.6f"))."""
+def read_exclusions(path: str | os.PathLike, semantics: str = "activitynet-2019", *,
+                    notes: list | None = None) -> set:
+    """Excluded keyframes `video_id,timestamp` as a set of keys (video, int(ts)) (or (video, "%.6f")).
+
+    Read with the csv module as the official reader (any of LF, CRLF, CR line ends); a UTF-8
+    byte-order mark is removed and said in `notes`.
+    """
     key = _key_fn(semantics)
     out = set()
-    with open(path, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), 1):
+    reader = csv.reader(io.StringIO(_read_text(path, notes), newline=""))
+    try:
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
             if len(row) != 2:
-                raise AvaFormatError(f"{path}:{lineno}: expected 2 columns video_id,timestamp, got {len(row)}")
-            out.add(key(row[0], row[1], f"{path}:{lineno}"))
+                raise AvaFormatError(f"{where}: expected 2 columns video_id,timestamp, got {len(row)}")
+            out.add(key(row[0], row[1], where))
+    except csv.Error as e:
+        raise AvaFormatError(f"{path}:{reader.line_num}: not a CSV row ({e})") from None
     return out
 
 
 def read_proposals(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Person proposals pickle {"video_id,timestamp": (n, 5) float [x1, y1, x2, y2, score]}.
+    """Person proposals pickle {"video_id,timestamp": (n, 5) float [x1, y1, x2, y2, score]}
+    ((n, 4) without scores is accepted too).
 
-    Read with the restricted unpickler: the file can only rebuild containers and arrays.
+    Read with the restricted unpickler: the file can only rebuild containers and arrays, of
+    bounded sizes; each entry is counted before it becomes an array.
     """
+    path = os.fspath(path)
     data = safe_load(path)
     if not isinstance(data, dict):
         raise AvaFormatError(f"{path}: expected a dict {{'video,timestamp': (n, 5) array}}, got {type(data).__name__}")
     out = {}
     for k, v in data.items():
-        arr = np.asarray(v, dtype=np.float64)
         if not isinstance(k, str) or "," not in k:
-            raise AvaFormatError(f"{path}: key {k!r}: expected 'video_id,timestamp'")
+            raise AvaFormatError(f"{path}: key {short_repr(k)}: expected 'video_id,timestamp'")
+        try:
+            arr = as_array(v, np.float64, source=path, field=f"entry {short_repr(k)}")
+        except InputError as e:
+            raise AvaFormatError(str(e)) from None
         if arr.ndim != 2 or arr.shape[1] not in (4, 5):
-            raise AvaFormatError(f"{path}: entry {k!r}: expected shape (n, 5) [x1, y1, x2, y2, score], got {arr.shape}")
+            raise AvaFormatError(f"{path}: entry {short_repr(k)}: expected shape (n, 5) [x1, y1, x2, y2, score], "
+                                 f"got {arr.shape}")
         out[k] = arr
     return out
 
@@ -221,6 +275,8 @@ class AvaTable:
         action: (n,) int32 action id (1-based, as in the label map).
         score: (n,) float64 the 8th column (detection score; person id in ground truth),
             1.0 for 7-column rows (as the official reader).
+        rows_in_file: box rows in the file, counting those the reader dropped (classes
+            outside the whitelist, excluded keyframes).
     """
 
     keys: list
@@ -228,6 +284,7 @@ class AvaTable:
     boxes: np.ndarray
     action: np.ndarray
     score: np.ndarray
+    rows_in_file: int = 0
 
     def __len__(self) -> int:
         return len(self.kf)
@@ -295,32 +352,65 @@ def _parse_decimals(buf: np.ndarray, start: np.ndarray, end: np.ndarray):
     return value, has_dot, ok
 
 
-def _iter_chunks(path) -> Iterable[tuple[bytes, int]]:
-    """Yield (chunk ending at a line end, 1-based line number of its first line)."""
+def _iter_chunks(path, notes: list | None = None) -> Iterable[tuple[bytes, int]]:
+    """Yield (chunk of whole lines, 1-based number of its first line), reading 8 MB at a time.
+
+    Lines are what Python's universal newlines make of the file, as the official reader
+    (`open(path)` + `csv.reader`) sees them: CRLF and a lone CR end a line as LF does, and
+    chunks hold them as LF. A leading UTF-8 byte-order mark is removed and said in `notes`.
+    A line longer than `MAX_CSV_LINE_BYTES` is refused before it is gathered.
+    """
+    max_line = MAX_CSV_LINE_BYTES.value
     line0 = 1
     carry = b""
+    first = True
     with open(path, "rb") as f:
         while True:
             block = f.read(_CHUNK)
-            if not block:
-                break
+            if first:
+                first = False
+                if block.startswith(_BOM):
+                    block = block[3:]
+                    if notes is not None:
+                        notes.append(_bom_note(path))
+            eof = not block
             block = carry + block
+            held = b""
+            if b"\r" in block:
+                if not eof and block.endswith(b"\r"):   # its LF may start the next block
+                    block, held = block[:-1], b"\r"
+                block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if eof:   # a last line without its line end (blank lines are rows too, as for csv.reader)
+                if block:
+                    yield (block if block.endswith(b"\n") else block + b"\n"), line0
+                return
             cut = block.rfind(b"\n")
-            if cut < 0:
-                carry = block
-                continue
-            chunk, carry = block[: cut + 1], block[cut + 1:]
-            yield chunk, line0
-            line0 += chunk.count(b"\n")
-    if carry.strip():
-        yield carry + b"\n", line0
+            chunk, carry = block[: cut + 1], block[cut + 1:] + held
+            if len(carry) > max_line:
+                line = line0 + chunk.count(b"\n")
+                check_limit(len(carry), MAX_CSV_LINE_BYTES, source=f"{path}:{line}", field="line length")
+            if chunk:
+                yield chunk, line0
+                line0 += chunk.count(b"\n")
 
 
 def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019", columns: tuple = (7, 8),
                  allow_empty_rows: bool = False, class_whitelist: set | None = None,
                  drop_keys: set | None = None, only_keys: set | None = None,
-                 empty_keys: list | None = None) -> AvaTable:
+                 empty_keys: list | None = None, notes: list | None = None) -> AvaTable:
     """Read an AVA CSV (ground truth or detections) into an `AvaTable`.
+
+    The file is read as the official reader reads it (`csv.reader` over `open(path)`): any of
+    LF, CRLF or lone CR ends a line (universal newlines), quotes and spaces mean what the csv
+    module makes of them, fields convert with Python's `int` / `float`. Where the official
+    reader would give a silently different result, humact says so instead: a leading UTF-8
+    byte-order mark, which the official reader keeps in the first video id (so that
+    keyframe matches nothing), is removed and reported in `notes`. Where it would fail,
+    this fails with a message naming the file, the line and the field: a wrong number of
+    columns, an empty line, a field that does not parse, bytes that are not UTF-8, a quoted
+    field that runs over a line end (AVA fields never hold one), a line over
+    `MAX_CSV_LINE_BYTES`. Action ids beyond +-2**53 (no label map has one; the official
+    reader drops them) are read as 0, which no label map has either.
 
     Args:
         path: the CSV file.
@@ -333,20 +423,27 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
         drop_keys: keys whose rows are dropped (excluded keyframes).
         only_keys: if given, rows whose key is not in it are dropped.
         empty_keys: list that receives the keys of 2-column rows.
+        notes: list that receives what the reader changed (the byte-order mark).
+
+    Returns:
+        the table; its `rows_in_file` counts the box rows before any was dropped.
 
     Raises:
-        AvaFormatError: wrong column count or an unparsable field (file, line and field named).
+        AvaFormatError: wrong column count, an unparsable field, not UTF-8 (file, line and field named).
+        LimitError: a line longer than `MAX_CSV_LINE_BYTES`.
     """
     key_fn = _key_fn(semantics)
     keys = _Keys()
+    path = os.fspath(path)
     out = _Growable(os.path.getsize(path))
-    for chunk, line0 in _iter_chunks(path):
-        if b"\"" in chunk or b" " in chunk or b"\t" in chunk or (b"\r" in chunk and b"\r" in chunk.replace(b"\r\n", b"")):
+    rows_in_file = 0
+    for chunk, line0 in _iter_chunks(path, notes):
+        if b"\"" in chunk or b" " in chunk or b"\t" in chunk:
             part = _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys)
         else:
-            part = _parse_chunk_fast(chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk,
-                                     line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys)
+            part = _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empty_rows, empty_keys)
         rkeys, kf_local, boxes, action, score = part
+        rows_in_file += len(kf_local)
         keep = np.ones(len(kf_local), bool)
         if class_whitelist is not None and len(action):
             wl = np.fromiter(sorted(class_whitelist), np.int64)
@@ -370,7 +467,7 @@ def read_ava_csv(path: str | os.PathLike, *, semantics: str = "activitynet-2019"
         else:
             kf = np.zeros(0, np.int32)
         out.append(len(chunk), kf, boxes, action, score)
-    return AvaTable(keys.keys, *out.arrays())
+    return AvaTable(keys.keys, *out.arrays(), rows_in_file=rows_in_file)
 
 
 class _Growable:
@@ -401,13 +498,40 @@ class _Growable:
         return tuple(c[:self.n] for c in self.cols)
 
 
+_MAX_EXACT_ID = 1 << 53   # action ids beyond this magnitude are read as 0 (never a label-map id)
+
+
+def _decode(data: bytes, path, line: int, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise AvaFormatError(f"{path}:{line}: {what}: not UTF-8 (byte 0x{data[e.start]:02x}, {e.reason})") from None
+
+
 def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, empty_keys):
     """Python `csv` + `float`/`int` on one chunk: the official reader's own conversions."""
     rkeys: list = []
     local: dict = {}
     kf, boxes, action, score = [], [], [], []
-    for i, row in enumerate(csv.reader(io.StringIO(chunk.decode("utf-8"))), line0):
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = line0 + chunk.count(b"\n", 0, e.start)
+        raise AvaFormatError(f"{path}:{line}: not UTF-8 (byte 0x{chunk[e.start]:02x}, {e.reason})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    i = line0 - 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise AvaFormatError(f"{path}:{line0 + reader.line_num - 1}: not a CSV row ({e})") from None
+        i += 1
         where = f"{path}:{i}"
+        if reader.line_num != i - line0 + 1:
+            raise AvaFormatError(f"{where}: a quoted field runs over the end of the line (AVA fields hold "
+                                 "no line breaks; an unclosed quote?)")
         if allow_empty_rows and len(row) == 2:
             if empty_keys is not None:
                 empty_keys.append(key_fn(row[0], row[1], where))
@@ -422,16 +546,18 @@ def _parse_chunk_slow(chunk, line0, path, key_fn, columns, allow_empty_rows, emp
         try:
             b = [float(v) for v in row[2:6]]
         except ValueError:
-            raise AvaFormatError(f"{where}: fields x1,y1,x2,y2: expected numbers, got {row[2:6]}") from None
+            raise AvaFormatError(f"{where}: fields x1,y1,x2,y2: expected numbers, got "
+                                 f"{short_repr(row[2:6], 120)}") from None
         try:
             a = int(row[6])
         except ValueError:
-            raise AvaFormatError(f"{where}: field action_id: expected an integer, got {row[6]!r}") from None
+            raise AvaFormatError(f"{where}: field action_id: expected an integer, got {short_repr(row[6])}") from None
         try:
             s = float(row[7]) if len(row) == 8 else 1.0
         except ValueError:
-            raise AvaFormatError(f"{where}: field score: expected a number, got {row[7]!r}") from None
-        kf.append(j), boxes.append(b), action.append(a), score.append(s)
+            raise AvaFormatError(f"{where}: field score: expected a number, got {short_repr(row[7])}") from None
+        kf.append(j), boxes.append(b), action.append(a if -_MAX_EXACT_ID <= a <= _MAX_EXACT_ID else 0)
+        score.append(s)
     return (rkeys, np.array(kf, np.int64), np.array(boxes, np.float64).reshape(-1, 4),
             np.array(action, np.int64), np.array(score, np.float64))
 
@@ -502,6 +628,10 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
     starts[0] = 0
     starts[1:] = nl[:-1] + 1
     lines = np.arange(nlines) + line0
+    long = (nl - starts) > MAX_CSV_LINE_BYTES.value
+    if long.any():
+        i = int(np.argmax(long))
+        check_limit(int(nl[i] - starts[i]), MAX_CSV_LINE_BYTES, source=f"{path}:{lines[i]}", field="line length")
     if groups is not None:
         row_sel = np.arange(nlines)
     else:
@@ -519,7 +649,7 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
                                  f"got {ncomma[i] + 1}")
         if allow_empty_rows and (ncomma == 1).any():
             for i in np.flatnonzero(ncomma == 1).tolist():
-                video, ts = chunk[starts[i]:nl[i]].decode("utf-8").split(",")
+                video, ts = _decode(chunk[starts[i]:nl[i]], path, lines[i], "fields video_id,timestamp").split(",")
                 if empty_keys is not None:
                     empty_keys.append(key_fn(video, ts, f"{path}:{lines[i]}"))
         row_sel = np.flatnonzero(ncomma >= 6)
@@ -544,12 +674,17 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
             v, dot, ok = _parse_column(buf, fs, fe)
             if not ok.all():
                 for r in np.flatnonzero(~ok).tolist():
-                    t = chunk[fs[r]:fe[r]].decode("utf-8")
+                    line = lines[rows_of[r]]
+                    t = _decode(chunk[fs[r]:fe[r]], path, line, f"field {_FIELD_NAMES[col]}")
                     try:
-                        v[r] = float(t) if col != 6 else int(t)
+                        if col == 6:
+                            a = int(t)
+                            v[r] = a if -_MAX_EXACT_ID <= a <= _MAX_EXACT_ID else 0
+                        else:
+                            v[r] = float(t)
                     except ValueError:
-                        raise AvaFormatError(f"{path}:{lines[rows_of[r]]}: field {_FIELD_NAMES[col]}: "
-                                             f"expected a{'n integer' if col == 6 else ' number'}, got {t!r}") from None
+                        raise AvaFormatError(f"{path}:{line}: field {_FIELD_NAMES[col]}: expected "
+                                             f"a{'n integer' if col == 6 else ' number'}, got {short_repr(t)}") from None
                     dot[r] = col != 6 and not t.strip().lstrip("+-").isdigit()
             if col <= 5:
                 boxes[sel, col - 2] = v
@@ -557,7 +692,7 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
                 if dot.any():
                     r = int(np.argmax(dot))
                     raise AvaFormatError(f"{path}:{lines[rows_of[r]]}: field action_id: expected an integer, "
-                                         f"got {chunk[fs[r]:fe[r]].decode()!r}")
+                                         f"got {short_repr(chunk[fs[r]:fe[r]].decode('utf-8', 'replace'))}")
                 action[sel] = v.astype(np.int64)
             else:
                 score[sel] = v
@@ -572,10 +707,9 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
             m = np.lib.stride_tricks.sliding_window_view(buf, kw)[rstart]
             m = np.where(np.arange(kw) < klen[:, None], m, np.uint8(0))
             change[1:] |= (m[1:] != m[:-1]).any(axis=1)
-        else:
-            for j in range(kw):
-                cj = buf[rstart + j]
-                change[1:] |= cj[1:] != cj[:-1]
+        else:            # long ids: compare the key bytes in Python (cost linear in the bytes)
+            texts = [chunk[a:b] for a, b in zip(rstart.tolist(), key_end.tolist())]
+            change[1:] |= np.fromiter((x != y for x, y in zip(texts[1:], texts[:-1])), bool, n - 1)
         run_start = np.flatnonzero(change)
         local: dict = {}
         by_text: dict = {}
@@ -585,7 +719,7 @@ def _parse_chunk_fast(chunk, line0, path, semantics, key_fn, columns, allow_empt
             text = chunk[rstart[r]:key_end[r]]
             j = by_text.get(text)
             if j is None:
-                video, ts = text.decode("utf-8").split(",")
+                video, ts = _decode(text, path, lines[row_sel[r]], "fields video_id,timestamp").split(",")
                 key = key_fn(video, ts, f"{path}:{lines[row_sel[r]]}")
                 j = local.get(key)
                 if j is None:
@@ -712,6 +846,8 @@ class AvaResult:
         num_gt: {class id: number of ground-truth (box, class) instances}.
         curves: {class id: (precision, recall)} arrays in ranked order, for plots.
         stats: counts (keyframes, rows kept, keyframes replayed for ties, ...).
+        notes: what the user should know about the inputs (a byte-order mark removed, no
+            detection on a ground-truth keyframe, ...); `humact eval ava` prints them as warnings.
     """
 
     mAP: float
@@ -720,11 +856,12 @@ class AvaResult:
     num_gt: dict
     curves: dict = field(repr=False, default_factory=dict)
     stats: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"mAP": self.mAP, "per_class": [
             {"id": c, "name": self.names[c], "ap": self.ap[c], "num_gt": self.num_gt[c]} for c in self.ap],
-            "stats": self.stats}
+            "stats": self.stats, "notes": list(self.notes)}
 
 
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -913,7 +1050,7 @@ def evaluate_ava(gt: AvaTable, det: AvaTable, labels: LabelMap, *, semantics: st
     """
     _key_fn(semantics)
     capacity = 0 if cap is None else int(cap)
-    num_class = max(labels.ids)
+    num_class = check_limit(max(labels.ids), MAX_CLASS_ID, source="label map", field="id")
     # ---- ground truth: map its keyframes to detection keyframe ids ---------------------
     det_id = {k: i for i, k in enumerate(det.keys)}
     gt_keys_all = set(gt.keys) | set(gt_empty_keys or [])
@@ -1018,20 +1155,47 @@ def evaluate_ava_files(gt_csv, det_csv, label_map, exclusions=None, *, semantics
                        cap: int | None = DEFAULT_CAP) -> AvaResult:
     """Read the files and evaluate (see `evaluate_ava`).
 
+    Inputs that make the number meaningless are not scored silently. Ground truth without a
+    box of a label-map class (an empty file, or every row excluded or of another class)
+    leaves the mAP undefined: an `AvaFormatError` naming the file. Detections that cannot
+    score (an empty file, no row of a label-map class, no detection on a ground-truth
+    keyframe) give the true mAP of 0 with a note in `AvaResult.notes` saying why; so does
+    anything the readers changed (a UTF-8 byte-order mark removed).
+
     Args:
         gt_csv, det_csv: ground-truth and detection CSV paths.
         label_map: pbtxt path or a `LabelMap`.
         exclusions: excluded-timestamps CSV (activitynet-2019 only) or None.
     """
-    labels = label_map if isinstance(label_map, LabelMap) else read_label_map(label_map)
-    whitelist = set(labels.ids)
+    notes: list = []
     if semantics == "activitynet-head" and exclusions is not None:
-        raise ValueError("exclusions: activitynet-head semantics take no exclusion file")
-    excluded = read_exclusions(exclusions, semantics) if exclusions is not None else set()
+        raise UsageError("exclusions: activitynet-head semantics take no exclusion file")
+    _key_fn(semantics)
+    labels = label_map if isinstance(label_map, LabelMap) else read_label_map(label_map, notes=notes)
+    whitelist = set(labels.ids)
+    excluded = read_exclusions(exclusions, semantics, notes=notes) if exclusions is not None else set()
     empty: list = []
     gt = read_ava_csv(gt_csv, semantics=semantics, class_whitelist=whitelist, drop_keys=excluded,
-                      allow_empty_rows=semantics == "activitynet-head", empty_keys=empty)
+                      allow_empty_rows=semantics == "activitynet-head", empty_keys=empty, notes=notes)
+    if len(gt) == 0:
+        if gt.rows_in_file == 0:
+            why = "has no box rows" + (" (only keyframes without people)" if empty else " (the file is empty)")
+        else:
+            why = (f"has {gt.rows_in_file:,} box rows but none of a label-map class"
+                   + (" outside the excluded keyframes" if excluded else ""))
+        raise AvaFormatError(f"{gt_csv}: the ground truth {why}: the mAP is undefined")
     only = (set(gt.keys) | set(empty)) if semantics == "activitynet-head" else None
     det = read_ava_csv(det_csv, semantics=semantics, columns=(8,), class_whitelist=whitelist,
-                       drop_keys=excluded, only_keys=only)
-    return evaluate_ava(gt, det, labels, semantics=semantics, cap=cap, gt_empty_keys=empty)
+                       drop_keys=excluded, only_keys=only, notes=notes)
+    if det.rows_in_file == 0:
+        notes.append(f"{det_csv}: no detection rows (the file is empty): every AP is 0")
+    elif len(det) == 0:
+        notes.append(f"{det_csv}: none of its {det.rows_in_file:,} rows is of a label-map class"
+                     + (" on a ground-truth keyframe" if only is not None else "")
+                     + (" outside the excluded keyframes" if excluded else "") + ": every AP is 0")
+    elif not set(det.keys) & set(gt.keys):
+        notes.append(f"{det_csv}: none of its {len(det.keys):,} keyframes is a keyframe of the ground truth "
+                     f"{gt_csv} (compare the video ids and timestamps): every AP is 0")
+    result = evaluate_ava(gt, det, labels, semantics=semantics, cap=cap, gt_empty_keys=empty)
+    result.notes = notes
+    return result

@@ -35,11 +35,21 @@ The score (`evaluate_tps`) is the one of the challenge's `evaluation.py`; it is 
 
 A video missing from the prediction is an error naming it (the official code stops with a
 KeyError), or scores PSC 0 and a wrong action with `missing="zero"`.
+
+Every file is checked whole before anything is scored (`check_tps_files`): a field of the
+wrong type would otherwise be scored 0 without a word (an action or a verb that is a number
+never equals the ground truth's string; parts given as a list match no part name), or stop
+the official code with a KeyError. Each problem is a `TpsFormatError` naming the file, the
+video, the frame, the human, the part and the field. Boxes must be 4 finite numbers of
+magnitude at most `MAX_COORDINATE`; a frame has at most `MAX_HUMANS` predicted and
+`MAX_HUMANS_PER_FRAME` ground-truth humans (matching is cubic in their number); the ground
+truth must hold at least one video. On files that pass, the score is the official one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +59,11 @@ from scipy.optimize import linear_sum_assignment
 
 from humact.errors import InputError
 from humact.io.atomic import atomic_write
+from humact.io.limits import MAX_COORDINATE, MAX_HUMANS_PER_FRAME, check_limit, read_json, short_repr
 
-__all__ = ["GRID_THRESHOLDS", "MAX_HUMANS", "MAX_PROPOSALS", "TpsFormatError", "TpsResult", "read_tps_dir",
-           "write_tps_dir", "evaluate_tps", "evaluate_tps_dirs", "video_psc", "task_score",
-           "tps_humans_from_parts"]
+__all__ = ["GRID_THRESHOLDS", "MAX_HUMANS", "MAX_PROPOSALS", "FILE_NAMES", "TpsFormatError", "TpsResult",
+           "read_tps_dir", "write_tps_dir", "check_tps_files", "evaluate_tps", "evaluate_tps_dirs", "video_psc",
+           "task_score", "tps_humans_from_parts"]
 
 GRID_THRESHOLDS = (0.001, 0.3, 0.5, 0.9, 0.99)
 MAX_HUMANS = 10       # predicted humans per frame the official evaluator accepts
@@ -64,25 +75,149 @@ class TpsFormatError(InputError):
     """A Kinetics-TPS file does not follow the format; the message names file, video, frame and field."""
 
 
+#: The four files, in the order `evaluate_tps` takes their contents.
+FILE_NAMES = ("gt_vid_result.json", "gt_part_result.json", "pred_vid_result.json", "pred_part_result.json")
+
+
 def _load_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise TpsFormatError(f"{path}: not valid JSON: {e}") from None
+    data = read_json(path, error=TpsFormatError)
     if not isinstance(data, dict):
         raise TpsFormatError(f"{path}: expected a JSON object {{video: ...}}, got {type(data).__name__}")
     return data
 
 
 def read_tps_dir(folder: str | os.PathLike, kind: str) -> tuple[dict, dict]:
-    """Read `{kind}_vid_result.json` and `{kind}_part_result.json` (kind "gt" or "pred")."""
+    """Read `{kind}_vid_result.json` and `{kind}_part_result.json` (kind "gt" or "pred").
+
+    Only the JSON is checked here (size, UTF-8, syntax, an object at the top); the fields
+    are checked by `evaluate_tps` / `check_tps_files`.
+    """
     if kind not in ("gt", "pred"):
         raise ValueError(f"kind: expected 'gt' or 'pred', got {kind!r}")
     folder = Path(folder)
     vid = _load_json(folder / f"{kind}_vid_result.json")
     part = _load_json(folder / f"{kind}_part_result.json")
     return vid, part
+
+
+# --------------------------------------------------------------------------------------
+# Checking the files
+# --------------------------------------------------------------------------------------
+
+def _at(source, video=None, frame=None, human=None, part=None) -> str:
+    out = str(source)
+    if video is not None:
+        out += f": video {short_repr(video)}"
+    if frame is not None:
+        out += f" frame {short_repr(frame)}"
+    if human is not None:
+        out += f" human {human}"
+    if part is not None:
+        out += f" part {short_repr(part)}"
+    return out
+
+
+def _check_box(v, where: str, field: str = "box") -> None:
+    if not (isinstance(v, (list, tuple)) and len(v) == 4
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
+        raise TpsFormatError(f"{where}: field {field}: expected [x1, y1, x2, y2] (4 numbers), got {short_repr(v)}")
+    for x in v:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise TpsFormatError(f"{where}: field {field}: expected finite numbers, got {short_repr(v)}")
+        check_limit(abs(x), MAX_COORDINATE, source=where, field=field)
+
+
+def _check_mapping(v, where: str, field: str, what: str) -> dict:
+    if not isinstance(v, dict):
+        raise TpsFormatError(f"{where}: field {field}: expected an object {what}, got {type(v).__name__} "
+                             f"{short_repr(v)}")
+    return v
+
+
+def _check_list(v, where: str, field: str, what: str) -> list:
+    if not isinstance(v, (list, tuple)):
+        raise TpsFormatError(f"{where}: field {field}: expected a list {what}, got {type(v).__name__} "
+                             f"{short_repr(v)}")
+    return v
+
+
+def _check_labels(data: dict, source: str, what: str) -> None:
+    for video, label in data.items():
+        if not isinstance(label, str):
+            raise TpsFormatError(f"{_at(source, video)}: expected the {what} as a string, got "
+                                 f"{type(label).__name__} {short_repr(label)} (it would never equal a string)")
+
+
+def _check_frames(data: dict, source: str, predicted: bool) -> None:
+    """`{video: {frame: {"humans": [...]}}}` of a ground-truth or prediction part file."""
+    most = MAX_HUMANS if predicted else MAX_HUMANS_PER_FRAME.value
+    for video, frames in data.items():
+        _check_mapping(frames, _at(source, video), "frames", "{frame: {'humans': [...]}}")
+        for frame, content in frames.items():
+            where = _at(source, video, frame)
+            _check_mapping(content, where, "frame", "{'humans': [...]}")
+            if "humans" not in content:
+                raise TpsFormatError(f"{where}: missing field 'humans'")
+            humans = _check_list(content["humans"], where, "humans", "of humans")
+            if predicted and len(humans) > MAX_HUMANS:
+                raise TpsFormatError(f"{where}: at most {MAX_HUMANS} predicted humans per frame, got {len(humans)}")
+            if not predicted and len(humans) > most:
+                check_limit(len(humans), MAX_HUMANS_PER_FRAME, source=where, field="humans")
+            for i, h in enumerate(humans):
+                hw = _at(source, video, frame, i)
+                _check_mapping(h, hw, "human", "{'box': [...], 'parts': {...}}")
+                for key in ("box", "parts"):
+                    if key not in h:
+                        raise TpsFormatError(f"{hw}: missing field {key!r}")
+                _check_box(h["box"], hw)
+                parts = _check_mapping(h["parts"], hw, "parts", "{part name: {'box': ..., 'verb': ...}}")
+                for name, part in parts.items():
+                    pw = _at(source, video, frame, i, name)
+                    _check_mapping(part, pw, "part", "{'box': ..., 'verb': ...}")
+                    for key in ("box", "verb"):
+                        if key not in part:
+                            raise TpsFormatError(f"{pw}: missing field {key!r}")
+                    if predicted:
+                        _check_proposals(part, pw)
+                    else:
+                        _check_box(part["box"], pw)
+                        if not isinstance(part["verb"], str):
+                            raise TpsFormatError(f"{pw}: field verb: expected a string, got "
+                                                 f"{type(part['verb']).__name__} {short_repr(part['verb'])}")
+
+
+def _check_proposals(part: dict, where: str) -> None:
+    verbs, boxes = part["verb"], part["box"]
+    if isinstance(verbs, str):              # a single proposal written without lists
+        _check_box(boxes, where)
+        return
+    _check_list(verbs, where, "verb", "of states (or one state string)")
+    _check_list(boxes, where, "box", "of [x1, y1, x2, y2] boxes")
+    if len(verbs) > MAX_PROPOSALS:
+        raise TpsFormatError(f"{where}: field verb: at most {MAX_PROPOSALS} proposals per part, got {len(verbs)}")
+    if len(boxes) != len(verbs):
+        raise TpsFormatError(f"{where}: fields box/verb: {len(boxes)} boxes for {len(verbs)} verbs")
+    for j, (b, v) in enumerate(zip(boxes, verbs)):
+        _check_box(b, where, f"box[{j}]")
+        if not isinstance(v, str):
+            raise TpsFormatError(f"{where}: field verb[{j}]: expected a string, got {type(v).__name__} "
+                                 f"{short_repr(v)}")
+
+
+def check_tps_files(gt_vid, gt_part, pred_vid, pred_part, sources=FILE_NAMES) -> None:
+    """Check the four files' contents against the layout of the module docstring.
+
+    Raises `TpsFormatError` naming the file (`sources`, in the same order), video, frame,
+    human, part and field of the first problem, or `LimitError` for a size beyond the limits.
+    """
+    for data, source in zip((gt_vid, gt_part, pred_vid, pred_part), sources):
+        _check_mapping(data, str(source), "top level", "{video: ...}")
+    if not gt_vid:
+        raise TpsFormatError(f"{sources[0]}: no videos: nothing to score")
+    _check_labels(gt_vid, sources[0], "action")
+    _check_labels(pred_vid, sources[2], "predicted action")
+    _check_frames(gt_part, sources[1], predicted=False)
+    _check_frames(pred_part, sources[3], predicted=True)
 
 
 def write_tps_dir(folder: str | os.PathLike, kind: str, vid_result: dict, part_result: dict) -> None:
@@ -152,16 +287,12 @@ def _part_iou(a, b) -> float:
     return inter / float((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter)
 
 
-def _box(v, where: str) -> list:
-    if not (isinstance(v, (list, tuple)) and len(v) == 4 and all(isinstance(x, (int, float)) for x in v)):
-        raise TpsFormatError(f"{where}: field box: expected [x1, y1, x2, y2], got {v!r}")
-    return list(v)
-
-
-def _match_humans(gt_boxes: np.ndarray, pred_boxes: np.ndarray, thr: float) -> dict[int, tuple[int, float]]:
+def _match_humans(gt_boxes: np.ndarray, pred_boxes: np.ndarray, thr: float, where: str) -> dict[int, tuple[int, float]]:
     """{gt index: (pred index, IoU)} of Hungarian pairs with IoU > thr (official match_bboxes)."""
     n_true, n_pred = len(gt_boxes), len(pred_boxes)
     iou = _human_iou_f32(gt_boxes, pred_boxes) if n_pred else np.zeros((n_true, 0), np.float32)
+    if not np.isfinite(iou).all():
+        raise TpsFormatError(f"{where}: field box: the human boxes give an IoU that is not a number")
     # the official code pads with float64 zeros (which turns the matrix float64) only when not square
     if n_pred > n_true:
         iou = np.concatenate((iou, np.full((n_pred - n_true, n_pred), 0.0)), axis=0)
@@ -175,60 +306,65 @@ def _match_humans(gt_boxes: np.ndarray, pred_boxes: np.ndarray, thr: float) -> d
     return {int(r): (int(c), float(v)) for r, c, v in zip(rows[keep], cols[keep], vals[keep])}
 
 
-def _part_credit(gt_part: dict, pred_part: dict, part_thr: float, where: str) -> float:
-    verbs = pred_part.get("verb", [])
-    boxes = pred_part.get("box", [])
+def _part_credit(gt_part: dict, pred_part: dict, part_thr: float) -> float:
+    verbs = pred_part["verb"]
+    boxes = pred_part["box"]
     if isinstance(verbs, str):              # a single proposal written without lists
         verbs, boxes = [verbs], [boxes]
-    if len(verbs) > MAX_PROPOSALS:
-        raise TpsFormatError(f"{where}: field verb: at most {MAX_PROPOSALS} proposals per part, got {len(verbs)}")
-    if len(boxes) != len(verbs):
-        raise TpsFormatError(f"{where}: fields box/verb: {len(boxes)} boxes for {len(verbs)} verbs")
     if not verbs:
         return 0.0
     gbox = gt_part["box"]
     for b, v in zip(boxes, verbs):
-        if _part_iou(gbox, _box(b, where)) >= part_thr and v == gt_part["verb"]:
+        if _part_iou(gbox, b) >= part_thr and v == gt_part["verb"]:
             return 1.0 / len(verbs)
     return 0.0
 
 
-def video_psc(gt_frames: dict, pred_frames: dict, human_thr: float = 0.5, part_thr: float = 0.3,
-              video: str = "") -> float:
-    """Part-state correctness of one video: mean frame score over its valid frames (1.0 if none)."""
+def _video_psc(gt_frames: dict, pred_frames: dict, human_thr: float, part_thr: float, where: str) -> float:
+    """`video_psc` on frames already checked (`check_tps_files`)."""
     total = len(gt_frames)
     acc_sum = 0.0
     for frame, gt in gt_frames.items():
-        where = f"video {video!r} frame {frame!r}"
-        gt_humans = gt.get("humans", [])
+        gt_humans = gt["humans"]
         if len(gt_humans) == 0:
             total -= 1
             continue
         if frame not in pred_frames:
             continue   # scores 0, and counts (checked before the parts, as the official loop)
-        pred_humans = pred_frames[frame].get("humans", [])
-        if len(pred_humans) > MAX_HUMANS:
-            raise TpsFormatError(f"{where}: at most {MAX_HUMANS} predicted humans per frame, got {len(pred_humans)}")
-        gt_boxes = np.float32([_box(h["box"], where) for h in gt_humans])
-        pred_boxes = np.float32([_box(h["box"], where) for h in pred_humans]).reshape(-1, 4)
-        matched = _match_humans(gt_boxes, pred_boxes, human_thr)
+        pred_humans = pred_frames[frame]["humans"]
+        gt_boxes = np.float32([h["box"] for h in gt_humans])
+        pred_boxes = np.float32([h["box"] for h in pred_humans]).reshape(-1, 4)
+        matched = _match_humans(gt_boxes, pred_boxes, human_thr, f"{where} frame {short_repr(frame)}")
         n_parts = 0
         frame_sum = 0.0
         for i, gh in enumerate(gt_humans):
-            n_parts += len(gh.get("parts", {}))
+            n_parts += len(gh["parts"])
             human_sum = 0
             if i in matched:
                 j, iou = matched[i]
-                pparts = pred_humans[j].get("parts", {})
-                for name, gp in gh.get("parts", {}).items():
+                pparts = pred_humans[j]["parts"]
+                for name, gp in gh["parts"].items():
                     if name in pparts and iou >= human_thr:
-                        human_sum += _part_credit(gp, pparts[name], part_thr, f"{where} part {name!r}")
+                        human_sum += _part_credit(gp, pparts[name], part_thr)
             frame_sum += human_sum
         if n_parts == 0:
             total -= 1
         else:
             acc_sum += 1.0 * frame_sum / n_parts
     return 1.0 if total == 0 else 1.0 * acc_sum / total
+
+
+def video_psc(gt_frames: dict, pred_frames: dict, human_thr: float = 0.5, part_thr: float = 0.3,
+              video: str = "") -> float:
+    """Part-state correctness of one video: mean frame score over its valid frames (1.0 if none).
+
+    Args:
+        gt_frames, pred_frames: `{frame: {"humans": [...]}}` of one video (layout in the module
+            docstring; checked first, a `TpsFormatError` naming the video on a problem).
+    """
+    _check_frames({video: gt_frames}, FILE_NAMES[1], predicted=False)
+    _check_frames({video: pred_frames}, FILE_NAMES[3], predicted=True)
+    return _video_psc(gt_frames, pred_frames, human_thr, part_thr, f"video {video!r}")
 
 
 def task_score(psc: np.ndarray, correct: np.ndarray, steps: int = STEPS) -> tuple[float, np.ndarray]:
@@ -273,7 +409,7 @@ class TpsResult:
                 "videos": self.videos}
 
 
-def _psc_all(gt_vid, gt_part, pred_vid, pred_part, human_thr, part_thr, missing):
+def _psc_all(gt_vid, gt_part, pred_vid, pred_part, human_thr, part_thr, missing, sources):
     psc, correct, names = [], [], []
     for video, action in gt_vid.items():
         names.append(video)
@@ -282,42 +418,49 @@ def _psc_all(gt_vid, gt_part, pred_vid, pred_part, human_thr, part_thr, missing)
                 psc.append(0.0)
                 correct.append(False)
                 continue
-            which = "pred_vid_result.json" if video not in pred_vid else "pred_part_result.json"
-            raise TpsFormatError(f"{which}: video {video!r} of the ground truth has no prediction "
+            which = sources[2] if video not in pred_vid else sources[3]
+            raise TpsFormatError(f"{which}: video {short_repr(video)} of the ground truth has no prediction "
                                  f"(use missing='zero' / --missing zero to score it 0)")
         if video not in gt_part:
-            raise TpsFormatError(f"gt_part_result.json: video {video!r} of gt_vid_result.json is missing")
+            raise TpsFormatError(f"{sources[1]}: video {short_repr(video)} of {sources[0]} is missing")
         correct.append(pred_vid[video] == action)
-        psc.append(video_psc(gt_part[video], pred_part[video], human_thr, part_thr, video))
+        psc.append(_video_psc(gt_part[video], pred_part[video], human_thr, part_thr,
+                              f"{sources[3]}: video {short_repr(video)}"))
     return names, np.array(psc), np.array(correct, bool)
 
 
 def evaluate_tps(gt_vid: dict, gt_part: dict, pred_vid: dict, pred_part: dict, *, human_thr: float = 0.5,
-                 part_thr: float = 0.3, grid: bool = False, missing: str = "error") -> TpsResult:
+                 part_thr: float = 0.3, grid: bool = False, missing: str = "error",
+                 sources: tuple = FILE_NAMES) -> TpsResult:
     """The official Kinetics-TPS score (module docstring) of a prediction against the ground truth.
 
     Args:
-        gt_vid, gt_part, pred_vid, pred_part: the four files' contents.
+        gt_vid, gt_part, pred_vid, pred_part: the four files' contents, checked first
+            (`check_tps_files`).
         human_thr, part_thr: IoU thresholds for humans (pair if >) and parts (credit if >=).
         grid: also compute the 5 x 5 grid over GRID_THRESHOLDS.
         missing: "error" (default) or "zero" for ground-truth videos without a prediction.
+        sources: the names of the four files in messages (default `FILE_NAMES`).
     """
     if missing not in ("error", "zero"):
         raise ValueError(f"missing: expected 'error' or 'zero', got {missing!r}")
-    names, psc, correct = _psc_all(gt_vid, gt_part, pred_vid, pred_part, human_thr, part_thr, missing)
+    check_tps_files(gt_vid, gt_part, pred_vid, pred_part, sources)
+    names, psc, correct = _psc_all(gt_vid, gt_part, pred_vid, pred_part, human_thr, part_thr, missing, sources)
     score, acc_at = task_score(psc, correct)
     videos = {n: {"psc": float(p), "correct": bool(c)} for n, p, c in zip(names, psc, correct)}
     out = TpsResult(float(score), [float(a) for a in acc_at], videos)
     if grid:
         for h in GRID_THRESHOLDS:
             for p in GRID_THRESHOLDS:
-                _, ps, co = _psc_all(gt_vid, gt_part, pred_vid, pred_part, h, p, missing)
+                _, ps, co = _psc_all(gt_vid, gt_part, pred_vid, pred_part, h, p, missing, sources)
                 out.grid[(h, p)] = float(task_score(ps, co)[0])
     return out
 
 
 def evaluate_tps_dirs(gt_dir, pred_dir, **kw) -> TpsResult:
-    """Read a ground-truth and a prediction folder and evaluate (see `evaluate_tps`)."""
+    """Read a ground-truth and a prediction folder and evaluate (see `evaluate_tps`); messages
+    name the files by their paths."""
     gt_vid, gt_part = read_tps_dir(gt_dir, "gt")
     pred_vid, pred_part = read_tps_dir(pred_dir, "pred")
-    return evaluate_tps(gt_vid, gt_part, pred_vid, pred_part, **kw)
+    sources = tuple(str(Path(d) / n) for d, n in zip((gt_dir, gt_dir, pred_dir, pred_dir), FILE_NAMES))
+    return evaluate_tps(gt_vid, gt_part, pred_vid, pred_part, sources=sources, **kw)

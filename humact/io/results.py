@@ -40,6 +40,7 @@ array constructor `numpy._core`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 from typing import Any
@@ -47,10 +48,12 @@ from typing import Any
 import numpy as np
 
 from humact import __version__
+from humact.errors import InputError
 from humact.io.atomic import atomic_write
+from humact.io.limits import (MAX_ARRAY_BYTES, MAX_COORDINATE, MAX_FRAMES, MAX_PERSONS, as_array, check_limit,
+                              read_json, short_repr)
 from humact.io.safe_pickle import safe_load
 from humact.keypoints import COCO17_NAMES, PART_NAMES
-from humact.errors import InputError
 from humact.types import ActionScores, PartBoxes, PoseTracks, VideoMeta, VideoResult
 
 SCHEMA = "humact.result"
@@ -133,92 +136,174 @@ def _field(doc: dict, key: str, where: str, source: str):
     return doc[key]
 
 
+def _typed(value, types, what: str, source: str, field: str):
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ResultFormatError(f"{source}: field '{field}': expected {what}, got {type(value).__name__} "
+                                f"{short_repr(value)}")
+    return value
+
+
+def _count(value, limit, source: str, field: str) -> int:
+    """A non-negative JSON integer, at most `limit`."""
+    _typed(value, (int,), "a non-negative integer", source, field)
+    if value < 0:
+        raise ResultFormatError(f"{source}: field '{field}': expected a non-negative integer, got {value}")
+    return check_limit(value, limit, source=source, field=field)
+
+
+def _number(value, source: str, field: str, largest: float = 1e300) -> float:
+    """A finite JSON number of magnitude at most `largest` (float32's 3.4e38 for a stored score)."""
+    _typed(value, (int, float), "a number", source, field)
+    if not abs(value) <= largest:       # NaN fails too
+        raise ResultFormatError(f"{source}: field '{field}': expected a finite number, got {short_repr(value)}")
+    return float(value)
+
+
+def _person_frame_bytes(n_parts: int, has_parts: bool, has_world: bool) -> int:
+    """Bytes of the dense (persons, frames) arrays per person and frame."""
+    b = 17 * 2 * 4 + 17 * 4 + 4 * 4 + 4 + 1        # keypoints, scores, box, box score, valid
+    if has_parts:
+        b += n_parts * (4 * 4 + 1)
+    if has_world:
+        b += 33 * 3 * 4
+    return b
+
+
 def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult:
     """Rebuild a `VideoResult` from a schema-1 dict (the inverse of `result_to_dict`).
 
-    Per-person top-5 actions are restored as an `ActionScores` whose scores are
-    zero outside each person's top 5.
+    Every field is checked (type, shape, range) before it is used, and the sizes that set
+    the dense `(persons, frames, ...)` arrays (`video.num_frames`, the number of tracks, of
+    part names) are bounded by `MAX_FRAMES`, `MAX_PERSONS` and `MAX_ARRAY_BYTES` before they
+    are allocated: every problem is a `ResultFormatError` (or `LimitError`) naming `source`
+    and the field. Per-person top-5 actions are restored as an `ActionScores` whose scores
+    are zero outside each person's top 5.
     """
+    if not isinstance(doc, dict):
+        raise ResultFormatError(f"{source}: expected a JSON object (schema {SCHEMA!r}), got {type(doc).__name__}")
     if doc.get("schema") != SCHEMA:
-        raise ResultFormatError(f"{source}: field 'schema' is {doc.get('schema')!r}, expected {SCHEMA!r}")
-    if doc.get("version") != SCHEMA_VERSION:
+        raise ResultFormatError(f"{source}: field 'schema' is {short_repr(doc.get('schema'))}, expected {SCHEMA!r}")
+    if doc.get("version") != SCHEMA_VERSION or isinstance(doc.get("version"), bool):
         raise ResultFormatError(
-            f"{source}: field 'version' is {doc.get('version')!r}; this humact reads version {SCHEMA_VERSION}"
+            f"{source}: field 'version' is {short_repr(doc.get('version'))}; this humact reads version {SCHEMA_VERSION}"
         )
-    v = _field(doc, "video", "", source)
-    n = int(_field(v, "num_frames", "video.", source))
+    v = _typed(_field(doc, "video", "", source), (dict,), "an object", source, "video")
+    n = _count(_field(v, "num_frames", "video.", source), MAX_FRAMES, source, "video.num_frames")
+    times = as_array(_field(v, "frame_times", "video.", source), np.float64, source=source, field="video.frame_times",
+                     shape=(n,), limit=None, finite=True, error=ResultFormatError)
     meta = VideoMeta(
-        path=_field(v, "path", "video.", source), width=int(_field(v, "width", "video.", source)),
-        height=int(_field(v, "height", "video.", source)), fps=float(_field(v, "fps", "video.", source)),
-        num_frames=n, frame_times=np.asarray(_field(v, "frame_times", "video.", source), np.float64),
+        path=_typed(_field(v, "path", "video.", source), (str,), "a string", source, "video.path"),
+        width=_count(_field(v, "width", "video.", source), MAX_COORDINATE, source, "video.width"),
+        height=_count(_field(v, "height", "video.", source), MAX_COORDINATE, source, "video.height"),
+        fps=_number(_field(v, "fps", "video.", source), source, "video.fps"),
+        num_frames=n, frame_times=times,
     )
-    entries = _field(doc, "tracks", "", source)
-    m = len(entries)
+    entries = _typed(_field(doc, "tracks", "", source), (list,), "a list", source, "tracks")
+    m = check_limit(len(entries), MAX_PERSONS, source=source, field="tracks")
+    for i, e in enumerate(entries):
+        _typed(e, (dict,), "an object", source, f"tracks[{i}]")
+    names = _typed(doc.get("part_names", list(PART_NAMES)), (list,), "a list of strings", source, "part_names")
+    for j, name in enumerate(names):
+        _typed(name, (str,), "a string", source, f"part_names[{j}]")
+    names = tuple(names)
+    has_parts = any("part_boxes" in e for e in entries)
+    has_world = any("world_landmarks" in e for e in entries)
+    check_limit(m * n * _person_frame_bytes(len(names), has_parts, has_world), MAX_ARRAY_BYTES, source=source,
+                field=f"tracks x video.num_frames ({m:,} x {n:,} dense person-frames)")
+    labels = col = None
+    if "actions" in doc:
+        acts = _typed(doc["actions"], (dict,), "an object", source, "actions")
+        labels = _typed(_field(acts, "labels", "actions.", source), (list,), "a list of strings", source,
+                        "actions.labels")
+        for j, lab in enumerate(labels):
+            _typed(lab, (str,), "a string", source, f"actions.labels[{j}]")
+        labels = tuple(labels)
+        check_limit(m * len(labels) * 4, MAX_ARRAY_BYTES, source=source, field="tracks x actions.labels")
+        col = {lab: j for j, lab in enumerate(labels)}
+        model = _typed(acts.get("model", ""), (str,), "a string", source, "actions.model")
+    track_ids = [_typed(_field(e, "track_id", f"tracks[{i}].", source), (int,), "an integer", source,
+                        f"tracks[{i}].track_id") for i, e in enumerate(entries)]
+    track_ids = as_array(track_ids, np.int64, source=source, field="tracks[].track_id", shape=(m,), limit=None,
+                         error=ResultFormatError)
     tracks = PoseTracks(
-        track_ids=np.array([e["track_id"] for e in entries], np.int64),
+        track_ids=track_ids,
         keypoints=np.zeros((m, n, 17, 2), np.float32), keypoint_scores=np.zeros((m, n, 17), np.float32),
         boxes=np.zeros((m, n, 4), np.float32), box_scores=np.zeros((m, n), np.float32),
         valid=np.zeros((m, n), bool),
     )
-    names = tuple(doc.get("part_names", PART_NAMES))
-    has_parts = any("part_boxes" in e for e in entries)
     parts = PartBoxes(np.zeros((m, n, len(names), 4), np.float32), np.zeros((m, n, len(names)), bool), names)
-    has_world = any("world_landmarks" in e for e in entries)
     world = np.zeros((m, n, 33, 3), np.float32) if has_world else None
+    scores = np.zeros((m, len(labels)), np.float32) if labels is not None else None
+    reasons: list[str] = []
+    p = len(names)
     for i, e in enumerate(entries):
         where = f"tracks[{i}]."
-        try:
-            fr = np.asarray(_field(e, "frames", where, source), np.int64)
-            if fr.size and (fr.min() < 0 or fr.max() >= n):
-                raise ResultFormatError(f"{source}: field '{where}frames' has indices outside [0, {n})")
-            tracks.valid[i, fr] = True
-            tracks.boxes[i, fr] = np.asarray(_field(e, "boxes", where, source), np.float32).reshape(-1, 4)
-            tracks.box_scores[i, fr] = _field(e, "box_scores", where, source)
-            tracks.keypoints[i, fr] = np.asarray(_field(e, "keypoints", where, source), np.float32).reshape(-1, 17, 2)
-            tracks.keypoint_scores[i, fr] = np.asarray(
-                _field(e, "keypoint_scores", where, source), np.float32
-            ).reshape(-1, 17)
-            if has_parts and "part_boxes" in e:
-                parts.boxes[i, fr] = np.asarray(e["part_boxes"], np.float32).reshape(-1, len(names), 4)
-                parts.valid[i, fr] = np.asarray(e["part_valid"], bool).reshape(-1, len(names))
-            if world is not None and "world_landmarks" in e:
-                world[i, fr] = np.asarray(e["world_landmarks"], np.float32).reshape(-1, 33, 3)
-        except (ValueError, TypeError) as err:
-            if isinstance(err, ResultFormatError):
-                raise
-            raise ResultFormatError(f"{source}: field '{where}' has the wrong shape ({err})") from err
+
+        def arr(key, dtype, shape, finite=True):
+            return as_array(_field(e, key, where, source), dtype, source=source, field=where + key, shape=shape,
+                            limit=None, finite=finite, error=ResultFormatError)
+
+        fr = arr("frames", np.int64, (None,))
+        if fr.size and (fr.min() < 0 or fr.max() >= n):
+            raise ResultFormatError(f"{source}: field '{where}frames' has indices outside [0, {n})")
+        k = len(fr)
+        tracks.valid[i, fr] = True
+        tracks.boxes[i, fr] = arr("boxes", np.float32, (k, 4))
+        tracks.box_scores[i, fr] = arr("box_scores", np.float32, (k,))
+        tracks.keypoints[i, fr] = arr("keypoints", np.float32, (k, 17, 2))
+        tracks.keypoint_scores[i, fr] = arr("keypoint_scores", np.float32, (k, 17))
+        if "part_boxes" in e:
+            parts.boxes[i, fr] = arr("part_boxes", np.float32, (k, p, 4))
+            parts.valid[i, fr] = arr("part_valid", bool, (k, p))
+        if world is not None and "world_landmarks" in e:
+            world[i, fr] = arr("world_landmarks", np.float32, (k, 33, 3))
+        if "actions" in e:
+            top = _typed(e["actions"], (list,), "a list", source, where + "actions")
+            if col is None:
+                raise ResultFormatError(f"{source}: field '{where}actions' is given but the top-level "
+                                        "'actions' (labels, model) is missing")
+            for j, a in enumerate(top):
+                aw = f"{where}actions[{j}]"
+                _typed(a, (dict,), "an object", source, aw)
+                lab = _typed(_field(a, "label", aw + ".", source), (str,), "a string", source, aw + ".label")
+                if lab not in col:
+                    raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of "
+                                            "actions.labels")
+                scores[i, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
+        if "no_actions" in e:
+            why = _typed(e["no_actions"], (str,), "a string", source, where + "no_actions")
+            reasons.append(why or "no actions recorded")
+        else:
+            reasons.append("" if e.get("actions") else "no actions recorded")
     tracks.world_landmarks = world
     actions = None
-    if "actions" in doc:
-        labels = tuple(doc["actions"]["labels"])
-        col = {lab: j for j, lab in enumerate(labels)}
-        scores = np.zeros((m, len(labels)), np.float32)
-        reasons = []
-        for i, e in enumerate(entries):
-            for a in e.get("actions", []):
-                scores[i, col[a["label"]]] = a["score"]
-            if "no_actions" in e:
-                reasons.append(str(e["no_actions"]) or "no actions recorded")
-            else:
-                reasons.append("" if e.get("actions") else "no actions recorded")
-        actions = ActionScores(labels, scores, tracks.track_ids.copy(), doc["actions"].get("model", ""),
-                               tuple(reasons))
+    if labels is not None:
+        actions = ActionScores(labels, scores, tracks.track_ids.copy(), model, tuple(reasons))
+    backend = _typed(doc.get("backend", ""), (str,), "a string", source, "backend")
     # Results written before partial decodes were reported lack these fields: complete, no warnings.
+    warns = _typed(doc.get("warnings", []), (list,), "a list", source, "warnings")
     return VideoResult(meta=meta, tracks=tracks, parts=parts if has_parts else None, actions=actions,
-                       backend=doc.get("backend", ""), partial=bool(doc.get("partial", False)),
-                       frames_decoded=v.get("frames_decoded"), frames_announced=v.get("frames_announced"),
-                       warnings=[str(w) for w in doc.get("warnings", [])])
+                       backend=backend, partial=bool(doc.get("partial", False)),
+                       frames_decoded=_optional_count(v, "frames_decoded", source),
+                       frames_announced=_optional_count(v, "frames_announced", source),
+                       warnings=[str(w) for w in warns])
+
+
+def _optional_count(v: dict, key: str, source: str) -> int | None:
+    """An optional non-negative frame count of the video section."""
+    value = v.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ResultFormatError(f"{source}: field 'video.{key}': expected a non-negative integer or null, "
+                                f"got {short_repr(value)}")
+    return value
 
 
 def read_result_json(path: str | os.PathLike) -> VideoResult:
-    """Read a schema-1 JSON result file."""
+    """Read a schema-1 JSON result file (checked as `result_from_dict` says; at most `MAX_JSON_BYTES`)."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ResultFormatError(f"{path}: not valid JSON ({e})") from e
-    return result_from_dict(doc, source=path)
+    return result_from_dict(read_json(path, error=ResultFormatError), source=path)
 
 
 def to_pyskl(result: VideoResult, label: int = -1) -> dict[str, Any]:
@@ -242,7 +327,12 @@ def write_pyskl_pickle(result: VideoResult, path: str | os.PathLike, label: int 
 
 
 def read_pyskl_pickle(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a per-video PYSKL annotation safely, checking its fields."""
+    """Read a per-video PYSKL annotation safely, checking its fields.
+
+    Returns the dict with `keypoint` (M, T, V, C) (and `keypoint_score` (M, T, V) if present)
+    as float32 arrays. Every problem is a `ResultFormatError` (or an `InputError` of the
+    restricted unpickler) naming the file and the field.
+    """
     path = os.fspath(path)
     anno = safe_load(path)
     if not isinstance(anno, dict):
@@ -250,9 +340,17 @@ def read_pyskl_pickle(path: str | os.PathLike) -> dict[str, Any]:
     for key in ("frame_dir", "total_frames", "keypoint", "img_shape"):
         if key not in anno:
             raise ResultFormatError(f"{path}: missing field '{key}'")
-    kp = np.asarray(anno["keypoint"])
-    if kp.ndim != 4 or kp.shape[1] != anno["total_frames"]:
+    t = anno["total_frames"]
+    if not isinstance(t, (int, np.integer)) or isinstance(t, (bool, np.bool_)) or t < 0:
+        raise ResultFormatError(f"{path}: field 'total_frames': expected a non-negative integer, got {short_repr(t)}")
+    check_limit(int(t), MAX_FRAMES, source=path, field="total_frames")
+    kp = as_array(anno["keypoint"], np.float32, source=path, field="keypoint", error=ResultFormatError)
+    if kp.ndim != 4 or kp.shape[1] != t:
         raise ResultFormatError(
-            f"{path}: field 'keypoint' has shape {kp.shape}, expected (M, total_frames={anno['total_frames']}, V, C)"
+            f"{path}: field 'keypoint' has shape {kp.shape}, expected (M, total_frames={int(t)}, V, C)"
         )
+    anno["keypoint"] = kp
+    if "keypoint_score" in anno:
+        anno["keypoint_score"] = as_array(anno["keypoint_score"], np.float32, source=path, field="keypoint_score",
+                                          shape=kp.shape[:3], error=ResultFormatError)
     return anno
