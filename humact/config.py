@@ -377,7 +377,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: expected a table of fields at the top level")
             return values
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as e:
+    except (ValueError, RecursionError) as e:  # TOMLDecodeError, JSONDecodeError, Python's int-digit limit
         raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()} ({one_line(e)})") from None
     raise ConfigError(f"{path}: config file must end in .json or .toml")
 

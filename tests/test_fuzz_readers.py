@@ -494,3 +494,69 @@ def test_result_json_reader_keeps_the_contract(data):
         assert r.tracks.valid.shape == (r.tracks.num_persons, r.meta.num_frames)
 
     assert_reader_contract(read_result_json, raw, target="result JSON", name="result.json", check=check)
+
+
+# ------------------------------------------------------------------ training configs and checkpoint sidecars
+
+_CONFIG_TOML = (b'[data]\ndataset = "pyskl"\npath = "x.pkl"\n[input]\nclip_len = 48\nstream = "b"\n'
+                b'[model]\nname = "stgcnpp"\n[optim]\nepochs = 5\nlr = 0.05\nmilestones = [2, 4]\n[run]\nseed = 3\n')
+_CONFIG_FLAT_JSON = json.dumps({"dataset": "jhmdb", "data": "d", "clip_len": 32, "normalize": "body",
+                                "flip": 0.5, "epochs": 50, "num_threads": 1}).encode()
+
+
+def _check_config(cfg):
+    from humact.config import TrainConfig
+
+    assert isinstance(cfg, TrainConfig)
+    cfg.validate("fuzz")  # every value within its declared bounds
+
+
+@FUZZ
+@given(data=mutated(_CONFIG_TOML))
+def test_training_config_toml_reader_keeps_the_contract(data):
+    from humact.config import load_config
+
+    assert_reader_contract(load_config, data, target="config-toml", name="run.toml", check=_check_config)
+
+
+@FUZZ
+@given(data=mutated(_CONFIG_FLAT_JSON))
+def test_training_config_json_reader_keeps_the_contract(data):
+    from humact.config import load_config
+
+    assert_reader_contract(load_config, data, target="config-json", name="run.json", check=_check_config)
+
+
+def _sidecar_bytes() -> bytes:
+    meta = json.loads((Path(__file__).resolve().parents[1] / "humact/assets/models/stgcnpp_jhmdb15_j.json").read_text())
+    return json.dumps({k: meta[k] for k in ("config", "classes", "layout", "in_channels")}).encode()
+
+
+def _read_model_sidecar(path: Path):
+    """Rebuild the shipped model from its weights and the fuzzed JSON sidecar (what `humact test` reads)."""
+    from humact.skeleton.recognize import Recognizer
+
+    weights = Path(__file__).resolve().parents[1] / "humact/assets/models/stgcnpp_jhmdb15_j.safetensors"
+    target = path.with_suffix(".safetensors")
+    shutil.copyfile(weights, target)
+    if path.suffix != ".json":
+        path.rename(path.with_suffix(".json"))
+    return Recognizer.from_checkpoint(target)
+
+
+@settings(FUZZ, max_examples=40)
+@given(data=mutated(_sidecar_bytes()))
+def test_checkpoint_sidecar_reader_keeps_the_contract(data):
+    assert_reader_contract(_read_model_sidecar, data, target="checkpoint-sidecar", name="model.json")
+
+
+@FUZZ
+@given(data=mutated(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      " + bytes(16)))
+def test_safetensors_reader_keeps_the_contract(data):
+    from humact.io.checkpoints import load_checkpoint
+
+    def read(path: Path):
+        path.with_suffix(".json").write_text("{}")
+        return load_checkpoint(path)
+
+    assert_reader_contract(read, data, target="safetensors", name="m.safetensors")

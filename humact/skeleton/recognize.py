@@ -140,7 +140,11 @@ class Recognizer:
         except ValueError as e:
             raise CheckpointError(f"{source}: cannot build {cfg.model.name!r} for layout {meta['layout']!r}: "
                                   f"{e}") from None
-        load_strict(model, tensors, str(path))
+        try:
+            load_strict(model, tensors, str(path))
+        except CheckpointError as e:
+            raise CheckpointError(f"{e} (built from {source}: do its config, classes and layout belong to these "
+                                  f"weights?)") from None
         model.eval()
         # `humact train` names every model "model.safetensors": its run folder says which one it is.
         name = path.stem if path.stem != "model" else f"{path.parent.name}/{path.stem}"
