@@ -246,3 +246,9 @@ def test_every_gcn_of_the_zoo_trains_and_tests_through_the_cli(model, extract_fo
     assert main(["test", str(out / "model.safetensors"), "--dataset", "extract", "--data", str(extract_folder),
                  "--clips", "1", "--threads", "1", "--out", str(tmp_path / "t")]) == 0
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["model"] == model
+
+
+def test_zero_clips_is_a_one_line_usage_error_not_the_default(trained, capsys):
+    assert main(["test", str(trained / "model.safetensors"), "--clips", "0", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--clips" in err and "expected an integer >= 1, got 0" in err

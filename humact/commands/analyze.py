@@ -18,7 +18,8 @@ HELP = "recognise the actions of each person in a video (perception + skeleton m
 
 
 def add_parser(subparsers) -> None:
-    from humact.commands.extract import _positive, add_perception_flags
+    from humact.commands import positive_int
+    from humact.commands.extract import add_perception_flags
 
     p = subparsers.add_parser("analyze", help=HELP, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,7 +27,7 @@ def add_parser(subparsers) -> None:
                    help="a video or image, a folder of them, or the NAME.json of `humact extract`")
     add_perception_flags(p)
     p.add_argument("--model", help="a model.safetensors from `humact train` (default: the shipped model)")
-    p.add_argument("--min-frames", type=_positive, default=8,
+    p.add_argument("--min-frames", type=positive_int, default=8,
                    help="tracks seen on fewer frames get no action (default: %(default)s)")
     p.set_defaults(func=run)
 

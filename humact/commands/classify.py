@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 
+from humact.commands import positive_int
+
 HELP = "classify the action in a video with a 3D CNN (SlowOnly, SlowFast, I3D, CSN)"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> None:
@@ -40,10 +35,10 @@ def add_parser(subparsers) -> None:
                    help="(required) MMAction2 .pth (path or http(s)/file URL) or humact .safetensors weights for "
                         "that architecture; MMAction2's model zoo has Kinetics-400 weights for each")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line")
-    p.add_argument("--clips", type=_positive, help="number of test clips (default: the model's, usually 10)")
-    p.add_argument("--top", type=_positive, default=5, help="how many actions to print (default: %(default)s)")
+    p.add_argument("--clips", type=positive_int, help="number of test clips (default: the model's, usually 10)")
+    p.add_argument("--top", type=positive_int, default=5, help="how many actions to print (default: %(default)s)")
     p.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
-    p.add_argument("--threads", type=_positive, default=2, help="CPU threads (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (default: %(default)s)")
     p.set_defaults(func=run)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from humact.commands import positive_int
+
 
 def add_perception_flags(p: argparse.ArgumentParser) -> None:
     """The flags `extract` and `analyze` share."""
@@ -23,9 +25,9 @@ def add_perception_flags(p: argparse.ArgumentParser) -> None:
                    help="write the annotated video REL.annotated.mp4 (default: yes for a single input, "
                         "no for a folder)")
     p.add_argument("--force", action="store_true", help="redo inputs whose outputs already exist")
-    p.add_argument("--detect-every", type=_positive, default=5, metavar="N",
+    p.add_argument("--detect-every", type=positive_int, default=5, metavar="N",
                    help="run the person detector every N frames (default: %(default)s)")
-    p.add_argument("--threads", type=_positive, default=2,
+    p.add_argument("--threads", type=positive_int, default=2,
                    help="threads for decoding and the models (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
@@ -33,13 +35,6 @@ def add_perception_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-model", metavar="PATH", default=None,
                    help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
     p.add_argument("--smooth", action="store_true", help="One-Euro filter the tracked keypoints over time")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def options_from_args(args: argparse.Namespace):
@@ -63,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="a video or image file, a folder searched recursively, or a live source: a stream URL "
                         "(rtsp://, http(s)://, udp://, ...), a webcam /dev/videoN or its number N")
     add_perception_flags(p)
-    p.add_argument("--max-frames", type=_positive, metavar="N",
+    p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="live sources: stop after N frames (default: until the stream ends or Ctrl-C)")
     p.add_argument("--no-drop", dest="drop", action="store_false",
                    help="live sources: wait for processing instead of dropping frames (a recorded stream)")

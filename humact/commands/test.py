@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from humact.commands import positive_int
+
 HELP = "test a trained skeleton model (multi-clip), or fuse saved stream scores"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
 
 
 def add_parser(subparsers) -> None:
@@ -30,12 +25,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dataset", help="data kind (default: the checkpoint's training config)")
     p.add_argument("--data", help="data path (default: the checkpoint's training config)")
     p.add_argument("--split", help="split to test (default: the config's test_split)")
-    p.add_argument("--clips", type=_positive, help="test clips per sample (default: the config's test_clips)")
+    p.add_argument("--clips", type=positive_int, help="test clips per sample (default: the config's test_clips)")
     p.add_argument("--fuse", nargs="+", metavar="SCORES", help="scores.npy files of streams to fuse instead")
     p.add_argument("--weights", nargs="+", type=float,
                    help="fusion weights, one per --fuse file (default for GCN streams: CTR-GCN's 0.6 j, 0.6 b, "
                         "0.4 jm, 0.4 bm, shared by the models of a stream; else equal)")
-    p.add_argument("--threads", type=_positive, default=2, help="torch threads (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch threads (default: %(default)s)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
 
