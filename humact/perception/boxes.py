@@ -17,6 +17,52 @@ __all__ = ["box_area", "box_iou", "clip_boxes", "keypoint_extent", "refine_boxes
            "plausible_poses"]
 
 
+#: Per-keypoint standard deviations of COCO's OKS, COCO-17 order (pycocotools).
+COCO17_SIGMAS: np.ndarray = np.array(
+    [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
+) / 10.0
+
+
+def oks_matrix(
+    kp_a: np.ndarray,
+    score_a: np.ndarray,
+    kp_b: np.ndarray,
+    score_b: np.ndarray,
+    area: np.ndarray,
+    *,
+    keypoint_threshold: float = 0.3,
+    sigmas: np.ndarray = COCO17_SIGMAS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Object keypoint similarity of every pose in `a` with every pose in `b`.
+
+    OKS = mean over keypoints visible in both poses of exp(-d^2 / (2 s^2 k^2)), where
+    d is the distance in pixels, s^2 the scale (`area`, square pixels) and
+    k = 2 * sigma (as pycocotools computes it).
+
+    Args:
+        kp_a: (N, K, 2) pixels; score_a: (N, K) in [0, 1].
+        kp_b: (M, K, 2) pixels; score_b: (M, K) in [0, 1].
+        area: (N,) square pixels, the scale of each pose in `a` (e.g. its box area).
+        keypoint_threshold: a keypoint is visible when its score >= this.
+    Returns:
+        (oks (N, M) float64 in [0, 1], has_common (N, M) bool): `oks` is 0 where the
+        two poses share no visible keypoint, and `has_common` says where it is defined.
+    """
+    kp_a = np.asarray(kp_a, np.float64)
+    kp_b = np.asarray(kp_b, np.float64)
+    vis_a = np.asarray(score_a) >= keypoint_threshold
+    vis_b = np.asarray(score_b) >= keypoint_threshold
+    vis = vis_a[:, None, :] & vis_b[None, :, :]
+    d2 = ((kp_a[:, None] - kp_b[None, :]) ** 2).sum(-1)  # (N, M, K)
+    s2 = np.maximum(np.asarray(area, np.float64), 1.0)[:, None, None]
+    k2 = (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    sim = np.exp(-d2 / (2.0 * s2 * k2[None, None, :]))
+    n_common = vis.sum(-1)
+    total = np.where(vis, sim, 0.0).sum(-1)
+    oks = np.divide(total, n_common, out=np.zeros_like(total), where=n_common > 0)
+    return oks, n_common > 0
+
+
 def box_area(boxes: np.ndarray) -> np.ndarray:
     """Area of `boxes` (..., 4) xyxy in square pixels, shape (...); 0 for degenerate boxes."""
     boxes = np.asarray(boxes, np.float64)
@@ -134,7 +180,6 @@ def suppress_duplicates(det: Detections, *, oks_threshold: float = 0.85, iou_thr
     Returns:
         The kept rows, in their original order.
     """
-    from humact.perception.tracking import oks_matrix
 
     keep = np.ones(len(det), bool)
     for t in np.unique(det.frame):

@@ -294,7 +294,7 @@ class MoveNetBackend:
         """Person `i` of `det` re-posed in a crop of their own: (keypoints (17, 2) frame
         pixels, scores (17,)), or None when the crop's best pose is not theirs (OKS below
         `refine_min_oks`)."""
-        from humact.perception.tracking import oks_matrix
+        from humact.perception.boxes import oks_matrix
 
         h, w = frame.shape[:2]
         crop, k, origin = square_crop(frame, det.xyxy[i], scale=self.crop_scale, out_size=self.crop_size,
@@ -325,7 +325,7 @@ class MoveNetBackend:
         onto another one (two people hugging share each other's crops: the crop of one
         can pose the other better) is undone: refinement never makes two people one."""
         from humact.perception.boxes import box_area
-        from humact.perception.tracking import oks_matrix
+        from humact.perception.boxes import oks_matrix
 
         coarse_kp, coarse_ks = det.keypoints.copy(), det.keypoint_scores.copy()
         for i in range(len(det)):
