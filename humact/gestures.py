@@ -228,7 +228,8 @@ def _summary(name: str, result: GestureResult) -> list[str]:
 
 
 def _run(frames, pipeline: GesturePipeline, meta_of: Callable[[], VideoMeta], video_path: Path | None,
-         fps_hint: float, warnings_of: Callable[[], list[str]] = list, progress=None) -> GestureResult:
+         fps_hint: float, warnings_of: Callable[[], list[str]] = list, progress=None,
+         on_frame=None) -> GestureResult:
     """The loop of one input: results collected, the annotated video written as frames come."""
     from humact.draw import draw_hands
     from humact.io.atomic import atomic_path
@@ -243,6 +244,8 @@ def _run(frames, pipeline: GesturePipeline, meta_of: Callable[[], VideoMeta], vi
 
         def show(index, t, rgb, hands, status):
             nonlocal writer
+            if on_frame is not None:
+                on_frame(index, t, rgb, hands, status)
             if tmp is None:
                 return
             if writer is None:
@@ -315,12 +318,15 @@ def gesture(source: str | os.PathLike, out: str | os.PathLike, options: GestureO
 
 
 def gesture_live(source: str | os.PathLike, out: str | os.PathLike, options: GestureOptions | None = None, *,
-                 max_frames: int | None = None, drop: bool = True, queue_size: int = 4, timeout: float = 10.0):
+                 max_frames: int | None = None, drop: bool = True, queue_size: int = 4, timeout: float = 10.0,
+                 stats=None, on_frame=None):
     """Gestures on a live source (webcam number or /dev/videoN, a stream URL, a pipe) as frames arrive,
     until it ends, `max_frames` frames were processed, or Ctrl-C; then `NAME.gestures.json` (and, unless
     `options.video` is False, `NAME.gestures.mp4` drawn as the frames came). With `drop` the oldest
     waiting frame is dropped when processing is slower than the source (a camera); without it the
-    reader waits (a recorded stream)."""
+    reader waits (a recorded stream). `stats` (a `humact.video.LiveStats`) is filled with the
+    stream's counters; `on_frame(index, time_s, rgb, hands, status)` is called after each frame
+    (e.g. to show it)."""
     from humact.batch import BatchSummary, Job, output_paths, prepare_output_dir
     from humact.tasks import _live_name
     from humact.video import VideoError, open_live
@@ -332,7 +338,8 @@ def gesture_live(source: str | os.PathLike, out: str | os.PathLike, options: Ges
     kinds = ("gestures",) + (("gesture_video",) if o.video is not False else ())
     job = Job(Path(source), Path(name), output_paths(out, name, kinds))
     pipeline = GesturePipeline(o)
-    stream = open_live(source, queue_size=queue_size, when_full="drop_oldest" if drop else "wait", timeout=timeout)
+    stream = open_live(source, queue_size=queue_size, when_full="drop_oldest" if drop else "wait", timeout=timeout,
+                       stats=stats)
     state = {"error": None, "interrupted": False, "last": -1}
 
     def frames():
@@ -371,7 +378,7 @@ def gesture_live(source: str | os.PathLike, out: str | os.PathLike, options: Ges
             print(f"{name}: {n} frames", file=sys.stderr)
 
     t0 = time.perf_counter()
-    result = _run(frames(), pipeline, meta, job.outputs.get("gesture_video"), stream.fps, warnings, tick)
+    result = _run(frames(), pipeline, meta, job.outputs.get("gesture_video"), stream.fps, warnings, tick, on_frame)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     write_gesture_json(result, job.outputs["gestures"])
