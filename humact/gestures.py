@@ -74,7 +74,7 @@ class GesturePipeline:
     `labels` holds each live track's latest top gesture ("Like 0.93") for drawing.
     """
 
-    def __init__(self, options: GestureOptions | None = None, *, model=None) -> None:
+    def __init__(self, options: GestureOptions | None = None, *, model=None, checkpoint=None) -> None:
         import torch
 
         from humact.skeleton.gesture import GestureRecognizer, find_gesture_checkpoint, load_hagrid
@@ -88,7 +88,7 @@ class GesturePipeline:
         # and a second torch thread only adds synchronisation (measured: 17 ms a window on 1 thread,
         # 117 ms on 2 on a loaded 2-core machine). The TFLite models get `threads`.
         torch.set_num_threads(1)
-        self.checkpoint = None
+        self.checkpoint = checkpoint
         if model is None:
             self.checkpoint = find_gesture_checkpoint(o.model)
             model = load_hagrid(self.checkpoint)
@@ -290,11 +290,16 @@ def gesture(source: str | os.PathLike, out: str | os.PathLike, options: GestureO
     o = options or GestureOptions()
     if is_live_source(source):
         return gesture_live(source, out, o, max_frames=max_frames)
+    from humact.skeleton.gesture import find_gesture_checkpoint, load_hagrid
+
+    checkpoint = find_gesture_checkpoint(o.model)      # a bad model is reported before any work
+    model = load_hagrid(checkpoint)
     video = Path(source).is_file() if o.video is None else o.video
     kinds = ("gestures",) + (("gesture_video",) if video else ())
     prepare_output_dir(out)
     jobs = plan_jobs(source, out, kinds)
-    pipeline = GesturePipeline(o) if any(o.force or not j.done for j in jobs) else None
+    pipeline = GesturePipeline(o, model=model, checkpoint=checkpoint) if any(o.force or not j.done for j in jobs) \
+        else None
 
     def work(job: Job, desc: str) -> str:
         from humact.progress import progress as bar
