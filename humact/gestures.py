@@ -163,10 +163,6 @@ def gesture_frames(frames: Iterable[tuple[int, float, np.ndarray]], pipeline: Ge
         yield index, hands, preds
 
 
-def _r(a: np.ndarray, decimals: int) -> list:
-    return np.round(np.asarray(a, np.float64), decimals).tolist()
-
-
 def gestures_to_dict(result: GestureResult) -> dict[str, Any]:
     """The JSON-ready dict of `result`: schema `humact.gestures` v1.
 
@@ -178,6 +174,7 @@ def gestures_to_dict(result: GestureResult) -> dict[str, Any]:
      "top": [{"label", "score"}]}]}
     """
     from humact import __version__
+    from humact.io.results import _r
     from humact.perception.hands import HAND_LANDMARK_NAMES
 
     meta, hands = result.meta, result.hands
@@ -233,13 +230,14 @@ def _run(frames, pipeline: GesturePipeline, meta_of: Callable[[], VideoMeta], vi
     """The loop of one input: results collected, the annotated video written as frames come."""
     from humact.draw import draw_hands
     from humact.io.atomic import atomic_path
+    from humact.tasks import _nothing
     from humact.video import VideoWriter
 
     rows: list[HandDetections] = []
     preds: list[GesturePrediction] = []
     n = 0
     t0 = time.perf_counter()
-    with (atomic_path(video_path) if video_path is not None else _Nothing()) as tmp:
+    with (atomic_path(video_path) if video_path is not None else _nothing()) as tmp:
         writer = None
 
         def show(index, t, rgb, hands, status):
@@ -268,14 +266,6 @@ def _run(frames, pipeline: GesturePipeline, meta_of: Callable[[], VideoMeta], vi
                          labels=pipeline.recognizer.labels, model=pipeline.model_name,
                          backend=pipeline.backend.name if pipeline.backend else "mediapipe-hands-full",
                          frames_decoded=n, partial=bool(warnings), warnings=warnings, seconds=seconds)
-
-
-class _Nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def gesture(source: str | os.PathLike, out: str | os.PathLike, options: GestureOptions | None = None, *,
