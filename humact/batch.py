@@ -36,7 +36,8 @@ __all__ = ["Job", "BatchSummary", "find_inputs", "output_paths", "prepare_output
 
 #: What each output kind appends to the input's name.
 OUTPUT_SUFFIXES: dict[str, str] = {"json": ".json", "pkl": ".pkl", "video": ".annotated.mp4",
-                                   "csv": ".ava.csv", "timeline": ".timeline.png"}
+                                   "csv": ".ava.csv", "timeline": ".timeline.png",
+                                   "gestures": ".gestures.json", "gesture_video": ".gestures.mp4"}
 
 
 def _media_suffixes() -> frozenset[str]:
@@ -47,7 +48,7 @@ def _media_suffixes() -> frozenset[str]:
 
 def _is_output_name(name: str) -> bool:
     """A file humact writes as an output (an annotated video is a video, but never an input)."""
-    return name.endswith(OUTPUT_SUFFIXES["video"])
+    return name.endswith((OUTPUT_SUFFIXES["video"], OUTPUT_SUFFIXES["gesture_video"]))
 
 
 def _inside(path: Path, folder: Path) -> bool:
