@@ -7,7 +7,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from humact.keypoints import COCO17_EDGES
+from humact.keypoints import COCO17_EDGES, HAND21_EDGES
 from humact.types import Detections, PartBoxes, PoseTracks
 
 
@@ -91,16 +91,13 @@ def draw_hands(rgb: np.ndarray, hands, labels: dict[int, str] | None = None, *, 
     """Draw one frame's tracked hands (`humact.types.HandDetections`) on a copy of `rgb`: each hand's
     21-landmark skeleton (the `handmp` graph), its box and `#id label`, and `status` (e.g. the frame
     rate) in the top-left corner."""
-    from humact.skeleton.graph import get_layout
-
     out = np.ascontiguousarray(rgb.copy())
     thick, font = _style(out.shape[0])
-    edges = get_layout("handmp").inward
     for i in range(len(hands)):
         tid = int(hands.track_id[i])
         color = track_color(tid)
         kp = hands.keypoints[i, :, :2]
-        for a, b in edges:
+        for a, b in HAND21_EDGES:
             cv2.line(out, tuple(kp[a].round().astype(int)), tuple(kp[b].round().astype(int)), color, thick,
                      cv2.LINE_AA)
         for v in range(len(kp)):
