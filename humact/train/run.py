@@ -94,7 +94,7 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
                 log: Callable[[str], None] | None = print) -> TrainResult:
     """Train the model `cfg` describes, save `model.safetensors` + `.json` in `cfg.run.out`, and test
     it on the test split when there is one (and `test`)."""
-    from humact.recognize.skeleton import build_model, in_channels_of, input_clips
+    from humact.recognize.skeleton import build_model, in_channels_of, input_clips, input_shape
     from humact.train.trainer import Trainer
 
     from humact.train.defaults import from_data
@@ -130,7 +130,7 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
                       progress=progress)
     if log:
         log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout_name}, "
-            f"{cfg.model.name} input {tuple(clips[0][0].shape[1:])} -> {out}")
+            f"{cfg.model.name} input {input_shape(clips)} -> {out}")
     history = trainer.fit(resume=resume, log=log)
     cfg.save(out / "config.json")
     seconds = sum(h["seconds"] for h in history)
