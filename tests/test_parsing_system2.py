@@ -112,3 +112,18 @@ def test_save_load_and_predict(tmp_path):
         again.model.relevance[-1].bias.fill_(50.0)  # everything relevant -> never "none"
     per_frame, _ = again.predict_person(tr, 0, [0])
     assert set(per_frame[0].values()) <= {"bend", "wave"}
+    # a part only takes the states its group was annotated with
+    limited = System2(again.model, states, ("a", "b"), allowed={p: ["wave"] for p in PART_NAMES})
+    limited.save(tmp_path / "s2b.safetensors")
+    per_frame, _ = System2.load(tmp_path / "s2b.safetensors").predict_person(tr, 0, [0, 1])
+    assert all(set(f.values()) == {"wave"} for f in per_frame)
+
+
+def test_allowed_states_by_group():
+    from humact.parsing.dataset import TpsVideo
+    from humact.parsing.system2 import allowed_states
+
+    frames = {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {
+        "left_hand": {"box": [0, 0, 1, 1], "verb": "hold"}, "head": {"box": [0, 0, 1, 1], "verb": "nod"}}}]}}
+    got = allowed_states([TpsVideo("v", "a", frames)])
+    assert got["right_hand"] == ["hold"] and got["head"] == ["nod"] and got["left_foot"] == []

@@ -95,7 +95,7 @@ def train_parsing(data: str | os.PathLike, out: str | os.PathLike, options: Trai
                       streams=o.streams, log=log)
         manifest["system1"] = "system1"
     if "2" in o.systems:
-        from humact.parsing.system2 import System2, system2_items, train_system2
+        from humact.parsing.system2 import System2, allowed_states, system2_items, train_system2
 
         emb = None
         if o.language:
@@ -108,7 +108,7 @@ def train_parsing(data: str | os.PathLike, out: str | os.PathLike, options: Trai
             log(f"system 2: {len(items)} (person, frame) items, language priors {'on' if emb is not None else 'off'}")
         model, hist = train_system2(items, ds.states, ds.actions, embeddings=emb, epochs=o.epochs,
                                     batch_size=o.batch_size, seed=o.seed, log=log)
-        System2(model, ds.states, ds.actions).save(out / "system2" / "model.safetensors", {"history": hist})
+        System2(model, ds.states, ds.actions, allowed=allowed_states(ds.videos)).save(out / "system2" / "model.safetensors", {"history": hist})
         manifest["system2"] = "system2/model.safetensors"
     if o.detector:
         from humact.parsing.detector import DetectorConfig, detector_items, save_detector, train_detector

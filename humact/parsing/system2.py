@@ -23,7 +23,8 @@ at that frame in units of the person scale (`parts.person_scale`): (10, W, 5, 3)
   action (cross-entropy).
 
 Prediction (`System2.predict_person`): a part's state is "none" when its relevance is below 0.5,
-else its most probable state other than "none"; the video's action is the mean of the action
+else its most probable state other than "none" among the states its group was annotated with in
+training (`allowed_states`; a hand is never "unbend"); the video's action is the mean of the action
 probabilities over every person and predicted frame.
 """
 
@@ -39,7 +40,7 @@ from torch import nn
 from humact.keypoints import PART_NAMES
 from humact.parsing.labels import NONE_STATE
 
-__all__ = ["WINDOW", "part_windows", "PartStateNet", "system2_items", "system2_loss", "train_system2", "System2"]
+__all__ = ["WINDOW", "part_windows", "allowed_states", "PartStateNet", "system2_items", "system2_loss", "train_system2", "System2"]
 
 WINDOW = 16
 MAX_JOINTS = 5
@@ -64,6 +65,19 @@ def part_windows(tracks, m: int, t: int, window: int = WINDOW) -> np.ndarray:
         out[p, :, : len(joints), :2] = rel[:, joints]
         out[p, :, : len(joints), 2] = sc[:, joints]
     return out
+
+
+def allowed_states(videos) -> dict[str, list[str]]:
+    """{part: sorted states annotated for any part of its group} over training `TpsVideo`s."""
+    from humact.parsing.labels import part_group
+
+    by_group: dict[str, set] = {}
+    for v in videos:
+        for frame in v.frames.values():
+            for h in frame["humans"]:
+                for name, part in h["parts"].items():
+                    by_group.setdefault(part_group(name), set()).add(part["verb"])
+    return {p: sorted(by_group.get(part_group(p), ())) for p in PART_NAMES}
 
 
 class PartStateNet(nn.Module):
@@ -171,15 +185,23 @@ class System2:
 
     KIND = "humact.part_state_net"
 
-    def __init__(self, model: PartStateNet, states, actions, window: int = WINDOW) -> None:
+    def __init__(self, model: PartStateNet, states, actions, window: int = WINDOW,
+                 allowed: dict[str, list[str]] | None = None) -> None:
         self.model, self.states, self.actions, self.window = model.eval(), tuple(states), tuple(actions), window
+        #: {part: the states it may take} (those its group was annotated with in training); None = any
+        self.allowed = allowed
+        self._mask = np.ones((len(PART_NAMES), len(self.states)), bool)
+        if allowed:
+            for p, name in enumerate(PART_NAMES):
+                if name in allowed:
+                    self._mask[p] = [s in allowed[name] for s in self.states]
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> None:
         from humact.io.checkpoints import save_checkpoint
 
         save_checkpoint(path, self.model.state_dict(), {
             "kind": self.KIND, "states": list(self.states), "actions": list(self.actions), "window": self.window,
-            "language": self.model.language, **(extra or {})})
+            "language": self.model.language, "allowed": self.allowed, **(extra or {})})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "System2":
@@ -197,7 +219,11 @@ class System2:
         model = PartStateNet(len(meta["states"]), len(meta["actions"]),
                              embeddings=emb.numpy() if emb is not None else None)
         load_strict(model, tensors, str(path))
-        return cls(model, meta["states"], meta["actions"], int(meta.get("window", WINDOW)))
+        allowed = meta.get("allowed")
+        if allowed is not None and not (isinstance(allowed, dict) and all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v) for v in allowed.values())):
+            raise CheckpointError(f"{src}: field allowed: expected {{part: [state, ...]}}")
+        return cls(model, meta["states"], meta["actions"], int(meta.get("window", WINDOW)), allowed)
 
     @torch.no_grad()
     def predict_person(self, tracks, m: int, frames) -> tuple[list[dict[str, str]], np.ndarray]:
@@ -208,11 +234,14 @@ class System2:
         out = self.model(x)
         rel = out["relevance"].sigmoid().numpy()
         st = out["states"].sigmoid().numpy()
+        st[:, ~self._mask] = -1.0
         if NONE_STATE in self.states:
             st[..., self.states.index(NONE_STATE)] = -1.0
         best = st.argmax(-1)
+        some = (st >= 0).any(-1)            # a state other than "none" is allowed for the part
         result = []
         for i in range(len(frames)):
-            result.append({name: (self.states[best[i, p]] if rel[i, p] >= 0.5 or NONE_STATE not in self.states
+            result.append({name: (self.states[best[i, p]] if some[i, p] and (rel[i, p] >= 0.5 or NONE_STATE
+                                                                              not in self.states)
                                   else NONE_STATE) for p, name in enumerate(PART_NAMES)})
         return result, out["action"].softmax(-1).numpy()
