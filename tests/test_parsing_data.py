@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from humact.errors import InputError
@@ -118,3 +119,32 @@ def test_bad_annotations_name_the_field(tmp_path):
         read_tps(tmp_path)
     with pytest.raises(InputError, match="no such"):
         read_tps(tmp_path / "nope")
+
+
+def test_perceive_frame_folder_matches_the_video(tmp_path, shared):
+    """A release-style frame folder (img_%05d.jpg from 1) gives the tracks the video gives (same pixels)."""
+    from PIL import Image
+
+    from humact.parsing.tracks import perceive_frames
+    from humact.perception.pipeline import ExtractConfig, extract_video
+    from humact.video import read_frames
+
+    video = shared / "data" / "media" / "archery_320x240.avi"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, rgb in read_frames(video, stop=12):
+        Image.fromarray(rgb).save(folder / f"img_{t + 1:05d}.png")
+    # lossless frames so both paths see identical pixels; the reader takes .jpg: rename (Pillow reads by content)
+    for p in sorted(folder.glob("*.png")):
+        p.rename(p.with_suffix(".jpg"))
+    cfg = ExtractConfig(threads=1)
+    a = perceive_frames(folder, config=cfg)
+    assert a.meta.num_frames == 12 and a.meta.width == 320
+    b = extract_video(video, config=cfg)
+    n = min(12, b.tracks.num_frames)
+    assert a.tracks.num_persons >= 1
+    np.testing.assert_allclose(a.tracks.keypoints[0, :n][a.tracks.valid[0, :n]],
+                               b.tracks.keypoints[0, :n][a.tracks.valid[0, :n]], atol=1e-3)
+    (folder / "img_00003.jpg").unlink()
+    with pytest.raises(InputError, match="img_00003.jpg is missing"):
+        perceive_frames(folder, config=cfg)

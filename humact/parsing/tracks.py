@@ -1,7 +1,8 @@
 """Perception for Kinetics-TPS videos, and who in our tracks is which annotated human.
 
-    perceive(video, cache)      humact's perception (`extract_video`) on the video's file, or the
-                                result JSON cached by an earlier run (`cache/<video>.json`)
+    perceive(video, cache)      humact's perception (`extract_video`) on the video's file (or
+                                `perceive_frames` on its frame folder), or the result JSON cached
+                                by an earlier run (`cache/<video>.json`)
     match_humans(tracks, frame) for one annotated frame: {ground-truth human index: track row},
                                 Hungarian matching on box IoU, pairs with IoU > 0.5 (the score's
                                 own human threshold)
@@ -19,9 +20,10 @@ import numpy as np
 from humact.errors import InputError
 from humact.types import PoseTracks, VideoResult
 
-__all__ = ["perceive", "match_humans", "frame_rgb", "HUMAN_IOU"]
+__all__ = ["perceive", "perceive_frames", "match_humans", "frame_rgb", "HUMAN_IOU"]
 
 HUMAN_IOU = 0.5
+FRAME_FOLDER_FPS = 30.0
 
 
 def perceive(video, cache: str | os.PathLike | None = None, *, config=None, backend=None) -> VideoResult:
@@ -32,14 +34,50 @@ def perceive(video, cache: str | os.PathLike | None = None, *, config=None, back
     path = Path(cache) / f"{video.name}.json" if cache is not None else None
     if path is not None and path.is_file():
         return read_result_json(path)
-    if video.video is None:
-        raise InputError(f"video {video.name!r}: no video file found for it (perception reads "
-                         f"<split>_videos/<class>/<video>.mp4 or videos/<video>.<ext>)")
-    result = extract_video(video.video, config=config, backend=backend)
+    if video.video is not None:
+        result = extract_video(video.video, config=config, backend=backend)
+    elif video.frames_dir is not None:
+        result = perceive_frames(video.frames_dir, config=config, backend=backend)
+    else:
+        raise InputError(f"video {video.name!r}: neither a video file nor a frame folder found for it (perception "
+                         f"reads <split>_videos/<class>/<video>.mp4, videos/<video>.<ext> or <split>_frames/"
+                         f"<class>/<video>/img_%05d.jpg)")
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_result_json(result, path)
     return result
+
+
+def perceive_frames(folder: str | os.PathLike, *, config=None, backend=None, fps: float = FRAME_FOLDER_FPS) -> VideoResult:
+    """Perception over a frame folder (img_%05d.jpg from 1, as mmaction2's build_rawframes writes):
+    the pipeline's per-frame steps (`pipeline.refine_and_track`, then `result_from_tracker`) on each
+    image in order. The folder holds no timing: frames are `fps` apart (the release's Kinetics clips
+    are mostly 30 fps); a gap in the numbering is an InputError naming the missing frame."""
+    from humact.io.limits import check_limit, MAX_FRAMES
+    from humact.perception.pipeline import ExtractConfig, make_backend, make_tracker, refine_and_track, \
+        result_from_tracker
+    from humact.types import VideoMeta
+    from humact.video import read_frames
+
+    folder = Path(folder)
+    files = sorted(folder.glob("img_*.jpg"))
+    check_limit(len(files), MAX_FRAMES, source=str(folder), field="frames")
+    if not files:
+        raise InputError(f"{folder}: no img_%05d.jpg frames")
+    for i, f in enumerate(files):
+        if f.name != f"img_{i + 1:05d}.jpg":
+            raise InputError(f"{folder}: frame img_{i + 1:05d}.jpg is missing (found {f.name} in its place)")
+    config = config or ExtractConfig()
+    backend = backend or make_backend(config)
+    backend.reset()
+    tracker = make_tracker(config, fps)
+    size = None
+    for t, f in enumerate(files):
+        _, rgb = next(read_frames(f))
+        size = size or (rgb.shape[1], rgb.shape[0])
+        refine_and_track(backend(rgb, t), tracker, config=config, image_size=size, frame=t, image=rgb)
+    meta = VideoMeta(str(folder), size[0], size[1], fps, len(files), np.arange(len(files), dtype=np.float64) / fps)
+    return result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend))
 
 
 def match_humans(tracks: PoseTracks, frame: int, humans: list[dict], thr: float = HUMAN_IOU) -> dict[int, int]:
