@@ -1,9 +1,10 @@
 """End to end on a tiny Kinetics-TPS dataset built here from the shared real videos.
 
 Ground truth: humans and part boxes are humact's own perception of each video (so a prediction from
-the same perception matches them with IoU 1), part states are written by the test (`_state`), every
+the same perception matches them with IoU 1), part states are written by the test (`tests/tps_toy.py`'s `toy_state`), every
 5th frame annotated, as the official evaluation samples. Training runs (the baseline, System 1's 7
-recognisers through `humact train`'s path, System 2, the part detector); `humact parse` writes the
+recognisers through `humact train`'s path, System 2 (with language priors when all-MiniLM-L6-v2 is
+set up), the part detector); `humact parse` writes the
 official files; `humact eval tps` scores them, and the score equals the one computed here by hand.
 The baseline and System 1's predictions are recomputed by hand from their definitions.
 
@@ -11,74 +12,39 @@ Accuracy on Kinetics-TPS itself needs its videos and annotations, which this mac
 """
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import shared_file
+from tests.tps_toy import EVERY, VIDEOS, build_toy_tps
 
 pytestmark = pytest.mark.slow
-
-VIDEOS = {"archery_320x240": ("archery_320x240.avi", "archery"),
-          "ntu_drink_1080p": ("ntu_drink_1080p.avi", "drinking"),
-          "ntu_hug_1080p": ("ntu_hug_1080p.avi", "hugging")}
-EVERY = 5
-
-
-def _state(action: str, part: str, t: int, m: int) -> str:
-    """The states the test annotates: a function of action, part, frame and person, with variety."""
-    if part == "head":
-        return "none" if t < 30 else "nod"
-    if part.endswith("hand"):
-        return {"archery": "hold_bow", "drinking": "hold_cup", "hugging": "touch"}[action] if t % 10 == 0 else "none"
-    if part.endswith("arm"):
-        return "bend" if (t // 10 + m) % 2 else "unbend"
-    return "none"
 
 
 @pytest.fixture(scope="module")
 def tps(tmp_path_factory):
     """(root of the TPS folder, run folder with the perception cache, {video: VideoResult})."""
-    from humact.io.results import write_result_json
-    from humact.parsing.dataset import frame_key
-    from humact.perception.pipeline import extract_video
-
     torch.set_num_threads(1)
+    media = shared_file("data", "media", "archery_320x240.avi").parent
     root = tmp_path_factory.mktemp("tps")
-    run = root / "run"
-    (root / "videos").mkdir()
-    (run / "perception").mkdir(parents=True)
-    gt_vid, gt_part, results = {}, {}, {}
-    for name, (file, action) in VIDEOS.items():
-        src = shared_file("data", "media", file)
-        os.symlink(src, root / "videos" / file)                    # never copied
-        result = extract_video(root / "videos" / file)
-        results[name] = result
-        write_result_json(result, run / "perception" / f"{name}.json")
-        tr, pb = result.tracks, result.parts
-        frames = {}
-        for t in range(0, tr.num_frames, EVERY):
-            humans = []
-            for m in np.flatnonzero(tr.valid[:, t]):
-                parts = {p: {"box": [float(v) for v in pb.boxes[m, t, k]], "verb": _state(action, p, t, int(m))}
-                         for k, p in enumerate(pb.names) if pb.valid[m, t, k]}
-                humans.append({"box": [float(v) for v in tr.boxes[m, t]], "parts": parts})
-            frames[frame_key(t)] = {"humans": humans}
-        gt_vid[name], gt_part[name] = action, frames
-    (root / "gt_vid_result.json").write_text(json.dumps(gt_vid))
-    (root / "gt_part_result.json").write_text(json.dumps(gt_part))
-    return root, run, results
+    results = build_toy_tps(media, root)
+    return root, root / "run", results
 
 
 @pytest.fixture(scope="module")
 def trained(tps):
     from humact.parsing.predict import ParseModels, TrainOptions, train_parsing
+    from humact.perception.model_files import MINILM_FILES, ModelFilesMissing, find_models
 
+    try:   # System 2's language priors when all-MiniLM-L6-v2 is set up (`humact setup --language`)
+        find_models(files=MINILM_FILES, verify=False)
+        language = True
+    except ModelFilesMissing:
+        language = False
     root, run, _ = tps
-    opts = TrainOptions(systems=("1", "2"), detector=True, language=False, epochs=2, batch_size=8,
+    opts = TrainOptions(systems=("1", "2"), detector=True, language=language, epochs=2, batch_size=8,
                         recognizer_overrides={"model": "stgcnpp", "epochs": 2, "batch_size": 3, "clip_len": 24,
                                               "base_channels": 8, "test_clips": 1})
     train_parsing(root, run, opts, log=None)
