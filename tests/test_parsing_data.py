@@ -148,3 +148,29 @@ def test_perceive_frame_folder_matches_the_video(tmp_path, shared):
     (folder / "img_00003.jpg").unlink()
     with pytest.raises(InputError, match="img_00003.jpg is missing"):
         perceive_frames(folder, config=cfg)
+
+
+def test_tps_dataset_reader_keeps_the_reader_contract():
+    """Mutated TPS folders (both layouts) give a dataset or a HumactError naming a file, never a crash."""
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from test_fuzz_readers import FUZZ, assert_reader_contract, mutated_json
+
+    folder_files = {"gt_vid_result.json": {"v1": "dance", "v2": "run"}, "gt_part_result.json": {"v1": FRAMES, "v2": {}}}
+    release_files = {f"train_annotations/dance/vidA/vidA/{k}": f for k, f in FRAMES.items()}
+
+    @FUZZ
+    @given(layout=st.sampled_from(["folder", "release"]), data=st.data())
+    def run(layout, data):
+        base = folder_files if layout == "folder" else release_files
+        files = {k: json.dumps(v).encode() for k, v in base.items()}
+        which = data.draw(st.sampled_from(sorted(base)))
+        files[which] = data.draw(mutated_json(base[which], max_ops=2))
+
+        def check(ds):
+            assert len(ds.videos) >= 1 and all(isinstance(v.action, str) for v in ds.videos)
+
+        assert_reader_contract(lambda d: read_tps(d), files, target="Kinetics-TPS dataset", check=check)
+
+    run()

@@ -177,11 +177,13 @@ def _read_frame_file(path: Path) -> dict:
     return data
 
 
-def _annotation_of(path: Path) -> dict:
-    """{frame key: {"humans": ...}} of one video's annotation: a per-video JSON or a folder of per-frame
-    JSONs (possibly nested once more in a folder of the video's name, as the release is)."""
+def _annotation_of(path: Path, name: str, action: str) -> dict:
+    """{frame key: {"humans": ...}} of one video's annotation, checked: a per-video JSON or a folder of
+    per-frame JSONs (possibly nested once more in a folder of the video's name, as the release is);
+    a problem names the file."""
     if path.is_file():
         data = _read_frame_file(path)
+        _check({name: action}, {name: data}, str(path), str(path))
         return data
     folder = path
     inner = folder / folder.name
@@ -193,7 +195,9 @@ def _annotation_of(path: Path) -> dict:
     for p in files:
         data = _read_frame_file(p)
         # Keep only what the score reads (humans with box and parts); other fields are the release's own.
-        frames[p.name] = {"humans": data["humans"]} if "humans" in data else data
+        frame = {"humans": data["humans"]} if "humans" in data else data
+        _check({name: action}, {name: {p.name: frame}}, str(p), str(p))
+        frames[p.name] = frame
     return frames
 
 
@@ -214,19 +218,15 @@ def _media_for(root: Path, split_dirs: list[str], action: str, name: str) -> tup
     return video, frames
 
 
-def _check(videos: list[TpsVideo], source: str) -> None:
-    vid = {v.name: v.action for v in videos}
-    part = {v.name: v.frames for v in videos}
-    if not vid:
-        raise InputError(f"{source}: no Kinetics-TPS videos found")
-    check_tps_files(vid, part, {}, {}, sources=(source, source, "-", "-"))
-    for v in videos:
-        for k in v.frames:
-            frame_index(k, f"{source}: video {v.name!r}")
+def _check(vid: dict, part: dict, vid_source: str, part_source: str) -> None:
+    """The evaluator's own check of the ground-truth layout, and frame keys img_%05d.json."""
+    check_tps_files(vid, part, {}, {}, sources=(vid_source, part_source, "-", "-"))
+    for name, frames in part.items():
+        for k in frames:
+            frame_index(k, f"{part_source}: video {name!r}")
 
 
 def _finish(videos: list[TpsVideo], root: Path, source: str) -> TpsDataset:
-    _check(videos, source)
     parts = _vocab(root / "list" / "body_part.txt") if (root / "list" / "body_part.txt").is_file() else PART_NAMES
     if (root / "list" / "part_stat.txt").is_file():
         states = _vocab(root / "list" / "part_stat.txt")
@@ -253,6 +253,7 @@ def read_tps(root: str | os.PathLike, split: str = "train") -> TpsDataset:
         raise InputError(f"{root}: no such Kinetics-TPS folder (field --data)")
     if (root / "gt_vid_result.json").is_file() and (root / "gt_part_result.json").is_file():
         vid, part = read_tps_dir(root, "gt")
+        _check(vid, part, str(root / "gt_vid_result.json"), str(root / "gt_part_result.json"))
         listed = _find_list(root, split)
         names = _list_names(listed) if listed else list(vid)
         videos = []
@@ -289,7 +290,7 @@ def read_tps(root: str | os.PathLike, split: str = "train") -> TpsDataset:
     for name in names:
         if name in annotated:
             action, entry, which = annotated[name]
-            frames = _annotation_of(entry)
+            frames = _annotation_of(entry, name, action)
             video, fdir = _media_for(root, [which, split], action, name)
         else:
             action, video, fdir, frames = _unannotated(root, split, name)
@@ -305,7 +306,7 @@ def read_tps(root: str | os.PathLike, split: str = "train") -> TpsDataset:
                     if p.suffix.lower() in VIDEO_EXTS:
                         videos.append(TpsVideo(p.stem, cls.name, {}, p, None, split))
     if not videos:
-        raise InputError(f"{root}: no Kinetics-TPS videos for split {split!r} (expected gt_vid_result.json + "
+        raise InputError(f"{listed or root}: no Kinetics-TPS videos for split {split!r} (expected gt_vid_result.json + "
                          f"gt_part_result.json, {split}_annotations/<class>/<video>/, a list/{split}.txt or "
                          f"{split}_videos/<class>/)")
     return _finish(videos, root, str(root))
