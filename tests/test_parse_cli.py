@@ -49,3 +49,14 @@ def test_parse_train_bad_data(tmp_path, capsys, content, match):
         (data / "gt_part_result.json").write_text(json.dumps(content))
     code, err = _run(["parse-train", "--data", str(data), "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and len(err) == 1 and match in err[0]
+
+
+def test_parse_baseline_without_an_action_source(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "baseline.json").write_text(json.dumps({"a": {"head": "none"}}))
+    (tmp_path / "run" / "parse.json").write_text(json.dumps({"schema": "humact.parse-model v1", "actions": ["a"],
+                                                              "baseline": "baseline.json"}))
+    # the baseline predicts states once an action is predicted: with neither system trained, refused
+    code, err = _run(["parse", str(tmp_path), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
+                      "--states", "baseline"], capsys)
+    assert code == 2 and len(err) == 1 and "--action" in err[0]

@@ -264,10 +264,11 @@ def write_parse_video(result, parse: dict, path: str | os.PathLike) -> None:
 
     from humact.draw import draw_frame
     from humact.io.atomic import atomic_path
+    from humact.parsing.dataset import frame_index
     from humact.video import DecodeReport, VideoWriter, read_frames
 
     meta = result.meta
-    keyed = sorted((int(k[4:-5]) - 1, v["humans"]) for k, v in parse["frames"].items())
+    keyed = sorted((frame_index(k, str(path)), v["humans"]) for k, v in parse["frames"].items())
     with atomic_path(path) as tmp, VideoWriter(tmp, width=meta.width, height=meta.height, fps=meta.fps) as writer:
         j = -1
         for t, rgb in read_frames(meta.path, report=DecodeReport()):
@@ -302,6 +303,10 @@ def parse_videos(source: str | os.PathLike, out: str | os.PathLike, models: Pars
     from humact.tasks import _perceive
 
     _choose(models, states, action)
+    if boxes not in (None, "detector", "geometric"):
+        raise UsageError(f"--boxes: expected detector or geometric, got {boxes!r}")
+    if boxes == "detector" and models.detector is None:
+        raise UsageError(f"--boxes detector: {models.folder} has no part detector (train it with `humact parse-train`)")
     config = config or ExtractConfig()
     write_video = Path(source).is_file() if video is None else video
     kinds = ("json",) + (("video",) if write_video else ())
