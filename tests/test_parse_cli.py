@@ -60,3 +60,13 @@ def test_parse_baseline_without_an_action_source(tmp_path, capsys):
     code, err = _run(["parse", str(tmp_path), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
                       "--states", "baseline"], capsys)
     assert code == 2 and len(err) == 1 and "--action" in err[0]
+
+
+def test_parse_train_unknown_part_names(tmp_path, capsys):
+    data = tmp_path / "tps"
+    data.mkdir()
+    (data / "gt_vid_result.json").write_text(json.dumps({"v": "a"}))
+    human = {"box": [0, 0, 9, 9], "parts": {"torso": {"box": [0, 0, 1, 1], "verb": "none"}}}
+    (data / "gt_part_result.json").write_text(json.dumps({"v": {"img_00001.json": {"humans": [human]}}}))
+    code, err = _run(["parse-train", "--data", str(data), "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and len(err) == 1 and "'torso'" in err[0] and "field parts" in err[0]

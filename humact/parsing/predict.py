@@ -72,6 +72,11 @@ def train_parsing(data: str | os.PathLike, out: str | os.PathLike, options: Trai
     if not annotated:
         raise InputError(f"{data}: split {o.split!r} has no annotated videos to train on")
     ds = ds.subset(v.name for v in annotated)
+    used = {p for v in ds.videos for f in v.frames.values() for h in f["humans"] for p in h["parts"]}
+    unknown = sorted(used - set(PART_NAMES))
+    if unknown:
+        raise InputError(f"{data}: part names {unknown[:5]} are not Kinetics-TPS's {list(PART_NAMES)} (field parts); "
+                         f"humact predicts those names, so these parts could never score")
     if log:
         log(f"data: {len(ds)} annotated videos, {len(ds.actions)} actions, {len(ds.states)} part states ({data})")
     config = ExtractConfig(backend=o.backend) if o.backend else ExtractConfig()
