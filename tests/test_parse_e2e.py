@@ -145,6 +145,29 @@ def test_parse_cli_scores_as_computed_by_hand(trained, tps, tmp_path, capsys):
     assert abs(ev["score"] - hand) < 1e-9
     # and a correct action with some wrong states scores between 0 and the action accuracy
     assert 0.0 <= hand <= sum(pred_vid[v] == gt_vid[v] for v in gt_vid) / len(gt_vid)
+    # a re-run resumes: every input skipped, the official files rebuilt from the per-input parses, unchanged
+    before = (out / "pred_part_result.json").read_text()
+    capsys.readouterr()
+    assert main(["parse", str(root / "videos"), "--model", str(run), "--out", str(out), "--states", "system1",
+                 "--boxes", "geometric", "--no-progress"]) == 0
+    assert "0 processed, 3 already done" in capsys.readouterr().out
+    assert json.loads((out / "pred_part_result.json").read_text()) == json.loads(before)
+
+
+def test_parse_one_video_with_the_detector_writes_the_annotated_video(trained, tps, tmp_path):
+    from humact.cli import main
+    from humact.video import probe
+
+    root, run, results = tps
+    out = tmp_path / "one"
+    assert main(["parse", str(root / "videos" / "archery_320x240.avi"), "--model", str(run), "--out", str(out),
+                 "--no-progress", "--threads", "1"]) == 0           # System 2 states, detector boxes
+    doc = json.loads((out / "archery_320x240.avi.json").read_text())
+    assert doc["states_from"] == "system2" and doc["boxes_from"] == "detector" and doc["video"] == "archery_320x240"
+    assert len(doc["frames"]) == -(-results["archery_320x240"].tracks.num_frames // EVERY)
+    meta = probe(out / "archery_320x240.avi.annotated.mp4")
+    assert meta.num_frames == results["archery_320x240"].tracks.num_frames and meta.width == 320
+    assert json.loads((out / "pred_vid_result.json").read_text()) == {"archery_320x240": doc["action"]}
 
 
 def test_baseline_and_system2_and_detector(trained, tps, tmp_path):
