@@ -13,7 +13,7 @@ map (8 x 8 at 128 px), YOLOF's dilated encoder (a 1x1 + 3x3 projection, then res
 bottlenecks with dilations 2 and 4, so one level sees the whole crop), and an anchor-free head
 on that single level: per location and part a score logit (focal loss, prior 0.01) and the 4
 distances (left, top, right, bottom) from the location's centre to the part box's sides,
-`stride * exp(t)` (GIoU loss). 1.6 M parameters at w = 32.
+`stride * exp(t)` (GIoU loss). 907,090 parameters at w = 32 (909,970 with the geometric input).
 
 Targets (`assign`): for each annotated part, the cells whose centre lies inside the box and
 within 1.5 cells of its centre are positives (always at least the cell holding the centre).
