@@ -57,7 +57,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-language", dest="language", action="store_false",
                    help="System 2 without language priors (no MiniLM needed)")
     t.add_argument("--recognizer", default="stgcnpp", metavar="MODEL",
-                   help="System 1's recogniser: a skeleton or heatmap model of `humact train` (default: %(default)s)")
+                   help="System 1's recogniser: a skeleton or heatmap model of `humact train` (default: %(default)s), "
+                        "or an RGB model of `humact classify` (e.g. ircsn_r50: the system's CSN, frozen BN)")
+    t.add_argument("--recognizer-checkpoint", metavar="PATH", default=None,
+                   help="RGB recognisers: a pretrained checkpoint of the same model whose backbone they start from")
+    t.add_argument("--clip-len", type=positive_int, default=None, metavar="T",
+                   help="RGB recognisers: frames per clip (default: the model's MMAction2 sampling)")
+    t.add_argument("--crop-size", type=positive_int, default=None, metavar="S",
+                   help="RGB recognisers: crop side in pixels (short side resized to it; default: the model's)")
     t.add_argument("--recognizer-config", metavar="FILE", default=None,
                    help="a `humact train` config file (.toml/.json) for System 1's recognisers")
     t.add_argument("--recognizer-epochs", type=positive_int, default=None, metavar="N",
@@ -91,13 +98,26 @@ def run_train(args: argparse.Namespace) -> int:
 
     from humact.parsing.predict import TrainOptions, train_parsing
 
+    from humact import zoo
+    from humact.errors import UsageError
+
     torch.set_num_threads(args.threads)
-    overrides = {"model": args.recognizer}
+    if args.recognizer not in zoo.MODELS:
+        raise UsageError(f"--recognizer: unknown model {args.recognizer!r}; known: {', '.join(sorted(zoo.MODELS))}")
+    rgb = zoo.MODELS[args.recognizer].input == "rgb"
+    overrides = {} if rgb else {"model": args.recognizer}
+    video_options = {}
     if args.recognizer_epochs:
         overrides["epochs"] = args.recognizer_epochs
+        video_options["epochs"] = args.recognizer_epochs
+    if rgb:
+        video_options.update({k: v for k, v in dict(
+            clip_len=args.clip_len, short_side=args.crop_size, crop_size=args.crop_size,
+            pretrained=args.recognizer_checkpoint, batch_size=args.batch_size).items() if v is not None})
     train_parsing(args.data, args.out, TrainOptions(
         split=args.split, systems=tuple(args.system or ("1", "2")), detector=args.detector, dots=args.dots,
         geometric_input=args.geometric_input, language=args.language, recognizer_overrides=overrides,
         recognizer_config=args.recognizer_config, streams=tuple(args.stream or ("j",)), epochs=args.epochs,
+        video_recognizer=args.recognizer if rgb else None, video_options=video_options,
         batch_size=args.batch_size, seed=args.seed))
     return 0

@@ -46,6 +46,8 @@ class TrainOptions:
     recognizer_overrides: dict = field(default_factory=dict)   # flat humact.config fields (System 1)
     recognizer_config: str | None = None                       # a humact train config file (System 1)
     streams: tuple[str, ...] = ("j",)
+    video_recognizer: str | None = None                        # System 1 on RGB: a humact.zoo "rgb" model
+    video_options: dict = field(default_factory=dict)          # train_system1_video's keywords (clip_len, ...)
     epochs: int = 30                                           # System 2 and the detector
     batch_size: int = 16
     seed: int = 0
@@ -96,8 +98,14 @@ def train_parsing(data: str | os.PathLike, out: str | os.PathLike, options: Trai
     if "1" in o.systems:
         from humact.parsing.system1 import train_system1
 
-        train_system1(ds, results, out / "system1", overrides=o.recognizer_overrides, config=o.recognizer_config,
-                      streams=o.streams, log=log)
+        if o.video_recognizer:
+            from humact.parsing.system1 import train_system1_video
+
+            train_system1_video(ds, out / "system1", model=o.video_recognizer, seed=o.seed, log=log,
+                                **o.video_options)
+        else:
+            train_system1(ds, results, out / "system1", overrides=o.recognizer_overrides,
+                          config=o.recognizer_config, streams=o.streams, log=log)
         manifest["system1"] = "system1"
     if "2" in o.systems:
         from humact.parsing.system2 import System2, allowed_states, system2_items, train_system2
@@ -221,7 +229,8 @@ def parse_result(result, models: ParseModels, *, states: str | None = None, acti
             out_boxes[:, t], out_valid[:, t] = detect_parts(models.detector, rgb, tracks, parts, t)
     pb = PartBoxes(out_boxes, out_valid, parts.names)
 
-    s1 = models.system1.predict(tracks, shape) if "system1" in (states, action) and tracks.num_persons else None
+    s1 = (models.system1.predict(tracks, shape, result.meta.path) if "system1" in (states, action) and
+          tracks.num_persons else None)
     per_person: dict[int, list[dict]] = {}
     s2_action = None
     if "system2" in (states, action) and tracks.num_persons:
