@@ -70,3 +70,9 @@ def test_parse_train_unknown_part_names(tmp_path, capsys):
     (data / "gt_part_result.json").write_text(json.dumps({"v": {"img_00001.json": {"humans": [human]}}}))
     code, err = _run(["parse-train", "--data", str(data), "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and len(err) == 1 and "'torso'" in err[0] and "field parts" in err[0]
+
+
+def test_parse_train_unknown_recognizer(tmp_path, capsys):
+    code, err = _run(["parse-train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--recognizer", "nope"],
+                     capsys)
+    assert code == 2 and len(err) == 1 and "--recognizer" in err[0] and "ircsn_r50" in err[0]
