@@ -300,8 +300,8 @@ def write_parse_video(result, parse: dict, path: str | os.PathLike) -> None:
                     if state and state != "none":
                         cv2.putText(img, f"{name}:{state}", (x1, max(10, y1 - 2)), cv2.FONT_HERSHEY_SIMPLEX, font,
                                     (255, 255, 0), 1, cv2.LINE_AA)
-            cv2.putText(img, parse["action"], (8, int(24 * font / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, 2 * font,
-                        (255, 255, 0), 2, cv2.LINE_AA)
+            cv2.putText(img, parse["action"], (8, meta.height - 10), cv2.FONT_HERSHEY_SIMPLEX, 2 * font,
+                        (255, 255, 0), 2, cv2.LINE_AA)    # bottom left: track labels sit at the top
             writer.write(img, time_s=meta.frame_times[t])
 
 
