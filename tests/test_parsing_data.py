@@ -121,6 +121,7 @@ def test_bad_annotations_name_the_field(tmp_path):
         read_tps(tmp_path / "nope")
 
 
+@pytest.mark.slow
 def test_perceive_frame_folder_matches_the_video(tmp_path, shared):
     """A release-style frame folder (img_%05d.jpg from 1) gives the tracks the video gives (same pixels)."""
     from PIL import Image
