@@ -123,14 +123,20 @@ class AVAClipDetector:
     def classify(self, roi_feats: torch.Tensor) -> torch.Tensor:
         return self.model.classify(roi_feats)
 
+    def logits(self, frames: np.ndarray, boxes: np.ndarray, *, short_side: int | None = None,
+               flip: bool = False) -> torch.Tensor:
+        """(R, num_classes) logits of one view: the clip's frames (T, H, W, 3) uint8 RGB and the boxes
+        (R, 4) in their pixels."""
+        x, rois = prepare_clip(frames, boxes, self.spec, short_side=short_side, flip=flip)
+        return self.classify(self.roi_features(x, rois))
+
     def probabilities(self, frames: np.ndarray, boxes: np.ndarray, *, tta: bool = False) -> np.ndarray:
         """(R, num_classes) sigmoid scores of one keyframe's clip frames and boxes (original pixels);
         with `tta` averaged over short sides 224/256/320 x {plain, flipped}."""
         views = [(s, f) for s in TTA_SCALES for f in (False, True)] if tta else [(self.spec.short_side, False)]
         out = 0.0
         for short, flip in views:
-            x, rois = prepare_clip(frames, boxes, self.spec, short_side=short, flip=flip)
-            out = out + torch.sigmoid(self.classify(self.roi_features(x, rois))).double().numpy()
+            out = out + torch.sigmoid(self.logits(frames, boxes, short_side=short, flip=flip)).double().numpy()
         return (out / len(views)).astype(np.float64)
 
 
