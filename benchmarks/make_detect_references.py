@@ -72,7 +72,8 @@ MODELS = {
                                  views=[(256, False)]),
 }
 
-WORKER = r'''
+#: worker setup shared with benchmarks/detect.py: stubs, MMAction2 imports, the video's RGB frames
+PRELUDE = r'''
 import json, sys, types
 import numpy as np, torch
 from torch import nn
@@ -110,6 +111,9 @@ while True:
 h, w = frames[0].shape[:2]
 def tup(d):
     return {k: (tuple(v) if isinstance(v, list) else tup(v) if isinstance(v, dict) else v) for k, v in d.items()}
+'''
+
+WORKER = PRELUDE + r'''
 out = {"fps": fps, "num_frames": len(frames), "models": {}}
 for name, m in job["models"].items():
     backbone = MODELS.build(tup(m["backbone"]))
@@ -131,7 +135,9 @@ for name, m in job["models"].items():
                      modality="RGB")
             r = SampleAVAFrames(clip_len=m["clip"][0], frame_interval=m["clip"][1], test_mode=True).transform(r)
             r["imgs"] = [frames[i].copy() for i in r["frame_inds"]]
-            r.update(img_shape=(h, w), original_shape=(h, w), proposals=np.array(job["boxes"], np.float32))
+            # AVADataset always gives gt_bboxes with the proposals; Resize and Flip move proposals only then
+            r.update(img_shape=(h, w), original_shape=(h, w), proposals=np.array(job["boxes"], np.float32),
+                     gt_bboxes=np.array(job["boxes"], np.float32))
             r = Resize(scale=(-1, short)).transform(r)
             if flip:
                 r = Flip(flip_ratio=1.0).transform(r)
