@@ -34,12 +34,15 @@ class AVARoIHead(nn.Module):
     """RoI extractor (no parameters) + `BBoxHeadAVA`; attribute names as in MMAction2."""
 
     def __init__(self, *, in_channels: int, num_classes: int = 81, dropout: float = 0.5, mlp_head: bool = False,
-                 output_size: int = 8, spatial_scale: float = 1 / 16) -> None:
+                 output_size: int = 8, spatial_scale: float = 1 / 16, with_global: bool = False) -> None:
         super().__init__()
         self.bbox_roi_extractor = RoIExtractor3D(output_size=output_size, spatial_scale=spatial_scale,
-                                                 sampling_ratio=0, aligned=True, temporal_pool="avg")
-        self.bbox_head = BBoxHeadAVA(in_channels=in_channels, num_classes=num_classes, dropout=dropout,
-                                     mlp_head=mlp_head)
+                                                 sampling_ratio=0, aligned=True, temporal_pool="avg",
+                                                 with_global=with_global)
+        # with_global: each RoI feature is followed by the clip's pooled feature (MMAction2's layout:
+        # the head's fc_cls then takes 2 x in_channels, e.g. 4608 for SlowFast-R50's "context" model)
+        self.bbox_head = BBoxHeadAVA(in_channels=in_channels * (2 if with_global else 1), num_classes=num_classes,
+                                     dropout=dropout, mlp_head=mlp_head)
 
     def forward(self, feats, rois: torch.Tensor) -> torch.Tensor:
         return self.bbox_head(self.bbox_roi_extractor(feats, rois))
@@ -57,9 +60,18 @@ class AVADetector(nn.Module):
         """(N, 3, T, H, W) -> the backbone's outputs (SlowOnly: 1 map; SlowFast: slow, fast)."""
         return tuple(self.backbone(x))
 
+    def roi_features(self, feats: tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
+        """feats + rois (R, 5) `[batch_index, x1, y1, x2, y2]` in input pixels -> (R, C, 1, 8, 8) RoI features
+        (the step other streams, e.g. a feature bank, extend before `classify`)."""
+        return self.roi_head.bbox_roi_extractor(feats, rois)
+
+    def classify(self, roi_feats: torch.Tensor) -> torch.Tensor:
+        """(R, C, T, 8, 8) RoI features -> (R, num_classes) logits."""
+        return self.roi_head.bbox_head(roi_feats)
+
     def forward_head(self, feats: tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
         """feats + rois (R, 5) `[batch_index, x1, y1, x2, y2]` in input pixels -> (R, num_classes) logits."""
-        return self.roi_head(feats, rois)
+        return self.classify(self.roi_features(feats, rois))
 
     def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x), rois)
@@ -71,22 +83,25 @@ class AVADetector(nn.Module):
 
 
 def slowonly_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, mlp_head: bool = False,
-                     **backbone_kw) -> AVADetector:
+                     with_global: bool = False, **backbone_kw) -> AVADetector:
     """MMAction2 `slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb`: input (N, 3, 4, H, W),
-    output stride 16 (last stage unstrided)."""
+    output stride 16 (last stage unstrided). `with_global`: the context feature (head in 4096)."""
     backbone = slowonly_r50(spatial_strides=(1, 2, 2, 1), **backbone_kw)
     return AVADetector(backbone, AVARoIHead(in_channels=backbone.feat_dim, num_classes=num_classes,
-                                            dropout=dropout, mlp_head=mlp_head))
+                                            dropout=dropout, mlp_head=mlp_head, with_global=with_global))
 
 
 def slowfast_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, resample_rate: int = 8,
-                     speed_ratio: int = 8, channel_ratio: int = 8, **backbone_kw) -> AVADetector:
+                     speed_ratio: int = 8, channel_ratio: int = 8, with_global: bool = False,
+                     **backbone_kw) -> AVADetector:
     """MMAction2 `slowfast_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb`: input (N, 3, 32, H, W),
-    slow path 4 frames, fast path 32, both pooled and concatenated (2048 + 256 = 2304 channels)."""
+    slow path 4 frames, fast path 32, both pooled and concatenated (2048 + 256 = 2304 channels).
+    8x8 (`..._8xb8-8x8x1-20e_ava21-rgb`): resample_rate=4, speed_ratio=4. `with_global`: MMAction2's
+    `-context` model (head in 4608)."""
     backbone = ResNet3dSlowFast(depth=50, resample_rate=resample_rate, speed_ratio=speed_ratio,
                                 channel_ratio=channel_ratio, spatial_strides=(1, 2, 2, 1), **backbone_kw)
     return AVADetector(backbone, AVARoIHead(in_channels=sum(backbone.feat_dims), num_classes=num_classes,
-                                            dropout=dropout))
+                                            dropout=dropout, with_global=with_global))
 
 
 def load_mmaction2_detector(model: AVADetector, checkpoint: str | os.PathLike | Mapping) -> AVADetector:
