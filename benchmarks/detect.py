@@ -93,7 +93,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from humact.detect.keyframes import KeyframeBoxes, Keyframes, boxes_from_tracks, keyframes_at_rate
-    from humact.detect.rgb import DetectorSet, build_detector, load_detector
+    from humact.detect.rgb import DetectorSet, load_detector
+    from humact.video_models.ava import build_detector
     from humact.detect.skeleton import skeleton_keyframe_scores
     from humact.io.checkpoints import reference_weights
     from humact.perception.pipeline import ExtractConfig, extract_video

@@ -160,7 +160,7 @@ open(job["output"], "w").write(json.dumps(out))
 
 
 def main() -> None:
-    from humact.detect.rgb import build_detector
+    from humact.video_models.ava import build_detector
     from humact.io.checkpoints import reference_weights
 
     torch.set_num_threads(2)

@@ -187,7 +187,7 @@ def _write_video(path, n=40, fps=10.0, w=80, h=64):
 
 
 def test_cli_with_an_ava_detector_and_ground_truth_boxes_writes_what_eval_ava_reads(tmp_path, capsys):
-    from humact.detect.rgb import build_detector
+    from humact.video_models.ava import build_detector
     from humact.eval.ava import LabelMap, write_label_map
     from humact.io.checkpoints import reference_weights
 

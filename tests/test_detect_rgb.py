@@ -18,9 +18,9 @@ import torch
 
 from conftest import shared_file
 from humact.detect.keyframes import ava_clip_indices
-from humact.detect.rgb import (DETECTORS, build_detector, fuse_logits, load_detector, load_detectors,
-                               prepare_clip, rescale_size)
+from humact.detect.rgb import fuse_logits, load_detector, load_detectors, prepare_clip, rescale_size
 from humact.errors import CheckpointError
+from humact.video_models.ava import DETECTORS, build_detector
 from humact.io.checkpoints import reference_weights
 
 REF = json.loads((Path(__file__).parent / "data" / "detect_mmaction2.json").read_text())

@@ -34,7 +34,7 @@ class DetectOptions:
     """Choices of `humact detect` (perception's are `humact.tasks.ExtractOptions`).
 
     Attributes:
-        model: "skeleton" (the offline default) or AVA detector names of `humact.detect.rgb.DETECTORS`,
+        model: "skeleton" (the offline default) or AVA detector names of `humact.video_models.ava.DETECTORS`,
             one per checkpoint (several: their scores are fused).
         checkpoints: MMAction2 AVA checkpoints (paths or URLs), one per detector.
         skeleton_model: a `humact train` model.safetensors for the skeleton default (default: shipped).

@@ -26,53 +26,14 @@ import numpy as np
 import torch
 
 from humact.errors import CheckpointError, InputError, UsageError
-from humact.video_models.clips import IMAGENET_MEAN, IMAGENET_STD, normalize
+from humact.video_models.ava import DETECTORS, AVASpec, build_detector
+from humact.video_models.clips import normalize
 
-__all__ = ["AVASpec", "DETECTORS", "rescale_size", "prepare_clip", "AVAClipDetector", "DetectorSet",
+__all__ = ["rescale_size", "prepare_clip", "AVAClipDetector", "DetectorSet",
            "load_detector", "load_detectors", "fuse_logits", "TTA_SCALES", "FUSIONS"]
 
 TTA_SCALES = (224, 256, 320)
 FUSIONS = ("mean", "mean_logit", "topk_logit")
-
-
-@dataclass(frozen=True)
-class AVASpec:
-    """An AVA detector's test input: `clip_len` x `frame_interval` sampling, short side, RGB mean / std
-    (0..255 units), and the MMAction2 config it reproduces."""
-
-    clip_len: int
-    frame_interval: int
-    short_side: int = 256
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    config: str = ""
-
-
-#: name -> (builder name in humact.video_models.ava, builder kwargs, AVASpec)
-DETECTORS: dict[str, tuple[str, dict, AVASpec]] = {
-    "slowonly_r50_4x16_ava": ("slowonly_r50_ava", {}, AVASpec(
-        4, 16, config="slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb")),
-    "slowonly_r50_4x16_context_ava": ("slowonly_r50_ava", {"with_global": True}, AVASpec(
-        4, 16, config="slowonly 4x16 with bbox_roi_extractor.with_global=True, bbox_head.in_channels=4096")),
-    "slowfast_r50_4x16_ava": ("slowfast_r50_ava", {}, AVASpec(
-        32, 2, config="slowfast_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb")),
-    "slowfast_r50_4x16_context_ava": ("slowfast_r50_ava", {"with_global": True}, AVASpec(
-        32, 2, config="slowfast_kinetics400-pretrained-r50-context_8xb16-4x16x1-20e_ava21-rgb")),
-    "slowfast_r50_8x8_ava": ("slowfast_r50_ava", {"resample_rate": 4, "speed_ratio": 4}, AVASpec(
-        32, 2, config="slowfast_kinetics400-pretrained-r50_8xb8-8x8x1-20e_ava21-rgb")),
-    "slowfast_r50_8x8_context_ava": ("slowfast_r50_ava", {"resample_rate": 4, "speed_ratio": 4, "with_global": True},
-                                     AVASpec(32, 2, config="slowfast 8x8 with with_global=True, in_channels=4608")),
-}
-
-
-def build_detector(name: str, *, num_classes: int = 81, dropout: float = 0.5):
-    """The named AVA detector (random weights) and its spec."""
-    from humact.video_models import ava
-
-    if name not in DETECTORS:
-        raise UsageError(f"--model: unknown AVA detector {name!r}; known: skeleton, {', '.join(DETECTORS)}")
-    builder, kw, spec = DETECTORS[name]
-    return getattr(ava, builder)(num_classes=num_classes, dropout=dropout, **kw), spec
 
 
 def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -16,18 +16,22 @@ matching MMAction2's AVA checkpoints (`slowonly_r50_4x16_ava21`, `slowfast_r50_4
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 from torch import nn
 
+from humact.errors import UsageError
 from humact.io.checkpoints import load_strict, read_foreign
+from humact.video_models.clips import IMAGENET_MEAN, IMAGENET_STD
 from humact.video_models.heads import BBoxHeadAVA
 from humact.video_models.resnet3d import ResNet3d, slowonly_r50
 from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
-__all__ = ["AVARoIHead", "AVADetector", "slowonly_r50_ava", "slowfast_r50_ava", "load_mmaction2_detector"]
+__all__ = ["AVARoIHead", "AVADetector", "slowonly_r50_ava", "slowfast_r50_ava", "load_mmaction2_detector", "AVASpec",
+           "DETECTORS", "build_detector"]
 
 
 class AVARoIHead(nn.Module):
@@ -108,3 +112,44 @@ def load_mmaction2_detector(model: AVADetector, checkpoint: str | os.PathLike | 
     """Load an MMAction2 AVA detector checkpoint (path or dict) strictly; errors name the file and keys."""
     state_dict, name = read_foreign(checkpoint)
     return load_strict(model, state_dict, name)
+
+
+@dataclass(frozen=True)
+class AVASpec:
+    """An AVA detector's test input: `clip_len` x `frame_interval` sampling, short side, RGB mean / std
+    (0..255 units), and the MMAction2 config it reproduces."""
+
+    clip_len: int
+    frame_interval: int
+    short_side: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    config: str = ""
+
+
+#: The named detectors (MMAction2's AVA configs): name -> (builder, builder kwargs, test input spec)
+DETECTORS: dict[str, tuple[str, dict, AVASpec]] = {
+    "slowonly_r50_4x16_ava": ("slowonly_r50_ava", {}, AVASpec(
+        4, 16, config="slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb")),
+    "slowonly_r50_4x16_context_ava": ("slowonly_r50_ava", {"with_global": True}, AVASpec(
+        4, 16, config="slowonly 4x16 with bbox_roi_extractor.with_global=True, bbox_head.in_channels=4096")),
+    "slowfast_r50_4x16_ava": ("slowfast_r50_ava", {}, AVASpec(
+        32, 2, config="slowfast_kinetics400-pretrained-r50_8xb16-4x16x1-20e_ava21-rgb")),
+    "slowfast_r50_4x16_context_ava": ("slowfast_r50_ava", {"with_global": True}, AVASpec(
+        32, 2, config="slowfast_kinetics400-pretrained-r50-context_8xb16-4x16x1-20e_ava21-rgb")),
+    "slowfast_r50_8x8_ava": ("slowfast_r50_ava", {"resample_rate": 4, "speed_ratio": 4}, AVASpec(
+        32, 2, config="slowfast_kinetics400-pretrained-r50_8xb8-8x8x1-20e_ava21-rgb")),
+    "slowfast_r50_8x8_context_ava": ("slowfast_r50_ava", {"resample_rate": 4, "speed_ratio": 4, "with_global": True},
+                                     AVASpec(32, 2, config="slowfast 8x8 with with_global=True, in_channels=4608")),
+}
+
+
+def build_detector(name: str, *, num_classes: int = 81, dropout: float = 0.5):
+    """The named AVA detector (random weights) and its spec."""
+    if name not in DETECTORS:
+        raise UsageError(f"--model: unknown AVA detector {name!r}; known: skeleton, {', '.join(DETECTORS)}")
+    builder, kw, spec = DETECTORS[name]
+    return _BUILDERS[builder](num_classes=num_classes, dropout=dropout, **kw), spec
+
+
+_BUILDERS = {"slowonly_r50_ava": slowonly_r50_ava, "slowfast_r50_ava": slowfast_r50_ava}
