@@ -46,7 +46,8 @@ __all__ = ["Job", "BatchSummary", "Lazy", "find_inputs", "read_input_list", "out
 
 #: What each output kind appends to the input's name.
 OUTPUT_SUFFIXES: dict[str, str] = {"json": ".json", "pkl": ".pkl", "video": ".annotated.mp4",
-                                   "csv": ".ava.csv", "timeline": ".timeline.png"}
+                                   "csv": ".ava.csv", "timeline": ".timeline.png",
+                                   "gestures": ".gestures.json", "gesture_video": ".gestures.mp4"}
 
 
 #: Files that list inputs rather than being one.
@@ -65,7 +66,7 @@ def _media_suffixes() -> frozenset[str]:
 
 def _is_output_name(name: str) -> bool:
     """A file humact writes as an output (an annotated video is a video, but never an input)."""
-    return name.endswith(OUTPUT_SUFFIXES["video"])
+    return name.endswith((OUTPUT_SUFFIXES["video"], OUTPUT_SUFFIXES["gesture_video"]))
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "analyze",
     "classify",
+    "gesture",
     "eval",
 )
 

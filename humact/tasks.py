@@ -137,7 +137,7 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
     """
     from humact.io.results import read_result_json, write_result_json
     from humact.perception.pipeline import ExtractConfig, make_backend
-    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+    from humact.recognize.skeleton import DEFAULT_MODEL, Recognizer
 
     o = options or ExtractOptions()
     config = o.config or ExtractConfig()

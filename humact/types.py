@@ -9,6 +9,9 @@ A video goes through the package as these types, never as loose dicts:
     PoseTracks --skeleton model-->  ActionScores
     all of it  -->  VideoResult (written as JSON / PYSKL pickle / annotated video)
 
+    frames     --hand backend + hand tracker-->  HandDetections (flat over frames, per hand)
+    HandDetections --gesture model, sliding window-->  GestureResult (JSON / annotated video)
+
 Conventions, everywhere:
 - Image coordinates are pixels of the *original* frame, x to the right, y down,
   origin at the top-left corner of the top-left pixel (continuous coordinates).
@@ -27,7 +30,8 @@ import numpy as np
 
 from humact.keypoints import PART_NAMES
 
-__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "VideoResult"]
+__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "VideoResult",
+           "HandDetections", "GesturePrediction", "GestureResult"]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype=None) -> np.ndarray:
@@ -320,3 +324,116 @@ class VideoResult:
     frames_decoded: int | None = None
     frames_announced: int | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HandDetections:
+    """Hands found by a hand backend (`humact.perception.hands`), flat over frames (n rows).
+
+    One row is one hand in one frame.
+
+    Attributes:
+        frame: (n,) int64 frame index.
+        xyxy: (n, 4) float32 box of the 21 landmarks, pixels (not clipped to the frame).
+        score: (n,) float32 hand presence in [0, 1] (the landmark model's hand flag).
+        handedness: (n,) float32 probability that the hand is a right hand *as MediaPipe
+            labels it*: MediaPipe's labels assume a mirrored (selfie) image, so in an
+            unmirrored video a value near 1 is the person's left hand.
+        keypoints: (n, 21, 3) float32 MediaPipe's 21 hand landmarks (wrist, then 4 joints
+            per finger from the thumb): x, y in pixels, z a relative depth in the same
+            pixel scale (smaller = closer to the camera, origin at the wrist).
+        world: (n, 21, 3) float32 metric 3D landmarks in metres, origin at the hand's
+            centre (MediaPipe's world landmarks).
+        track_id: (n,) int64 hand track identity, -1 before tracking.
+    """
+
+    frame: np.ndarray
+    xyxy: np.ndarray
+    score: np.ndarray
+    handedness: np.ndarray
+    keypoints: np.ndarray
+    world: np.ndarray
+    track_id: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        self.frame = _check("frame", self.frame, (n,), np.int64)
+        self.xyxy = _check("xyxy", self.xyxy, (n, 4), np.float32)
+        self.score = _check("score", self.score, (n,), np.float32)
+        self.handedness = _check("handedness", self.handedness, (n,), np.float32)
+        self.keypoints = _check("keypoints", self.keypoints, (n, 21, 3), np.float32)
+        self.world = _check("world", self.world, (n, 21, 3), np.float32)
+        if self.track_id is None:
+            self.track_id = np.full(n, -1, np.int64)
+        self.track_id = _check("track_id", self.track_id, (n,), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls) -> "HandDetections":
+        z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+        return cls(frame=np.zeros(0, np.int64), xyxy=z(0, 4), score=z(0), handedness=z(0),
+                   keypoints=z(0, 21, 3), world=z(0, 21, 3))
+
+    def __getitem__(self, index) -> "HandDetections":
+        """Select rows with an index array, a boolean mask or a slice."""
+        return HandDetections(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def merge(cls, parts: list["HandDetections"]) -> "HandDetections":
+        """Concatenate rows."""
+        parts = [p for p in parts if p is not None and len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+@dataclass
+class GesturePrediction:
+    """The gesture model's output for one hand track at one frame (its window's last frame).
+
+    Attributes:
+        frame: frame index the window ends at; time_s: its time, seconds.
+        track_id: the hand track.
+        window: frames of this track in the window (1 .. clip length; shorter clips are looped).
+        top: [(label, probability)], best first (top 5).
+    """
+
+    frame: int
+    time_s: float
+    track_id: int
+    window: int
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class GestureResult:
+    """Everything `humact gesture` found in one video or stream.
+
+    Attributes:
+        meta: the video (for a live source: frames received, their times).
+        hands: every tracked hand row (`HandDetections` with track ids).
+        predictions: gesture predictions, in frame order.
+        labels: the model's class names; model: what the model is (name, checkpoint).
+        backend: the hand backend's name.
+        frames_decoded: frames actually processed (a live source may drop some).
+        partial, warnings: as in `VideoResult`.
+        seconds: wall time of the processing; fps: frames processed per second.
+    """
+
+    meta: VideoMeta
+    hands: HandDetections
+    predictions: list[GesturePrediction]
+    labels: tuple[str, ...]
+    model: str
+    backend: str
+    frames_decoded: int | None = None
+    partial: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        n = self.frames_decoded if self.frames_decoded is not None else self.meta.num_frames
+        return n / self.seconds if self.seconds > 0 else 0.0

@@ -66,7 +66,7 @@ def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | 
     import numpy as np
 
     from humact.eval.recognition import topk_accuracy
-    from humact.skeleton.recognize import input_clips, predict_dataset
+    from humact.recognize.skeleton import input_clips, predict_dataset
 
     val_clips = input_clips(cfg.model.name, val, cfg.input, train=False, num_clips=1)
     labels = val.labels
@@ -111,7 +111,7 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
 def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
            log: Callable[[str], None] | None) -> TrainResult:
     from humact.scale import ddp
-    from humact.skeleton.recognize import build_model, in_channels_of, input_clips
+    from humact.recognize.skeleton import build_model, in_channels_of, input_clips
     from humact.train.trainer import Trainer
 
     from humact.train.defaults import from_data
