@@ -202,3 +202,22 @@ def test_ray_flags_are_checked_before_any_work(tmp_path, capsys):
     assert "--ray-workers: only with --ray" in capsys.readouterr().err
     assert main(["extract", "rtsp://cam/1", "--ray"]) == 2
     assert "--ray: a live source is one stream" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_detect_on_ray_writes_the_local_runs_files(cluster, videos, tmp_path):
+    """`humact detect --ray`: the skeleton default's CSV and JSON from Ray workers (each loading its
+    own pose backend and skeleton model) equal a local run's, byte for byte."""
+    from humact.detect.pipeline import detect
+
+    folder = videos / "a"
+    here = detect(folder, tmp_path / "local", _options())
+    there = detect(folder, tmp_path / "ray", _options(ray="", ray_workers=2))
+    assert len(here.done) == len(there.done) == len(CLIPS) and not here.failed and not there.failed
+    got, want = _files(tmp_path / "ray"), _files(tmp_path / "local")
+    assert got.keys() == want.keys()
+    compared = [n for n in want if n.endswith((".json", ".csv"))]
+    assert len(compared) == 2 * len(CLIPS)
+    for name in compared:
+        assert got[name] == want[name], name

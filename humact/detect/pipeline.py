@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humact.batch import BatchSummary, plan_jobs, prepare_output_dir, run_jobs
+from humact.batch import BatchSummary, Lazy, plan_jobs, prepare_output_dir
 from humact.errors import InputError, UsageError
 
 __all__ = ["DetectOptions", "detect", "SKELETON"]
@@ -89,7 +89,7 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
     from humact.detect.outputs import plot_timeline, write_ava_csv, write_detection_video
     from humact.io.results import write_result_json
     from humact.perception.pipeline import ExtractConfig, make_backend
-    from humact.tasks import ExtractOptions, _perceive, _write_video
+    from humact.tasks import ExtractOptions, _perceive, _run, _write_video
     from humact.types import ActionDetections, PoseTracks, VideoResult
     from humact.video import probe
 
@@ -106,14 +106,16 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         why = scorer.track_units_ok()
         if why:
             raise InputError(why)
+        model = Lazy(Recognizer.from_checkpoint, path, value=scorer)  # Ray workers load their own
         labels, class_ids, model_name = scorer.classes, np.arange(1, len(scorer.classes) + 1), scorer.name
         threshold = 0.05 if d.threshold is None else d.threshold
         shown = 0.25 if d.label_threshold is None else d.label_threshold
     else:
         from humact.detect.rgb import load_detectors
 
-        scorer = load_detectors(d.model, d.checkpoints, label_map=d.label_map, sampling=d.sampling, tta=d.tta,
-                                fusion=d.fusion)
+        kw = dict(label_map=d.label_map, sampling=d.sampling, tta=d.tta, fusion=d.fusion)
+        scorer = load_detectors(d.model, d.checkpoints, **kw)
+        model = Lazy(load_detectors, d.model, d.checkpoints, value=scorer, **kw)  # Ray workers load their own
         labels, class_ids, model_name = scorer.labels, scorer.class_ids, scorer.name
         threshold = 0.002 if d.threshold is None else d.threshold
         shown = 0.5 if d.label_threshold is None else d.label_threshold
@@ -122,12 +124,12 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         (("video",) if _write_video(o.video, source) else ())
     prepare_output_dir(out)
     jobs = plan_jobs(source, out, kinds)
-    backend = make_backend(config) if perceive and any(o.force or not j.done for j in jobs) else None
+    backend = Lazy(make_backend, config)  # built by the first input that needs it, once per process
 
     def work(job, desc: str) -> str:
         t0 = time.perf_counter()
         if perceive:
-            result = _perceive(job, desc, config, backend, o.progress)
+            result = _perceive(job, desc, config, backend(), o.progress)
         else:
             meta = probe(job.input)
             result = VideoResult(meta=meta, tracks=PoseTracks.empty(meta.num_frames), backend="")
@@ -151,10 +153,10 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
             else:
                 row_of = {int(t): m for m, t in enumerate(tracks.track_ids.tolist())}
                 rows = np.array([row_of[int(t)] for t in boxes.track_ids], np.int64)
-            scores, why = skeleton_keyframe_scores(scorer, tracks, meta, keyframes, boxes, rows,
+            scores, why = skeleton_keyframe_scores(model(), tracks, meta, keyframes, boxes, rows,
                                                    window_s=d.window_s, min_frames=d.min_frames)
         else:
-            scores, why = scorer.score_video(job.input, meta, keyframes, boxes,
+            scores, why = model().score_video(job.input, meta, keyframes, boxes,
                                              progress=o.progress, desc=desc)
         keep = np.array([not w for w in why], bool)
         reasons = []
@@ -192,4 +194,4 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         lines.append(f"wrote {', '.join(str(p) for p in job.outputs.values())} ({dt:.1f} s)")
         return "\n".join(lines)
 
-    return run_jobs(jobs, work, force=o.force, command="humact detect")
+    return _run(jobs, work, o, "humact detect")
