@@ -92,7 +92,7 @@ def _load_backbone(model, checkpoint: str | os.PathLike) -> None:
     (the heads here have other classes)."""
     from humact.errors import CheckpointError
     from humact.io.checkpoints import load_strict
-    from humact.video_models.recognize import _read_weights
+    from humact.recognize.video import _read_weights
     from humact.video_models.recognizer import checkpoint_filter_fn
 
     raw, _ = _read_weights(checkpoint)
@@ -170,7 +170,7 @@ def _video_recognizer(path: Path):
     from humact.errors import CheckpointError
     from humact.io.checkpoints import read_meta
     from humact.video_models.clips import ClipSpec
-    from humact.video_models.recognize import VideoRecognizer
+    from humact.recognize.video import VideoRecognizer
 
     meta = read_meta(path)
     if not isinstance(meta.get("model"), str) or not isinstance(meta.get("spec"), dict):
@@ -193,7 +193,7 @@ class System1:
     @classmethod
     def load(cls, folder: str | os.PathLike, weights: dict[str, dict[str, float]] | None = None) -> "System1":
         """The recognisers under `folder/<head>/<stream>/model.safetensors` (`train_system1`'s layout)."""
-        from humact.skeleton.recognize import Recognizer
+        from humact.recognize.skeleton import Recognizer
 
         folder = Path(folder)
         heads = {}
