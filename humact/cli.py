@@ -24,8 +24,10 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "analyze",
     "classify",
+    "detect",
     "gesture",
     "eval",
+    "parse",
 )
 
 

@@ -5,7 +5,7 @@
       input: InputConfig  how a sample becomes network input (the pipeline's settings)
       model: ModelConfig  which network (a name in `humact.zoo`), its width and dropout
       optim: OptimConfig  SGD, learning-rate schedule, clipping, label smoothing, precise BN
-      run:   RunConfig    seed, threads, precision, output folder
+      run:   RunConfig    seed, threads, precision, device, distributed settings, output folder
 
 Every field is declared once, here, with its help text and its allowed values (a `Literal` type or
 bounds); the flags of `humact train` (`--lr`, `--clip-len`, `--no-nesterov`, ...), the validation of
@@ -109,6 +109,9 @@ class OptimConfig:
                              "many training batches (PySlowFast's precise BN; 0 = off)", lo=0, hi=100_000)
     patience: int = opt(0, "with a validation split: stop after this many epochs without a better validation "
                            "accuracy (0 = train all epochs)", lo=0, hi=100_000)
+    accumulate: int = opt(1, "gradient accumulation: each batch of batch_size runs as this many micro-batches "
+                             "whose gradients add up before one step (same update, less memory; BatchNorm sees "
+                             "the micro-batches)", lo=1, hi=65_536)
 
 
 @dataclass
@@ -121,6 +124,12 @@ class RunConfig:
     precision: Literal["fp32", "bf16", "fp16"] = opt("fp32", "fp32, bf16 mixed precision, or fp16 (CUDA only)")
     out: str = opt("runs/train", "output folder")
     save_every: int = opt(1, "write last.safetensors every N epochs", lo=1, hi=100_000)
+    device: Literal["cpu", "cuda"] = opt("cpu", "where the model trains: cpu, or cuda (distributed: the GPU of "
+                                                "each process's LOCAL_RANK)")
+    sync_bn: bool = opt(False, "distributed runs: BatchNorm statistics over the whole batch of all processes "
+                               "(torch's SyncBatchNorm; CUDA only)")
+    dist_timeout: int = opt(1800, "distributed runs: seconds a process waits for the others before the job fails",
+                            lo=10, hi=86_400)
 
 
 #: The sections of a `TrainConfig`, in file and help order.

@@ -7,6 +7,7 @@ A video goes through the package as these types, never as loose dicts:
     Detections --tracker-->  Detections with track_id  -->  PoseTracks
     PoseTracks --parts-->  PartBoxes
     PoseTracks --skeleton model-->  ActionScores
+    keyframes + person boxes --skeleton / AVA detector-->  ActionDetections
     all of it  -->  VideoResult (written as JSON / PYSKL pickle / annotated video)
 
     frames     --hand backend + hand tracker-->  HandDetections (flat over frames, per hand)
@@ -30,8 +31,8 @@ import numpy as np
 
 from humact.keypoints import PART_NAMES
 
-__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "VideoResult",
-           "HandDetections", "GesturePrediction", "GestureResult"]
+__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "ActionDetections",
+           "VideoResult", "HandDetections", "GesturePrediction", "GestureResult"]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype=None) -> np.ndarray:
@@ -306,13 +307,80 @@ class ActionScores:
 
 
 @dataclass
+class ActionDetections:
+    """Spatio-temporal action detection: every person's action scores at every keyframe (AVA-style).
+
+    One row is one person box on one keyframe; scores are multi-label (AVA detectors: sigmoids) or
+    a distribution (the skeleton default: softmax over its classes).
+
+    Attributes:
+        labels: class names, length C.
+        class_ids: (C,) int64 the action id of each class in the CSV (AVA's 1-based label-map ids;
+            1..C for a model without a label map).
+        times: (K,) float64 keyframe times, seconds on the video's clock.
+        frames: (K,) int64 the frame index of each keyframe (the frame nearest its time).
+        timestamps: (K,) int64 the keyframe's AVA timestamp (whole seconds, what the CSV says).
+        keyframe: (R,) int64 index into `times` of each row.
+        track_ids: (R,) int64 the person's track id, -1 when the box came from a file without ids.
+        boxes: (R, 4) float32 xyxy pixels of the original frame.
+        scores: (R, C) float32 action scores.
+        model: the model(s) that gave the scores.
+        threshold: rows x classes below it are left out of the CSV and the JSON action lists.
+        reasons: (K,) per keyframe, "" or why it has no rows (e.g. nobody seen long enough).
+    """
+
+    labels: tuple[str, ...]
+    class_ids: np.ndarray
+    times: np.ndarray
+    frames: np.ndarray
+    timestamps: np.ndarray
+    keyframe: np.ndarray
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    model: str = ""
+    threshold: float = 0.0
+    reasons: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = tuple(self.labels)
+        c = len(self.labels)
+        self.class_ids = _check("class_ids", self.class_ids, (c,), np.int64)
+        self.times = _check("times", self.times, (None,), np.float64)
+        k = len(self.times)
+        self.frames = _check("frames", self.frames, (k,), np.int64)
+        self.timestamps = _check("timestamps", self.timestamps, (k,), np.int64)
+        self.scores = _check("scores", np.asarray(self.scores, np.float32).reshape(-1, c), (None, c), np.float32)
+        r = self.scores.shape[0]
+        self.keyframe = _check("keyframe", self.keyframe, (r,), np.int64)
+        self.track_ids = _check("track_ids", self.track_ids, (r,), np.int64)
+        self.boxes = _check("boxes", np.asarray(self.boxes, np.float32).reshape(-1, 4), (r, 4), np.float32)
+        if r and (self.keyframe.min() < 0 or self.keyframe.max() >= k):
+            raise ValueError(f"keyframe: indices must be in [0, {k})")
+        self.reasons = tuple(self.reasons) if self.reasons is not None else ("",) * k
+        if len(self.reasons) != k:
+            raise ValueError(f"reasons: expected {k} entries, got {len(self.reasons)}")
+
+    def __len__(self) -> int:
+        return self.scores.shape[0]
+
+    def above(self, row: int, threshold: float | None = None) -> list[tuple[str, float]]:
+        """The (label, score) pairs of one row at or above the threshold, best first."""
+        thr = self.threshold if threshold is None else threshold
+        s = self.scores[row]
+        order = np.argsort(-s, kind="stable")
+        return [(self.labels[j], float(s[j])) for j in order if s[j] >= thr]
+
+
+@dataclass
 class VideoResult:
     """Everything humact found in one video.
 
     `partial` is True when not every frame of the video was processed (a truncated or
     corrupt file, live frames dropped); then `frames_decoded` frames were, of the
     `frames_announced` the container announced (None when it states no count), and
-    `warnings` says why in one line each.
+    `warnings` says why in one line each. `detections` holds per-person, per-keyframe actions
+    (`humact detect`).
     """
 
     meta: VideoMeta
@@ -324,6 +392,7 @@ class VideoResult:
     frames_decoded: int | None = None
     frames_announced: int | None = None
     warnings: list[str] = field(default_factory=list)
+    detections: ActionDetections | None = None
 
 
 @dataclass

@@ -5,6 +5,7 @@ One entry per name. `input` says what the model takes, and so which data pipelin
     "skeleton"  (N, M, T, V, C) joint clips             humact.skeleton.datasets.SkeletonClips
     "heatmap"   (N, K, T, H, W) keypoint/limb heatmaps  humact.skeleton.datasets.HeatmapClips
     "rgb"       (N, 3, T, H, W) normalised RGB clips    humact.video_models.clips (classify)
+    "ava"       RGB clip + person boxes (R, 5)          humact.video_models.ava (detect): AVA detectors
     "rgbpose"   ((N, 3, T/4, H, W) RGB, (N, K, T, H/4, W/4) heatmaps) from a video and its poses
                                                         humact.skeleton.rgbpose.RGBPoseClips
 
@@ -26,7 +27,7 @@ from torch import nn
 
 __all__ = ["ModelEntry", "MODELS", "get", "trainable", "of_input"]
 
-Input = Literal["skeleton", "heatmap", "rgb", "rgbpose"]
+Input = Literal["skeleton", "heatmap", "rgb", "ava", "rgbpose"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ModelEntry:
     input: Input
     description: str
     train_defaults: dict[str, Any] = field(default_factory=dict)
-    spec: Any = None  # ClipSpec for "rgb" models
+    spec: Any = None  # ClipSpec for "rgb" models, humact.video_models.ava.AVASpec for "ava" detectors
 
     @property
     def trainable(self) -> bool:
@@ -163,7 +164,20 @@ def _entries() -> dict[str, ModelEntry]:
     ]
     out = {e.name: e for e in gcn}
     out.update({name: ModelEntry(name, build, "rgb", desc, spec=spec) for name, build, spec, desc in rgb})
+    from humact.video_models.ava import DETECTORS
+
+    out.update({name: ModelEntry(name, _ava(name), "ava", f"AVA detector as MMAction2's {spec.config}", spec=spec)
+                for name, (_, _, spec) in DETECTORS.items()})
     return out
+
+
+def _ava(name: str) -> Callable[..., nn.Module]:
+    def build(**kw: Any) -> nn.Module:
+        from humact.video_models.ava import build_detector
+
+        return build_detector(name, **kw)[0]
+
+    return build
 
 
 MODELS: dict[str, ModelEntry] = _entries()

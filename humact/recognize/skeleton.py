@@ -79,25 +79,33 @@ def predict_streams(model: nn.Module, clips, batch_size: int | None = None) -> d
     sum (`model.predict`, PYSKL's 1:1) renormalised to sum to 1.
 
     `batch_size` items per forward pass; default 16 for skeleton clips, 1 for heatmap volumes and
-    RGB+pose items (one item is already several views).
+    RGB+pose items (one item is already several views). In a distributed run (`humact.scale.ddp`)
+    the batches are shared out among the processes and every process gets all the rows, equal to a
+    single process's.
     """
+    from humact.scale.ddp import gather_batches
+
     if batch_size is None:
         batch_size = 16 if isinstance(clips, SkeletonClips) else 1
     model.eval()
-    out: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(clips), batch_size):
-        xs = [clips[i][0] for i in range(start, min(start + batch_size, len(clips)))]
-        x = tuple(torch.stack(parts) for parts in zip(*xs)) if isinstance(xs[0], tuple) else (torch.stack(xs),)
-        scores = model.predict(*x)
+    # The fused twins hold buffers, no parameters.
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    starts = list(range(0, len(clips), batch_size))
+
+    def run(k: int) -> dict[str, np.ndarray]:
+        xs = [clips[i][0] for i in range(starts[k], min(starts[k] + batch_size, len(clips)))]
+        x = tuple(torch.stack(p) for p in zip(*xs)) if isinstance(xs[0], tuple) else (torch.stack(xs),)
+        scores = model.predict(*(t.to(device) for t in x))
         if not isinstance(scores, dict):
             scores = {"fused": scores}
         else:
             scores = dict(scores, fused=scores["fused"] / scores["fused"].sum(1, keepdim=True))
-        for k, v in scores.items():
-            out.setdefault(k, []).append(v.numpy())
+        return {k: v.cpu().numpy() for k, v in scores.items()}
+
+    out = gather_batches(run, len(starts))
     if not out:
         return {"fused": np.zeros((0, len(clips.data.classes)), np.float32)}
-    return {k: np.concatenate(v) for k, v in out.items()}
+    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
 
 
 def predict_dataset(model: nn.Module, clips, batch_size: int | None = None) -> np.ndarray:

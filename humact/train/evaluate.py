@@ -63,7 +63,11 @@ def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out
     dataset.layout = rec.layout
     t0 = time.perf_counter()
     inputs = rec.inputs(dataset, num_clips)
-    streams = predict_streams(rec.inference_model, inputs)
+    streams = predict_streams(rec.inference_model, inputs)  # distributed: shared out, gathered on every rank
+    from humact.scale.ddp import is_main
+
+    if not is_main():  # rank 0 writes the results
+        return {}
     views = 2 * num_clips if zoo.get(rec.kind).input == "heatmap" else num_clips
     extra = {"checkpoint": str(checkpoint), "model": rec.kind, "num_clips": num_clips, "num_views": views}
     # Several heads (RGBPoseConv3D): each head's top-1 beside the fused one, as PYSKL reports them.
