@@ -29,7 +29,7 @@ from humact.errors import CheckpointError, InputError, UsageError
 from humact.video_models.ava import DETECTORS, AVASpec, build_detector
 from humact.video_models.clips import normalize
 
-__all__ = ["rescale_size", "prepare_clip", "AVAClipDetector", "DetectorSet",
+__all__ = ["rescale_size", "resize_clip", "flip_clip", "prepare_clip", "AVAClipDetector", "DetectorSet",
            "load_detector", "load_detectors", "fuse_logits", "TTA_SCALES", "FUSIONS"]
 
 TTA_SCALES = (224, 256, 320)
@@ -42,20 +42,33 @@ def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return int(width * scale + 0.5), int(height * scale + 0.5)
 
 
+def resize_clip(frames: np.ndarray, boxes: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """MMAction2's `Resize(scale=(-1, short_side))` of (T, H, W, 3) frames (bilinear) and of (R, 4)
+    boxes in their pixels (scaled by new/old size) -> (frames, float32 boxes)."""
+    import cv2
+
+    t, h, w, _ = frames.shape
+    nw, nh = rescale_size(w, h, short_side)
+    if (nw, nh) != (w, h):
+        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in frames])
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+    return frames, b
+
+
+def flip_clip(frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MMAction2's horizontal `Flip` of (T, H, W, 3) frames and (R, 4) boxes (x -> width - x)."""
+    w = frames.shape[2]
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return frames[:, :, ::-1], np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], axis=1)
+
+
 def prepare_clip(frames: np.ndarray, boxes: np.ndarray, spec: AVASpec, *, short_side: int | None = None,
                  flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(T, H, W, 3) uint8 RGB frames + (R, 4) boxes in their pixels -> network input (1, 3, T, h, w)
     and rois (R, 5) `[0, x1, y1, x2, y2]` in input pixels (MMAction2's Resize / Flip box rules)."""
-    import cv2
-
-    t, h, w, _ = frames.shape
-    nw, nh = rescale_size(w, h, short_side or spec.short_side)
-    if (nw, nh) != (w, h):
-        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in frames])
-    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+    frames, b = resize_clip(frames, boxes, short_side or spec.short_side)
     if flip:
-        frames = frames[:, :, ::-1]
-        b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], axis=1)
+        frames, b = flip_clip(frames, b)
     x = normalize(frames, spec.mean, spec.std)[None]
     rois = torch.cat([torch.zeros(len(b), 1), torch.from_numpy(np.ascontiguousarray(b, np.float32))], dim=1)
     return x, rois

@@ -1,7 +1,7 @@
 """The shared trainer: SGD (Nesterov), warm-up + cosine/multistep schedule, checkpoints, resume.
 
-Used by the skeleton models (`humact train`) and meant for the video models too: it only needs a
-model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What it guarantees:
+Used by the skeleton models and the AVA detectors (`humact train`): it only needs a model mapping a
+batch `x` to logits, and a dataset of `(x, label)` items. What it guarantees:
 
 - Determinism: with the same seed, data and thread count, two runs give the same weights. The
   shuffling order of epoch e comes from a generator seeded with (seed, e); a dataset with a
@@ -18,6 +18,13 @@ model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What i
   from `DistributedSampler`; rank 0 alone writes checkpoints and logs. A checkpoint holds nothing
   of the world size, so any run resumes with any number of processes. Gradient accumulation
   (`optim.accumulate` > 1) works the same with one process.
+- Model-level losses: cross-entropy on integer labels unless the model (or the `loss` argument)
+  says otherwise. A model with a `loss(logits, target)` method is trained with it, and its
+  `train_hits(logits, target) -> (hits, counted)` gives the epoch's "accuracy"; a dataset with a
+  `collate(items)` method batches its own items, and a batch input that is a tuple is passed as
+  `model(*inputs)`. That is how the AVA detectors train: `humact.detect.dataset` items are
+  (clip, boxes, multi-hot labels), collated into ((clips, rois), labels), scored by
+  `humact.video_models.ava.ava_loss` (MMAction2's BBoxHeadAVA loss) through the same DDP wrapper.
 """
 
 from __future__ import annotations
@@ -106,11 +113,16 @@ class Trainer:
         out_dir: where `last.*` and the final checkpoint go (default `run.out`).
         meta: JSON-able dict saved with every checkpoint (config, class names).
         validate: optional callable(model) -> dict of metrics, run after each epoch.
+        loss: callable(logits, target) -> scalar loss; default the model's `loss` method if it has
+            one, else cross-entropy with `optim.label_smoothing`.
+        hits: callable(logits, target) -> (hits, counted) for the epoch's "accuracy"; default the
+            model's `train_hits` if it has one, else top-1 on integer labels.
     """
 
     def __init__(self, model: nn.Module, dataset: Any, optim: OptimConfig, run: RunConfig | None = None, *,
                  out_dir: str | os.PathLike | None = None, meta: dict[str, Any] | None = None,
-                 validate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> None:
+                 validate: Callable[[nn.Module], dict] | None = None, progress: bool = True,
+                 loss: Callable | None = None, hits: Callable | None = None) -> None:
         self.model, self.dataset, self.optim = model, dataset, optim
         self.run = run if run is not None else RunConfig()
         self.out_dir = Path(self.run.out if out_dir is None else out_dir)
@@ -118,11 +130,14 @@ class Trainer:
         self.validate, self.progress = validate, progress
         o = optim
         self.iters_per_epoch = max(1, len(self.dataset) // o.batch_size)  # drop_last, as PYSKL
+        warmup = int(round(o.warmup_epochs * self.iters_per_epoch)) if o.warmup_epochs > 0 else o.warmup_iters
         self.schedule = Schedule(
             lr=o.lr, total_iters=o.epochs * self.iters_per_epoch, iters_per_epoch=self.iters_per_epoch,
             policy=o.schedule, milestones=tuple(o.milestones), gamma=o.gamma, min_lr=o.min_lr,
-            warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
+            warmup_iters=warmup, warmup_ratio=o.warmup_ratio)
+        self.loss_fn = loss or getattr(model, "loss", None) or nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
+        self.hits_fn = hits or getattr(model, "train_hits", None) or _top1_hits
+        self.collate = getattr(dataset, "collate", None) or _collate
         self.device = next(self.model.parameters()).device
         self.world = ddp.world()
         self.accumulate = o.accumulate
@@ -235,7 +250,7 @@ class Trainer:
         order = torch.tensor(list(sampler), dtype=torch.long)[: n * self.micro_batch]  # no padding used
         batches = order.view(n, self.micro_batch)
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=_collate)
+            self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=self.collate)
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -266,7 +281,7 @@ class Trainer:
         no_sync = net.no_sync() if not sync and net is not self.model else contextlib.nullcontext()
         with no_sync:
             with self._autocast():
-                logits = net(x)
+                logits = _call(net, x)
             loss = self.loss_fn(logits.float(), y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {self.epoch + 1}, iteration {self.iteration}: loss is "
@@ -286,7 +301,7 @@ class Trainer:
         epoch = self.epoch
         if self.world.size > 1:  # each rank its own dropout stream, the same after a resume
             torch.manual_seed((self.run.seed * 1000003 + epoch * 1009 + self.world.rank) % 2**63)
-        total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+        total_loss, correct, scored, seen, t0 = 0.0, 0, 0, 0, time.perf_counter()
         batches = iter(self._loader(epoch))
         bar = progress(range(self.iters_per_epoch), total=self.iters_per_epoch,
                        desc=f"epoch {epoch + 1}/{self.epochs}", unit="it", enabled=self.progress and self.world.main,
@@ -298,11 +313,13 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             for j in range(self.accumulate):
                 x, y = next(batches)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                x, y = _to(x, self.device), y.to(self.device, non_blocking=True)
                 loss, logits = self._micro_step(x, y, sync=j == self.accumulate - 1)
                 n = len(y)
                 total_loss += loss.item() * n
-                correct += int((logits.argmax(1) == y).sum())
+                hit, counted = self.hits_fn(logits, y)
+                correct += hit
+                scored += counted
                 seen += n
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
@@ -317,9 +334,9 @@ class Trainer:
             rate = seen * self.world.size / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.4f}", samples_s=f"{rate:.1f}")
         bar.close()
-        total_loss, correct, seen = ddp.all_reduce_sum([total_loss, correct, seen])
+        total_loss, correct, scored, seen = ddp.all_reduce_sum([total_loss, correct, scored, seen])
         self.epoch += 1
-        return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1),
+        return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(scored, 1),
                 "samples_per_s": seen / (time.perf_counter() - t0), "lr": lr_at(self.iteration - 1, self.schedule),
                 "seconds": time.perf_counter() - t0}
 
@@ -344,7 +361,7 @@ class Trainer:
         used = 0
         for x, _ in self._loader(self.epochs):
             with self._autocast():
-                self.model(x.to(self.device))
+                _call(self.model, _to(x, self.device))
             used += 1
             if used >= num_batches:
                 break
@@ -443,6 +460,21 @@ class Trainer:
         meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, best=self.best, kept=self.kept,
                     **(extra_meta or {}))
         save_checkpoint(path, self.model.state_dict(), meta)
+
+
+def _call(net: nn.Module, x):
+    """`net(*x)` for a tuple of inputs (e.g. AVA's (clips, rois)), else `net(x)`."""
+    return net(*x) if isinstance(x, (tuple, list)) else net(x)
+
+
+def _to(x, device: torch.device):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to(v, device) for v in x)
+    return x.to(device, non_blocking=True)
+
+
+def _top1_hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    return int((logits.argmax(1) == y).sum()), len(y)
 
 
 def _collate(items):
