@@ -81,6 +81,7 @@ class AVAClipDetector:
     model: torch.nn.Module
     spec: AVASpec
     name: str
+    classes: dict | None = None   # {action id: name} a checkpoint of ours carries (`humact train`)
 
     @property
     def num_classes(self) -> int:
@@ -135,13 +136,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True) -> AVAClipDetector:
     """`name` with the MMAction2 checkpoint at `checkpoint` (a path, or a URL fetched once by
-    `humact.io.download`), loaded strictly. The checkpoint's `data_preprocessor.mean/std`, when it has
+    `humact.io.download`), loaded strictly; or a `model.safetensors` that `humact train` wrote (its
+    JSON gives the width, the class names and the test input: normalisation and short side). The checkpoint's `data_preprocessor.mean/std`, when it has
     them, replace the config's normalisation; the number of classes is its head's."""
     from humact.deploy import fuse
     from humact.io.checkpoints import load_strict, read_foreign
     from humact.io.download import fetch
 
     path = fetch(checkpoint)
+    if str(path).endswith(".safetensors"):
+        return _load_trained(name, path, fast=fast)
     raw, src = read_foreign(path)
     spec = DETECTORS[name][2] if name in DETECTORS else None
     if spec is None:
@@ -160,6 +164,36 @@ def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True
         raise CheckpointError(f"{e} (does it fit --model {name}?)") from None
     model.eval()
     return AVAClipDetector(fuse(model) if fast else model, spec, name)
+
+
+def _load_trained(name: str, path, *, fast: bool = True) -> AVAClipDetector:
+    """A detector `humact train` wrote (safetensors + JSON: its config, class ids and names, test spec)."""
+    from humact.config import read_saved_config
+    from humact.deploy import fuse
+    from humact.io.checkpoints import load_checkpoint, load_strict
+
+    tensors, meta = load_checkpoint(path)
+    src = str(path)
+    if meta.get("kind") != "ava":
+        raise CheckpointError(f"{src}: not an AVA detector checkpoint of `humact train` (its JSON has no kind 'ava')")
+    cfg = read_saved_config(meta, src)
+    if cfg.model.name != name:
+        raise CheckpointError(f"{src}: trained as {cfg.model.name!r}; give --model {cfg.model.name}")
+    try:
+        ids = [int(i) for i in meta["class_ids"]]
+        names = [str(n) for n in meta["classes"]]
+        sp = meta["spec"]
+        spec = replace(DETECTORS[name][2], short_side=int(sp["short_side"]), mean=tuple(map(float, sp["mean"])),
+                       std=tuple(map(float, sp["std"])))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{src}.json: class_ids / classes / spec: {e!r}") from None
+    if ids != list(range(1, len(ids) + 1)) or len(names) != len(ids):
+        raise CheckpointError(f"{src}: class_ids must be 1..{len(ids)} with one name each")
+    model, _ = build_detector(name, num_classes=len(ids) + 1, dropout=cfg.model.dropout,
+                              base_channels=cfg.model.base_channels)
+    load_strict(model, tensors, src)
+    model.eval()
+    return AVAClipDetector(fuse(model) if fast else model, spec, name, classes=dict(zip(ids, names)))
 
 
 @dataclass
@@ -237,7 +271,7 @@ def load_detectors(names: Sequence[str], checkpoints: Sequence[str], *, label_ma
         raise CheckpointError(f"--checkpoint: the detectors have different numbers of classes {sorted(sizes)}")
     n = sizes.pop() - 1
     ids = np.arange(1, n + 1, dtype=np.int64)
-    names_of = {}
+    names_of = next((d.classes for d in dets if d.classes), None) or {}
     if label_map:
         from humact.eval.ava import read_label_map
 
