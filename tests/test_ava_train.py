@@ -237,3 +237,21 @@ def test_wrong_model_for_checkpoint_is_one_line(trained, tiny, tmp_path):
 
     with pytest.raises(CheckpointError, match="--model slowonly_r50_4x16_ava"):
         load_detector("slowfast_r50_4x16_ava", trained / "model.safetensors")
+
+
+def test_detect_fuses_detectors_with_their_own_boxes(trained, tiny, tmp_path):
+    from humact.cli import main
+
+    out = tmp_path / "fused"
+    ck = str(trained / "model.safetensors")
+    assert main(["detect", str(tiny["videos"] / "archery.avi"), "--out", str(out), "--no-video", "--no-progress",
+                 "--model", "slowonly_r50_4x16_ava", "--checkpoint", ck, "--boxes", str(tiny["gt"]),
+                 "--model", "slowonly_r50_4x16_ava", "--checkpoint", ck, "--boxes", str(tiny["proposals"])]) == 0
+    rows = [r.split(",") for r in (out / "archery.avi.ava.csv").read_text().splitlines()]
+    boxes = {}
+    for r in rows:
+        boxes.setdefault(r[1], set()).add(tuple(r[2:6]))
+    # per keyframe: the person (ground truth box and its jittered proposal, matched) and the proposal
+    # on nobody, which only the second detector has and keeps with its own scores
+    assert sorted(boxes) == ["0001", "0002", "0003", "0004"] and all(len(b) == 2 for b in boxes.values())
+    assert all(("0.000", "0.000", "0.080", "0.080") in b for b in boxes.values())
