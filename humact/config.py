@@ -60,10 +60,11 @@ __all__ = ["TrainConfig", "DataConfig", "InputConfig", "ModelConfig", "OptimConf
 class DataConfig:
     """What to train on."""
 
-    dataset: Literal["auto", "nw-ucla", "jhmdb", "pyskl", "extract"] = opt(
-        "auto", "data kind: auto (told from the path), an NW-UCLA folder, JHMDB GT pickles, a PYSKL annotation "
-                "pickle, or a folder of `humact extract` outputs")
-    path: str = opt("", "data path (folder or pickle)", flag="data")
+    dataset: Literal["auto", "nw-ucla", "jhmdb", "pyskl", "extract", "ava"] = opt(
+        "auto", "data kind: auto (told from the path; AVA detectors: ava), an NW-UCLA folder, JHMDB GT pickles, a "
+                "PYSKL annotation pickle, a folder of `humact extract` outputs, or AVA-format data (ground-truth "
+                "CSV + videos or frame folders)")
+    path: str = opt("", "data path (folder or pickle; ava: the training ground-truth CSV)", flag="data")
     train_split: str = opt("train", "training split (nw-ucla/jhmdb: train/test or NW-UCLA views such as v01; "
                                     "pyskl: a key of the pickle's 'split'; ignored for extract)")
     test_split: str = opt("test", "test split, evaluated once at the end ('' = none)")
@@ -74,6 +75,35 @@ class DataConfig:
                               lo=0.0, hi=1.0, hi_open=True)
     layout: str = opt("", "joint layout (default: the dataset's, or the built-in one of its joint count): coco, "
                           "nturgb+d, openpose, kinect20, jhmdb15, or a .toml / .json layout file")
+    # AVA-format data (dataset "ava"; humact.detect.dataset). MMAction2's AVA recipe where it has one.
+    ava_videos: str = opt("", "ava: folder of the videos (VIDEO_ID.mp4, .mkv, ...) or of AVA frame folders "
+                              "(VIDEO_ID/img_00001.jpg, ... at ava_fps)")
+    ava_proposals: str = opt("", "ava: training person proposals pickle {'video,timestamp': (n, 5)}: boxes with "
+                                 "IoU >= ava_pos_iou to a ground-truth box train with its labels ('' = ground "
+                                 "truth only)")
+    ava_label_map: str = opt("", "ava: label map (pbtxt): the evaluated classes and their names ('' = the ids "
+                                 "of the ground truth)")
+    ava_exclusions: str = opt("", "ava: excluded keyframes CSV of the training ground truth")
+    ava_val: str = opt("", "ava: ground-truth CSV evaluated after training with humact eval ava's frame-mAP "
+                           "('' = none)")
+    ava_val_proposals: str = opt("", "ava: person boxes of the evaluation (proposals pickle; '' = the "
+                                     "ground-truth boxes of ava_val)")
+    ava_val_exclusions: str = opt("", "ava: excluded keyframes CSV of ava_val")
+    ava_timestamp_start: int = opt(900, "ava: the second of the video's first frame in the CSV timestamps "
+                                        "(AVA's cut videos: 900; whole videos: 0)", lo=0, hi=10_000_000)
+    ava_fps: float = opt(30.0, "ava: frame rate of frame folders (AVA's are extracted at 30)", lo=0.0, hi=1000.0,
+                         lo_open=True)
+    ava_det_threshold: float = opt(0.9, "ava: proposals scoring below are dropped (MMAction2's "
+                                        "person_det_score_thr; a keyframe keeps its best one)", lo=0.0, hi=1.0)
+    ava_scale: list[int] = opt(factory=lambda: [256, 320], help="ava: training short side, random in "
+                                                                "[min, max] (MMAction2's RandomRescale)")
+    ava_crop: int = opt(256, "ava: training random square crop side (0 = none)", lo=0, hi=4096)
+    ava_test_scale: int = opt(256, "ava: evaluation short side", lo=16, hi=4096)
+    ava_pos_iou: float = opt(0.9, "ava: IoU with a ground-truth box for a proposal to take its labels "
+                                  "(MMAction2's MaxIoUAssignerAVA)", lo=0.0, hi=1.0, lo_open=True)
+    ava_max_rois: int = opt(32, "ava: boxes trained per keyframe (MMAction2's RandomSampler num)", lo=1, hi=4096)
+    ava_negatives: bool = opt(False, "ava: also train on proposals matching no ground truth, as background (all "
+                                     "targets 0); MMAction2's BBoxHeadAVA loss leaves them out")
 
 
 @dataclass
@@ -84,6 +114,8 @@ class ModelConfig:
     base_channels: int = opt(64, "width of the first stage (PYSKL: 64 for GCNs, 32 for PoseConv3D)", lo=1,
                              hi=1024)
     dropout: float = opt(0.0, "dropout before the classifier", lo=0.0, hi=1.0, hi_open=True)
+    norm_eval: bool = opt(False, "3D CNN backbones (AVA detectors): BatchNorm layers stay in eval mode while "
+                                 "training, their statistics frozen (MMAction2's norm_eval)")
 
 
 @dataclass
@@ -102,6 +134,9 @@ class OptimConfig:
     gamma: float = opt(0.1, "multistep factor", lo=0.0, hi=1.0, lo_open=True)
     min_lr: float = opt(0.0, "cosine: final learning rate", lo=0.0)
     warmup_iters: int = opt(0, "linear warm-up iterations", lo=0, hi=10_000_000)
+    warmup_epochs: float = opt(0.0, "linear warm-up in epochs (MMAction2's by-epoch LinearLR; when > 0 it "
+                                    "replaces warmup_iters, converted with the iterations per epoch)",
+                               lo=0.0, hi=100_000.0)
     warmup_ratio: float = opt(0.1, "warm-up starts at lr x this", lo=0.0, hi=1.0, lo_open=True)
     clip_grad: float = opt(0.0, "max gradient L2 norm (0 = off)", lo=0.0)
     label_smoothing: float = opt(0.0, "label smoothing of the cross-entropy", lo=0.0, hi=1.0, hi_open=True)
@@ -174,6 +209,22 @@ class TrainConfig:
         if self.model.name not in zoo.trainable():
             raise ConfigError(f"{source}: model.name: expected one of {', '.join(zoo.trainable())}, "
                               f"got {self.model.name!r}")
+        ava = zoo.MODELS[self.model.name].input == "ava"
+        if ava and self.data.dataset not in ("auto", "ava"):
+            raise ConfigError(f"{source}: data.dataset: {self.model.name} is an AVA detector and trains on "
+                              f"dataset 'ava', got {self.data.dataset!r}")
+        if not ava and self.data.dataset == "ava":
+            raise ConfigError(f"{source}: data.dataset: 'ava' data trains AVA detectors (one of "
+                              f"{', '.join(zoo.of_input('ava'))}), not {self.model.name!r}")
+        if not ava and self.model.norm_eval:
+            raise ConfigError(f"{source}: model.norm_eval: only the 3D CNN backbones of the AVA detectors have "
+                              f"it, not {self.model.name!r}")
+        if len(self.data.ava_scale) != 2 or not 16 <= self.data.ava_scale[0] <= self.data.ava_scale[1] <= 4096:
+            raise ConfigError(f"{source}: data.ava_scale: expected [min, max] with 16 <= min <= max <= 4096, "
+                              f"got {self.data.ava_scale}")
+        if ava and 0 < self.data.ava_crop and self.data.ava_crop > self.data.ava_scale[0]:
+            raise ConfigError(f"{source}: data.ava_crop: {self.data.ava_crop} is larger than the smallest "
+                              f"training short side data.ava_scale[0] = {self.data.ava_scale[0]}")
         if self.optim.schedule == "multistep" and any(m < 1 for m in self.optim.milestones):
             raise ConfigError(f"{source}: optim.milestones: expected positive epochs, got {self.optim.milestones}")
 

@@ -12,7 +12,8 @@ One entry per name. `input` says what the model takes, and so which data pipelin
 Skeleton and heatmap models are built by `build(num_classes=, layout=, in_channels=, num_person=,
 base_channels=, dropout=)` (keyword-only, the model files' builders) and trained by `humact train`
 with `train_defaults` (flat `humact.config` field names) under the file and the flags: that is
-where PoseConv3D gets PYSKL's posec3d recipe. RGB recognizers are built by `build(num_classes=)` and
+where PoseConv3D gets PYSKL's posec3d recipe and the AVA detectors MMAction2's AVA recipe (`AVA_RECIPE`;
+`humact.train.ava` trains them on AVA-format data). RGB recognizers are built by `build(num_classes=)` and
 carry their MMAction2 test sampling (`spec`, a `ClipSpec`).
 
 Builders are imported when called, so importing the registry is cheap (`humact --help`).
@@ -43,8 +44,8 @@ class ModelEntry:
 
     @property
     def trainable(self) -> bool:
-        """Whether `humact train` builds it (skeleton, heatmap and RGB+pose models today)."""
-        return self.input in ("skeleton", "heatmap", "rgbpose")
+        """Whether `humact train` builds it (skeleton, heatmap, RGB+pose and AVA detector models)."""
+        return self.input in ("skeleton", "heatmap", "rgbpose", "ava")
 
 
 def _gcn(family: str, builder: str) -> Callable[..., nn.Module]:
@@ -107,6 +108,17 @@ RGBPOSE_RECIPE: dict[str, Any] = dict(clip_len=32, flip=0.5, heatmap_size=56, he
                                       base_channels=64)
 
 
+#: MMAction2's AVA recipe (configs/detection/slowonly/slowonly_kinetics400-pretrained-r50_8xb16-4x16x1-20e_
+#: ava21-rgb.py): SGD lr 0.2 for 8 x 16 clips, scaled linearly to the default batch of 16; momentum 0.9 without
+#: Nesterov, weight decay 1e-5, clipping at 40, LinearLR warm-up from 0.1 over 5 epochs, steps x 0.1 after
+#: epochs 10 and 15 of 20, head dropout 0.5, flip 0.5 (its RandomRescale / RandomCrop are data.ava_scale /
+#: data.ava_crop's defaults). Ours: norm_eval (frozen BN), which MMAction2 leaves off with its 16 clips per
+#: GPU; with the few clips per process a CPU trains, batch statistics would be noise.
+AVA_RECIPE: dict[str, Any] = dict(lr=0.2 * 16 / 128, momentum=0.9, nesterov=False, weight_decay=1e-5, clip_grad=40.0,
+                                  warmup_epochs=5.0, warmup_ratio=0.1, schedule="multistep", milestones=[10, 15],
+                                  gamma=0.1, epochs=20, dropout=0.5, flip=0.5, norm_eval=True, dataset="ava")
+
+
 def _entries() -> dict[str, ModelEntry]:
     from humact.video_models.clips import ClipSpec
 
@@ -166,7 +178,8 @@ def _entries() -> dict[str, ModelEntry]:
     out.update({name: ModelEntry(name, build, "rgb", desc, spec=spec) for name, build, spec, desc in rgb})
     from humact.video_models.ava import DETECTORS
 
-    out.update({name: ModelEntry(name, _ava(name), "ava", f"AVA detector as MMAction2's {spec.config}", spec=spec)
+    out.update({name: ModelEntry(name, _ava(name), "ava", f"AVA detector as MMAction2's {spec.config}", spec=spec,
+                                 train_defaults=AVA_RECIPE)
                 for name, (_, _, spec) in DETECTORS.items()})
     return out
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_file
-from tests.tps_toy import EVERY, VIDEOS, build_toy_tps
+from conftest import shared_file
+from tps_toy import EVERY, VIDEOS, build_toy_tps
 
 pytestmark = pytest.mark.slow
 

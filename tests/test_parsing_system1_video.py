@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import shared_file
+from conftest import shared_file
 
 pytestmark = pytest.mark.slow
 

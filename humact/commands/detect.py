@@ -9,7 +9,9 @@ shipped skeleton recognizer (JHMDB-14 classes; --skeleton-model for another `hum
 Or MMAction2's AVA detectors (--model slowonly_r50_4x16_ava / slowfast_r50_4x16_ava /
 slowfast_r50_8x8_ava, `_context` variants with the global pooling feature) with --checkpoint PATH
 or URL (loaded strictly); several --model/--checkpoint pairs are fused (--fusion), --tta adds
-multi-crop x flip testing.
+multi-crop x flip testing. One --boxes per --model gives each detector its own boxes: they are
+matched across models (IoU >= 0.5, greedy by box score) and a box no other model has keeps its own
+model's scores.
 
 For each input REL it writes, atomically, into DIR:
   REL.ava.csv         video_id,timestamp,x1,y1,x2,y2,action_id,score (boxes normalised), for `humact eval ava`
@@ -62,7 +64,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--label-map", metavar="PBTXT", help="AVA label map naming the detector's classes")
     p.add_argument("--rate", type=_positive, default=1.0, help="keyframes per second (default: %(default)s)")
     p.add_argument("--start", type=float, default=0.0, help="first keyframe, seconds (default: %(default)s)")
-    p.add_argument("--boxes", metavar="CSV_OR_PKL", help="person boxes and keyframes from an AVA CSV or proposals pickle")
+    p.add_argument("--boxes", metavar="CSV_OR_PKL", action="append", default=None,
+                   help="person boxes and keyframes from an AVA CSV or proposals pickle; once per --model to give "
+                        "each detector its own (boxes are then matched across models by IoU >= 0.5 before fusing)")
     p.add_argument("--timestamp-start", type=int, default=0,
                    help="the video's first second in --boxes timestamps (AVA's cut videos: 900; default 0)")
     p.add_argument("--box-threshold", type=_fraction, default=0.9,
@@ -96,9 +100,14 @@ def run(args: argparse.Namespace) -> int:
                          f"checkpoint(s); give one --checkpoint per --model")
     if SKELETON in models and models != [SKELETON]:
         raise UsageError("--model skeleton cannot be fused with AVA detectors")
+    boxes = args.boxes or []
+    if len(boxes) > 1 and (models == [SKELETON] or len(boxes) != len(models)):
+        raise UsageError(f"--boxes: {len(boxes)} box files for {len(models)} model(s); give one for all, or one "
+                         f"per AVA detector --model")
     torch.set_num_threads(args.threads)
     det = DetectOptions(model=models, checkpoints=args.checkpoint, skeleton_model=args.skeleton_model,
-                        label_map=args.label_map, rate=args.rate, start=args.start, boxes=args.boxes,
+                        label_map=args.label_map, rate=args.rate, start=args.start,
+                        boxes=boxes[0] if len(boxes) == 1 else None, model_boxes=boxes if len(boxes) > 1 else [],
                         timestamp_start=args.timestamp_start, box_threshold=args.box_threshold,
                         threshold=args.threshold, label_threshold=args.label_threshold, window_s=args.window,
                         min_frames=args.min_frames, sampling=args.sampling, tta=args.tta, fusion=args.fusion,

@@ -1,7 +1,9 @@
 """`humact train`: train a skeleton action model (ST-GCN / ST-GCN++ on skeleton sequences, PoseConv3D
 on heatmap volumes drawn from 2D keypoints, RGBPoseConv3D on the videos' frames plus those heatmaps:
 `--model rgbposeconv3d --data` a folder of `humact extract` outputs, whose pickles name their videos)
-from a config file and/or flags.
+or an AVA spatio-temporal action detector (--model slowonly_r50_4x16_ava ... on an AVA ground-truth
+CSV + --ava-videos, MMAction2's AVA recipe; the frame-mAP of `humact eval ava` on --ava-val at the
+end) from a config file and/or flags.
 
 Writes to the output folder: `last.safetensors/.json` (resume by re-running the same command),
 `model.safetensors` + `model.json` (weights; config, class names, layout), `config.json`, and,
@@ -21,7 +23,8 @@ import argparse
 
 from humact.commands import positive_int
 
-HELP = "train a skeleton action recognition model (ST-GCN, ST-GCN++, PoseConv3D, RGBPoseConv3D)"
+HELP = ("train a skeleton action recognition model (ST-GCN, ST-GCN++, PoseConv3D, RGBPoseConv3D) or an AVA "
+        "action detector")
 
 
 def add_parser(subparsers) -> None:

@@ -41,6 +41,8 @@ class DetectOptions:
         label_map: AVA label map (pbtxt) naming the detectors' classes (default: AVA v2.1's 60 + ids).
         rate, start: keyframes per second and the first keyframe's time (s) when no box file is given.
         boxes: an AVA CSV or proposals pickle giving the keyframes and person boxes (else perception).
+        model_boxes: one box file per AVA detector (instead of `boxes`): each scores its own boxes, and
+            boxes are matched across models by IoU >= 0.5 before fusing (`rgb.fuse_across_proposals`).
         timestamp_start: the video's first second in the box file's timestamps (AVA's cut videos: 900).
         box_threshold: proposals scoring below are ignored (MMAction2 tests AVA with 0.9).
         threshold: rows x classes below are left out of the CSV and JSON (default: 0.002 for AVA
@@ -60,6 +62,7 @@ class DetectOptions:
     rate: float = 1.0
     start: float = 0.0
     boxes: str | None = None
+    model_boxes: list[str] = field(default_factory=list)
     timestamp_start: int = 0
     box_threshold: float = 0.9
     threshold: float | None = None
@@ -80,6 +83,27 @@ def _check_timestamps(keyframes, source) -> None:
     if len(np.unique(keyframes.timestamps)) != len(keyframes.timestamps):
         raise UsageError(f"{source}: several keyframes share an AVA timestamp (whole seconds): the AVA CSV "
                          f"needs at most one keyframe per second (--rate 1 or less)")
+
+
+def _per_model_boxes(d: DetectOptions, video_id: str, meta):
+    """Each detector's box file on the keyframes of all of them (sorted by timestamp): (Keyframes,
+    [KeyframeBoxes per model])."""
+    from humact.detect import keyframes as kfm
+
+    read = [kfm.read_box_file(p, video_id, meta, timestamp_start=d.timestamp_start, score_threshold=d.box_threshold)
+            for p in d.model_boxes]
+    stamps = np.unique(np.concatenate([k.timestamps for k, _ in read]))
+    pos = {int(t): i for i, t in enumerate(stamps.tolist())}
+    times = np.zeros(len(stamps))
+    frames = np.zeros(len(stamps), np.int64)
+    for k, _ in read:
+        for j, t in enumerate(k.timestamps.tolist()):
+            times[pos[int(t)]], frames[pos[int(t)]] = k.times[j], k.frames[j]
+    each = []
+    for k, b in read:
+        remap = np.array([pos[int(t)] for t in k.timestamps.tolist()], np.int64)
+        each.append(kfm.KeyframeBoxes(remap[b.keyframe] if len(b) else b.keyframe, b.boxes, b.track_ids, b.scores))
+    return kfm.Keyframes(times, frames, stamps.astype(np.int64)), each
 
 
 def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det: DetectOptions | None = None
@@ -119,7 +143,9 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         labels, class_ids, model_name = scorer.labels, scorer.class_ids, scorer.name
         threshold = 0.002 if d.threshold is None else d.threshold
         shown = 0.5 if d.label_threshold is None else d.label_threshold
-    perceive = d.skeleton or d.boxes is None
+    if d.model_boxes and (d.skeleton or d.boxes or len(d.model_boxes) != len(d.model)):
+        raise UsageError("--boxes: give one box file for all detectors, or one per --model (AVA detectors)")
+    perceive = d.skeleton or (d.boxes is None and not d.model_boxes)
     kinds = ("json", "csv") + (("timeline",) if d.timeline else ()) + \
         (("video",) if _write_video(o.video, source) else ())
     prepare_output_dir(out)
@@ -135,7 +161,9 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
             result = VideoResult(meta=meta, tracks=PoseTracks.empty(meta.num_frames), backend="")
         meta, tracks = result.meta, result.tracks
         video_id = Path(job.input).stem
-        if d.boxes:
+        if d.model_boxes:
+            keyframes, each = _per_model_boxes(d, video_id, meta)
+        elif d.boxes:
             keyframes, boxes = kfm.read_box_file(d.boxes, video_id, meta, timestamp_start=d.timestamp_start,
                                                  score_threshold=d.box_threshold)
         else:
@@ -155,6 +183,15 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
                 rows = np.array([row_of[int(t)] for t in boxes.track_ids], np.int64)
             scores, why = skeleton_keyframe_scores(model(), tracks, meta, keyframes, boxes, rows,
                                                    window_s=d.window_s, min_frames=d.min_frames)
+        elif d.model_boxes:
+            from humact.detect.rgb import fuse_across_proposals
+
+            dets = model()
+            probs = [dets.alone(i).score_video(job.input, meta, keyframes, b, progress=o.progress,
+                                               desc=f"{desc} {dets.detectors[i].name}")[0] for i, b in enumerate(each)]
+            boxes, scores = fuse_across_proposals(each, probs, d.fusion)
+            scores = scores.astype(np.float32)
+            why = [""] * len(boxes)
         else:
             scores, why = model().score_video(job.input, meta, keyframes, boxes,
                                              progress=o.progress, desc=desc)

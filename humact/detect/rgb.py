@@ -13,7 +13,10 @@ With `tta`, each keyframe is seen at short sides 224, 256 and 320, each also fli
 sigmoid scores are averaged per box. Several detectors (one checkpoint each) are fused per box
 and class (`fuse_logits`): "mean" (of the sigmoids), "mean_logit" (sigmoid of the mean logit),
 "topk_logit" (sigmoid of the mean of the k = n // 2 largest logits). A detector's "logit" after
-TTA is the logit of its averaged probability.
+TTA is the logit of its averaged probability. Detectors with their own box files score their own
+boxes; `fuse_across_proposals` then matches boxes across models by IoU >= 0.5 (greedy by box
+score) and fuses each match over the models present in it (a box no other model has keeps its
+own model's scores).
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from humact.errors import CheckpointError, InputError, UsageError
 from humact.video_models.ava import DETECTORS, AVASpec, build_detector
 from humact.video_models.clips import normalize
 
-__all__ = ["rescale_size", "prepare_clip", "AVAClipDetector", "DetectorSet",
-           "load_detector", "load_detectors", "fuse_logits", "TTA_SCALES", "FUSIONS"]
+__all__ = ["rescale_size", "resize_clip", "flip_clip", "prepare_clip", "AVAClipDetector", "DetectorSet",
+           "load_detector", "load_detectors", "fuse_logits", "match_boxes", "fuse_across_proposals", "TTA_SCALES", "FUSIONS"]
 
 TTA_SCALES = (224, 256, 320)
+#: IoU at which boxes of different detectors' proposals are the same person (PASCAL's, AVA's matching)
+MATCH_IOU = 0.5
 FUSIONS = ("mean", "mean_logit", "topk_logit")
 
 
@@ -42,20 +47,33 @@ def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return int(width * scale + 0.5), int(height * scale + 0.5)
 
 
+def resize_clip(frames: np.ndarray, boxes: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """MMAction2's `Resize(scale=(-1, short_side))` of (T, H, W, 3) frames (bilinear) and of (R, 4)
+    boxes in their pixels (scaled by new/old size) -> (frames, float32 boxes)."""
+    import cv2
+
+    t, h, w, _ = frames.shape
+    nw, nh = rescale_size(w, h, short_side)
+    if (nw, nh) != (w, h):
+        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in frames])
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+    return frames, b
+
+
+def flip_clip(frames: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MMAction2's horizontal `Flip` of (T, H, W, 3) frames and (R, 4) boxes (x -> width - x)."""
+    w = frames.shape[2]
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return frames[:, :, ::-1], np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], axis=1)
+
+
 def prepare_clip(frames: np.ndarray, boxes: np.ndarray, spec: AVASpec, *, short_side: int | None = None,
                  flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(T, H, W, 3) uint8 RGB frames + (R, 4) boxes in their pixels -> network input (1, 3, T, h, w)
     and rois (R, 5) `[0, x1, y1, x2, y2]` in input pixels (MMAction2's Resize / Flip box rules)."""
-    import cv2
-
-    t, h, w, _ = frames.shape
-    nw, nh = rescale_size(w, h, short_side or spec.short_side)
-    if (nw, nh) != (w, h):
-        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in frames])
-    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+    frames, b = resize_clip(frames, boxes, short_side or spec.short_side)
     if flip:
-        frames = frames[:, :, ::-1]
-        b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], axis=1)
+        frames, b = flip_clip(frames, b)
     x = normalize(frames, spec.mean, spec.std)[None]
     rois = torch.cat([torch.zeros(len(b), 1), torch.from_numpy(np.ascontiguousarray(b, np.float32))], dim=1)
     return x, rois
@@ -68,6 +86,7 @@ class AVAClipDetector:
     model: torch.nn.Module
     spec: AVASpec
     name: str
+    classes: dict | None = None   # {action id: name} a checkpoint of ours carries (`humact train`)
 
     @property
     def num_classes(self) -> int:
@@ -115,6 +134,68 @@ def fuse_logits(logits: np.ndarray, method: str = "mean") -> np.ndarray:
     raise UsageError(f"--fusion: expected one of {', '.join(FUSIONS)}, got {method!r}")
 
 
+def match_boxes(boxes: Sequence[np.ndarray], box_scores: Sequence[np.ndarray], iou: float = MATCH_IOU) -> np.ndarray:
+    """Boxes of one keyframe from n models' own proposals -> (G, n) groups of row indices (-1: the model
+    has no box there). Greedy by box score: the highest-scoring box not yet grouped (over all models;
+    ties in model, then row order) opens a group, and every other model adds its ungrouped box of
+    highest IoU with it if that IoU is >= `iou` (ties: the higher box score). A box no other model
+    matches is a group of one."""
+    from humact.detect.keyframes import box_iou
+
+    n = len(boxes)
+    pool = sorted(((-float(s), m, r) for m in range(n) for r, s in enumerate(np.asarray(box_scores[m]).ravel())))
+    free = [np.ones(len(b), bool) for b in boxes]
+    groups = []
+    for _, m, r in pool:
+        if not free[m][r]:
+            continue
+        row = np.full(n, -1, np.int64)
+        row[m], free[m][r] = r, False
+        for o in range(n):
+            if o == m or not free[o].any():
+                continue
+            ov = box_iou(boxes[m][r:r + 1], boxes[o])[0]
+            ov[~free[o]] = -1.0
+            best = np.flatnonzero(ov == ov.max())
+            j = int(best[np.argmax(np.asarray(box_scores[o])[best])])
+            if ov[j] >= iou:
+                row[o], free[o][j] = j, False
+        groups.append(row)
+    return np.array(groups, np.int64).reshape(-1, n)
+
+
+def fuse_across_proposals(boxes: Sequence, probs: Sequence[np.ndarray], method: str = "mean",
+                          iou: float = MATCH_IOU):
+    """Fuse n detectors that scored their own boxes (each a `keyframes.KeyframeBoxes` on the same
+    keyframes, with (R_m, C) probabilities): per keyframe the boxes are matched across models
+    (`match_boxes`), each group's scores fused with `fuse_logits` over the models present in it, the
+    group taking the box, score and track id of the box that opened it. -> (KeyframeBoxes, (G, C)).
+
+    Unmatched boxes are kept with their own model's scores (a group of one fuses to itself): a person
+    only one proposal set found is usually a real person the other detector missed, and dropping them
+    would cost AVA's frame-mAP every true positive on them, while keeping costs at most one model's
+    false positives at that model's own calibration."""
+    from humact.detect.keyframes import KeyframeBoxes
+
+    kf_all = np.unique(np.concatenate([b.keyframe for b in boxes])) if boxes else np.zeros(0, np.int64)
+    out_kf, out_box, out_id, out_sc, out_p = [], [], [], [], []
+    for k in kf_all.tolist():
+        rows = [b.on(k) for b in boxes]
+        groups = match_boxes([b.boxes[r] for b, r in zip(boxes, rows)], [b.scores[r] for b, r in zip(boxes, rows)],
+                             iou)
+        for g in groups:
+            present = [m for m in range(len(boxes)) if g[m] >= 0]
+            z = np.stack([_logit(probs[m][rows[m][g[m]]]) for m in present])
+            a = present[0] if len(present) == 1 else max(present, key=lambda m: (boxes[m].scores[rows[m][g[m]]], -m))
+            ra = rows[a][g[a]]
+            out_kf.append(k), out_box.append(boxes[a].boxes[ra]), out_id.append(boxes[a].track_ids[ra])
+            out_sc.append(boxes[a].scores[ra]), out_p.append(fuse_logits(z[:, None], method)[0])
+    c = probs[0].shape[1] if probs else 0
+    return (KeyframeBoxes(np.array(out_kf, np.int64), np.array(out_box, np.float32).reshape(-1, 4),
+                          np.array(out_id, np.int64), np.array(out_sc, np.float32)),
+            np.array(out_p, np.float64).reshape(-1, c))
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p)
@@ -122,13 +203,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True) -> AVAClipDetector:
     """`name` with the MMAction2 checkpoint at `checkpoint` (a path, or a URL fetched once by
-    `humact.io.download`), loaded strictly. The checkpoint's `data_preprocessor.mean/std`, when it has
+    `humact.io.download`), loaded strictly; or a `model.safetensors` that `humact train` wrote (its
+    JSON gives the width, the class names and the test input: normalisation and short side). The checkpoint's `data_preprocessor.mean/std`, when it has
     them, replace the config's normalisation; the number of classes is its head's."""
     from humact.deploy import fuse
     from humact.io.checkpoints import load_strict, read_foreign
     from humact.io.download import fetch
 
     path = fetch(checkpoint)
+    if str(path).endswith(".safetensors"):
+        return _load_trained(name, path, fast=fast)
     raw, src = read_foreign(path)
     spec = DETECTORS[name][2] if name in DETECTORS else None
     if spec is None:
@@ -147,6 +231,36 @@ def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True
         raise CheckpointError(f"{e} (does it fit --model {name}?)") from None
     model.eval()
     return AVAClipDetector(fuse(model) if fast else model, spec, name)
+
+
+def _load_trained(name: str, path, *, fast: bool = True) -> AVAClipDetector:
+    """A detector `humact train` wrote (safetensors + JSON: its config, class ids and names, test spec)."""
+    from humact.config import read_saved_config
+    from humact.deploy import fuse
+    from humact.io.checkpoints import load_checkpoint, load_strict
+
+    tensors, meta = load_checkpoint(path)
+    src = str(path)
+    if meta.get("kind") != "ava":
+        raise CheckpointError(f"{src}: not an AVA detector checkpoint of `humact train` (its JSON has no kind 'ava')")
+    cfg = read_saved_config(meta, src)
+    if cfg.model.name != name:
+        raise CheckpointError(f"{src}: trained as {cfg.model.name!r}; give --model {cfg.model.name}")
+    try:
+        ids = [int(i) for i in meta["class_ids"]]
+        names = [str(n) for n in meta["classes"]]
+        sp = meta["spec"]
+        spec = replace(DETECTORS[name][2], short_side=int(sp["short_side"]), mean=tuple(map(float, sp["mean"])),
+                       std=tuple(map(float, sp["std"])))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{src}.json: class_ids / classes / spec: {e!r}") from None
+    if ids != list(range(1, len(ids) + 1)) or len(names) != len(ids):
+        raise CheckpointError(f"{src}: class_ids must be 1..{len(ids)} with one name each")
+    model, _ = build_detector(name, num_classes=len(ids) + 1, dropout=cfg.model.dropout,
+                              base_channels=cfg.model.base_channels)
+    load_strict(model, tensors, src)
+    model.eval()
+    return AVAClipDetector(fuse(model) if fast else model, spec, name, classes=dict(zip(ids, names)))
 
 
 @dataclass
@@ -175,6 +289,10 @@ class DetectorSet:
                                    mode=self.sampling)
             probs.append(d.probabilities(frames_of(idx), boxes, tta=self.tta)[:, 1:])     # drop background
         return probs[0] if len(probs) == 1 else fuse_logits(np.stack([_logit(p) for p in probs]), self.fusion)
+
+    def alone(self, i: int) -> "DetectorSet":
+        """Detector i by itself, with this set's classes, sampling and TTA."""
+        return replace(self, detectors=[self.detectors[i]])
 
     def score_video(self, video: str | os.PathLike, meta, keyframes, boxes, *, progress: bool = False,
                     desc: str = "", chunk: int = 8) -> tuple[np.ndarray, list[str]]:
@@ -224,7 +342,7 @@ def load_detectors(names: Sequence[str], checkpoints: Sequence[str], *, label_ma
         raise CheckpointError(f"--checkpoint: the detectors have different numbers of classes {sorted(sizes)}")
     n = sizes.pop() - 1
     ids = np.arange(1, n + 1, dtype=np.int64)
-    names_of = {}
+    names_of = next((d.classes for d in dets if d.classes), None) or {}
     if label_map:
         from humact.eval.ava import read_label_map
 

@@ -5,7 +5,8 @@
                 --build_model--> the network   --Trainer.fit--> model.safetensors + model.json
                 --test_checkpoint (humact.train.evaluate)--> metrics.json, confusion.png, scores.npy
 
-`humact train` is this module's `train_model` behind the flags.
+`humact train` is this module's `train_model` behind the flags. AVA detectors (zoo input kind "ava")
+take `humact.train.ava.train_ava` instead: AVA-format data, boxes and multi-label targets.
 """
 
 from __future__ import annotations
@@ -115,7 +116,12 @@ def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
     from humact.train.trainer import Trainer
 
     from humact.train.defaults import from_data
+    from humact import zoo
 
+    if zoo.get(cfg.model.name).input == "ava":
+        from humact.train.ava import train_ava
+
+        return train_ava(cfg, world, resume=resume, test=test, progress=progress, log=log)
     torch.set_num_threads(cfg.run.num_threads)
     if cfg.data.dataset == "auto" and cfg.data.path and Path(cfg.data.path).exists():
         from humact.skeleton.datasets import detect_dataset

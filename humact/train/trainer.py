@@ -1,7 +1,7 @@
 """The shared trainer: SGD (Nesterov), warm-up + cosine/multistep schedule, checkpoints, resume.
 
-Used by the skeleton models (`humact train`) and meant for the video models too: it only needs a
-model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What it guarantees:
+Used by the skeleton models and the AVA detectors (`humact train`): it only needs a model mapping a
+batch `x` to logits, and a dataset of `(x, label)` items. What it guarantees:
 
 - Determinism: with the same seed, data and thread count, two runs give the same weights. The
   shuffling order of epoch e comes from a generator seeded with (seed, e); a dataset with a
@@ -18,6 +18,14 @@ model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What i
   from `DistributedSampler`; rank 0 alone writes checkpoints and logs. A checkpoint holds nothing
   of the world size, so any run resumes with any number of processes. Gradient accumulation
   (`optim.accumulate` > 1) works the same with one process.
+- Model-level losses: cross-entropy on integer labels unless the model (or the `loss` argument)
+  says otherwise. A model with a `loss(output, target)` method is trained with it (RGBPoseConv3D:
+  PYSKL's weighted per-stream cross-entropies on its dict of logits), and its
+  `train_hits(logits, target) -> (hits, counted)` gives the epoch's "accuracy"; a dataset with a
+  `collate(items)` method batches its own items, and a batch input that is a tuple is passed as
+  `model(*inputs)`. That is how the AVA detectors train: `humact.detect.dataset` items are
+  (clip, boxes, multi-hot labels), collated into ((clips, rois), labels), scored by
+  `humact.video_models.ava.ava_loss` (MMAction2's BBoxHeadAVA loss) through the same DDP wrapper.
 """
 
 from __future__ import annotations
@@ -106,11 +114,16 @@ class Trainer:
         out_dir: where `last.*` and the final checkpoint go (default `run.out`).
         meta: JSON-able dict saved with every checkpoint (config, class names).
         validate: optional callable(model) -> dict of metrics, run after each epoch.
+        loss: callable(logits, target) -> scalar loss; default the model's `loss` method if it has
+            one, else cross-entropy with `optim.label_smoothing`.
+        hits: callable(logits, target) -> (hits, counted) for the epoch's "accuracy"; default the
+            model's `train_hits` if it has one, else top-1 on integer labels.
     """
 
     def __init__(self, model: nn.Module, dataset: Any, optim: OptimConfig, run: RunConfig | None = None, *,
                  out_dir: str | os.PathLike | None = None, meta: dict[str, Any] | None = None,
-                 validate: Callable[[nn.Module], dict] | None = None, progress: bool = True) -> None:
+                 validate: Callable[[nn.Module], dict] | None = None, progress: bool = True,
+                 loss: Callable | None = None, hits: Callable | None = None) -> None:
         self.model, self.dataset, self.optim = model, dataset, optim
         self.run = run if run is not None else RunConfig()
         self.out_dir = Path(self.run.out if out_dir is None else out_dir)
@@ -118,11 +131,14 @@ class Trainer:
         self.validate, self.progress = validate, progress
         o = optim
         self.iters_per_epoch = max(1, len(self.dataset) // o.batch_size)  # drop_last, as PYSKL
+        warmup = int(round(o.warmup_epochs * self.iters_per_epoch)) if o.warmup_epochs > 0 else o.warmup_iters
         self.schedule = Schedule(
             lr=o.lr, total_iters=o.epochs * self.iters_per_epoch, iters_per_epoch=self.iters_per_epoch,
             policy=o.schedule, milestones=tuple(o.milestones), gamma=o.gamma, min_lr=o.min_lr,
-            warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
+            warmup_iters=warmup, warmup_ratio=o.warmup_ratio)
+        self.loss_fn = loss or getattr(model, "loss", None) or nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
+        self.hits_fn = hits or getattr(model, "train_hits", None) or _top1_hits
+        self.collate = getattr(dataset, "collate", None) or _collate
         self.device = next(self.model.parameters()).device
         self.world = ddp.world()
         self.accumulate = o.accumulate
@@ -235,7 +251,7 @@ class Trainer:
         order = torch.tensor(list(sampler), dtype=torch.long)[: n * self.micro_batch]  # no padding used
         batches = order.view(n, self.micro_batch)
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=_collate)
+            self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=self.collate)
 
     def _autocast(self):
         if self.precision == "fp32":
@@ -259,15 +275,15 @@ class Trainer:
                 self._net = self.model
         return self._net
 
-    def _micro_step(self, x, y: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _micro_step(self, x: torch.Tensor, y: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward and backward of one micro-batch (gradients summed into .grad, scaled by
         1 / accumulate); `sync=False` skips DDP's gradient all-reduce until the last one."""
         net = self.net
         no_sync = net.no_sync() if not sync and net is not self.model else contextlib.nullcontext()
         with no_sync:
             with self._autocast():
-                out = _call(net, x)
-            loss, logits = self._loss(out, y)
+                logits = _each(_call(net, x), torch.Tensor.float)
+            loss = self.loss_fn(logits, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {self.epoch + 1}, iteration {self.iteration}: loss is "
                                          f"{loss.item()}; lower lr or set clip_grad")
@@ -276,7 +292,7 @@ class Trainer:
                 self.scaler.scale(scaled).backward()
             else:
                 scaled.backward()
-        return loss.detach(), logits.detach()
+        return loss.detach(), _each(logits, torch.Tensor.detach)
 
     def train_epoch(self) -> dict:
         """One epoch; returns {"epoch", "loss", "accuracy", "samples_per_s", "lr"} (over all processes)."""
@@ -286,7 +302,7 @@ class Trainer:
         epoch = self.epoch
         if self.world.size > 1:  # each rank its own dropout stream, the same after a resume
             torch.manual_seed((self.run.seed * 1000003 + epoch * 1009 + self.world.rank) % 2**63)
-        total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
+        total_loss, correct, scored, seen, t0 = 0.0, 0, 0, 0, time.perf_counter()
         batches = iter(self._loader(epoch))
         bar = progress(range(self.iters_per_epoch), total=self.iters_per_epoch,
                        desc=f"epoch {epoch + 1}/{self.epochs}", unit="it", enabled=self.progress and self.world.main,
@@ -302,7 +318,9 @@ class Trainer:
                 loss, logits = self._micro_step(x, y, sync=j == self.accumulate - 1)
                 n = len(y)
                 total_loss += loss.item() * n
-                correct += int((logits.argmax(1) == y).sum())
+                hit, counted = self.hits_fn(logits, y)
+                correct += hit
+                scored += counted
                 seen += n
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
@@ -317,19 +335,11 @@ class Trainer:
             rate = seen * self.world.size / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.4f}", samples_s=f"{rate:.1f}")
         bar.close()
-        total_loss, correct, seen = ddp.all_reduce_sum([total_loss, correct, seen])
+        total_loss, correct, scored, seen = ddp.all_reduce_sum([total_loss, correct, scored, seen])
         self.epoch += 1
-        return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1),
+        return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(scored, 1),
                 "samples_per_s": seen / (time.perf_counter() - t0), "lr": lr_at(self.iteration - 1, self.schedule),
                 "seconds": time.perf_counter() - t0}
-
-    def _loss(self, out, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss, scores to take the accuracy from): the model's own `loss(out, y, loss_fn)` when it has
-        one (RGBPoseConv3D: PYSKL's weighted per-stream losses), else `loss_fn` on its logits."""
-        own = getattr(getattr(self.model, "module", self.model), "loss", None)
-        if callable(own):
-            return own(out, y, self.loss_fn)
-        return self.loss_fn(out.float(), y), out
 
     @torch.no_grad()
     def recompute_bn_stats(self, num_batches: int) -> int:
@@ -453,6 +463,21 @@ class Trainer:
         save_checkpoint(path, self.model.state_dict(), meta)
 
 
+def _call(net: nn.Module, x):
+    """`net(*x)` for a tuple of inputs (e.g. AVA's (clips, rois)), else `net(x)`."""
+    return net(*x) if isinstance(x, (tuple, list)) else net(x)
+
+
+def _to(x, device: torch.device):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to(v, device) for v in x)
+    return x.to(device, non_blocking=True)
+
+
+def _top1_hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+    return int((logits.argmax(1) == y).sum()), len(y)
+
+
 def _collate(items):
     """Stack `(x, label)` items; `x` is a tensor, or a tuple of them for a model of several inputs
     (RGBPoseConv3D's frames and heatmaps), each stacked on its own. A leading clip axis of 1 is dropped."""
@@ -466,10 +491,11 @@ def _collate(items):
     return xs, ys
 
 
-def _to(x, device):
-    return tuple(t.to(device, non_blocking=True) for t in x) if isinstance(x, tuple) else x.to(device, non_blocking=True)
-
-
-def _call(model, x):
-    """The model on a batch: one input, or a tuple of inputs given as separate arguments."""
-    return model(*x) if isinstance(x, tuple) else model(x)
+def _each(out, fn):
+    """`fn` on the model's output: a tensor, or each tensor of a dict / tuple of them (RGBPoseConv3D's
+    per-stream logits)."""
+    if isinstance(out, dict):
+        return {k: _each(v, fn) for k, v in out.items()}
+    if isinstance(out, (tuple, list)):
+        return type(out)(_each(v, fn) for v in out)
+    return fn(out)

@@ -31,7 +31,33 @@ from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
 __all__ = ["AVARoIHead", "AVADetector", "slowonly_r50_ava", "slowfast_r50_ava", "load_mmaction2_detector", "AVASpec",
-           "DETECTORS", "build_detector"]
+           "DETECTORS", "build_detector", "ava_loss", "ava_hits"]
+
+
+def ava_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MMAction2's `BBoxHeadAVA.loss_and_target` (multi-label, focal gamma 0 = plain BCE) for (R, C) logits
+    and (R, C) float targets whose column 0 is the background column.
+
+    The background column is never trained: logits and targets lose column 0. Rows without any action
+    label are left out, as MMAction2 does (its sampled negatives carry all-zero targets, so they drop out
+    of its loss); a row marked background (target column 0 = 1, what `humact.detect.dataset` gives
+    negatives with `data.ava_negatives`) stays in, with all-zero action targets. The loss is the mean
+    binary cross-entropy over the kept rows and the action columns. A batch without such rows gives 0
+    (with a gradient path), where MMAction2's mean of nothing would be NaN.
+    """
+    t = labels.to(logits.dtype)
+    keep = (t[:, 1:].sum(dim=1) > 0) | (t[:, 0] > 0.5)
+    if not bool(keep.any()):
+        return logits.sum() * 0.0
+    return nn.functional.binary_cross_entropy_with_logits(logits[keep, 1:], t[keep, 1:])
+
+
+@torch.no_grad()
+def ava_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(labels found, labels): the action labels (target 1, background column excluded) whose sigmoid
+    is above 0.5; their ratio is MMAction2's micro `recall@thr=0.5` (the training "accuracy")."""
+    t = labels[:, 1:] > 0.5
+    return int((t & (logits[:, 1:] > 0)).sum()), int(t.sum())
 
 
 class AVARoIHead(nn.Module):
@@ -79,6 +105,11 @@ class AVADetector(nn.Module):
 
     def forward(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x), rois)
+
+    # The trainer's model-level loss (`humact.train.trainer.Trainer`): any model mapping (clip, rois) to
+    # (R, 81) logits trains on `humact.detect.dataset` items with these two (or passes them to Trainer).
+    loss = staticmethod(ava_loss)
+    train_hits = staticmethod(ava_hits)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
@@ -144,12 +175,20 @@ DETECTORS: dict[str, tuple[str, dict, AVASpec]] = {
 }
 
 
-def build_detector(name: str, *, num_classes: int = 81, dropout: float = 0.5):
-    """The named AVA detector (random weights) and its spec."""
+def build_detector(name: str, *, num_classes: int = 81, dropout: float = 0.5, base_channels: int = 64,
+                   norm_eval: bool = False):
+    """The named AVA detector (random weights) and its spec. `base_channels` narrows the backbone (the
+    first stage's width; 64 is MMAction2's, the one its checkpoints have); `norm_eval` keeps its
+    BatchNorm in eval mode under `train()` (MMAction2's `norm_eval`, frozen statistics)."""
     if name not in DETECTORS:
         raise UsageError(f"--model: unknown AVA detector {name!r}; known: skeleton, {', '.join(DETECTORS)}")
     builder, kw, spec = DETECTORS[name]
-    return _BUILDERS[builder](num_classes=num_classes, dropout=dropout, **kw), spec
+    bb: dict = {}
+    if builder == "slowonly_r50_ava":
+        bb = dict(base_channels=base_channels, norm_eval=norm_eval)
+    else:
+        bb = dict(base_channels=base_channels, slow_kw=dict(norm_eval=norm_eval), fast_kw=dict(norm_eval=norm_eval))
+    return _BUILDERS[builder](num_classes=num_classes, dropout=dropout, **kw, **bb), spec
 
 
 _BUILDERS = {"slowonly_r50_ava": slowonly_r50_ava, "slowfast_r50_ava": slowfast_r50_ava}

@@ -22,7 +22,7 @@ output with that probability per training step.
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -152,22 +152,22 @@ class RGBPoseRecognizer(nn.Module):
         self.loss_weights = dict(LOSS_WEIGHTS if loss_weights is None else loss_weights)
         self.last_losses: dict[str, float] = {}
 
-    def loss(self, out: Mapping[str, torch.Tensor], label: torch.Tensor,
-             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sum of weight x loss_fn(stream logits, label), fused probabilities for accuracy).
-
-        PYSKL's `MMRecognizer3D.forward_train`: `rgb_loss_cls` and `pose_loss_cls`, each scaled by its
-        weight, summed by the optimiser step; the per-stream values of the last call stay in
-        `last_losses`.
-        """
+    def loss(self, out: Mapping[str, torch.Tensor], label: torch.Tensor) -> torch.Tensor:
+        """Sum of weight x cross-entropy(stream logits, label): PYSKL's `MMRecognizer3D.forward_train`
+        (`rgb_loss_cls` and `pose_loss_cls`, each scaled by its weight, summed by the optimiser step);
+        the per-stream values of the last call stay in `last_losses`."""
         total, parts = None, {}
         for name, weight in self.loss_weights.items():
-            part = loss_fn(out[name].float(), label) * weight
+            part = nn.functional.cross_entropy(out[name].float(), label) * weight
             parts[name] = float(part.detach())
             total = part if total is None else total + part
         self.last_losses = parts
+        return total
+
+    def train_hits(self, out: Mapping[str, torch.Tensor], label: torch.Tensor) -> tuple[int, int]:
+        """(correct, counted) of the 1:1 fused softmax, the training "accuracy"."""
         fused = sum(out[k].float().softmax(1) * w for k, w in FUSION_WEIGHTS.items())
-        return total, fused
+        return int((fused.argmax(1) == label).sum()), len(label)
 
     def forward_features(self, imgs: torch.Tensor, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone(imgs, heatmaps)

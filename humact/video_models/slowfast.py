@@ -45,11 +45,12 @@ class ResNet3dSlowFast(nn.Module):
         fusion_kernel: temporal kernel of the lateral convolutions (5; 7 in some configs).
         spatial_strides: per stage, both pathways; (1, 2, 2, 1) for AVA detection.
         slow_kw / fast_kw: extra ResNet3d arguments per pathway (e.g. norm_eval).
+        base_channels: the slow path's first width (the fast path's is base_channels / channel_ratio).
     """
 
     def __init__(self, *, depth: int = 50, resample_rate: int = 8, speed_ratio: int = 8, channel_ratio: int = 8,
                  fusion_kernel: int = 5, spatial_strides=(1, 2, 2, 2), fast_depth: int | None = None,
-                 slow_kw: dict | None = None, fast_kw: dict | None = None) -> None:
+                 slow_kw: dict | None = None, fast_kw: dict | None = None, base_channels: int = 64) -> None:
         super().__init__()
         self.resample_rate = resample_rate
         self.speed_ratio = speed_ratio
@@ -57,10 +58,12 @@ class ResNet3dSlowFast(nn.Module):
         if resample_rate % speed_ratio:
             raise ValueError(f"ResNet3dSlowFast: resample_rate {resample_rate} must be a multiple of "
                              f"speed_ratio {speed_ratio}")
-        base = 64
+        base = base_channels  # 64 in every published SlowFast; smaller for quick tests
+        if base % channel_ratio:
+            raise ValueError(f"ResNet3dSlowFast: base_channels {base} must be a multiple of channel_ratio {channel_ratio}")
         # The slow path's stage i sees 2/beta of the channels entering that stage from the fast path.
         stage_in = [base] + [base * 2 ** i * 4 for i in range(3)]
-        self.slow_path = ResNet3d(depth=depth, conv1_kernel=(1, 7, 7), conv1_stride_t=1, pool1_stride_t=1,
+        self.slow_path = ResNet3d(depth=depth, base_channels=base, conv1_kernel=(1, 7, 7), conv1_stride_t=1, pool1_stride_t=1,
                                   inflate=(0, 0, 1, 1), spatial_strides=spatial_strides,
                                   lateral_inplanes=[c * 2 // channel_ratio for c in stage_in],
                                   **(slow_kw or {}))
