@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "analyze",
     "classify",
     "eval",
+    "flow",
 )
 
 
