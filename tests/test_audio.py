@@ -55,7 +55,7 @@ def test_decodes_to_16k_mono_and_windows_follow_the_keyframes(tmp_path):
     assert w.shape == (3, 16000)
     assert w[0, 0] == 0 and w[0, 8000] == 8000              # [0.5, 1.5) s -> samples 0 .. 15999 of the track
     assert (w[1, :6401] == 0).all() and w[1, 6401] == 1     # [0.1, 1.1) s: starts 0.4 s before the track
-    assert w[2, 7999] == 31999 and (w[2, 8000:] == 0).all()                 # runs past its end
+    assert w[2, 9599] == 31999 and (w[2, 9600:] == 0).all()     # [1.9, 2.9) s: runs past its end (2.5 s)
 
 
 def test_no_audio_track_turns_the_stream_off(tmp_path):
