@@ -113,3 +113,21 @@ def test_relation_detector_takes_a_plain_slowfast_ava_checkpoint():
     clip, rois = torch.randn(1, 3, 8, 32, 32), torch.tensor([[0, 2.0, 2.0, 20.0, 30.0]])
     with torch.no_grad():    # the untrained relation adds nothing: same scores as the plain detector
         assert torch.allclose(model(clip, rois), plain(clip, rois), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_context_detector_steps_and_fused_twin():
+    from humact.deploy import fuse
+    from humact.video_models.acrn import ContextDetector
+
+    torch.manual_seed(3)
+    model = slowfast_relation_r50_ava(num_classes=3, latent_channels=8).eval()
+    torch.nn.init.normal_(model.roi_head.relation.out.weight, std=0.1)   # a relation that does something
+    clip, rois = torch.randn(1, 3, 8, 32, 32), torch.tensor([[0, 2.0, 2.0, 20.0, 30.0]])
+    with torch.no_grad():
+        feats = model.forward_features(clip)
+        steps = model.classify(model.roi_features(feats, rois))
+        plain = model.roi_head.bbox_head(model.roi_head.bbox_roi_extractor(feats, rois))
+        assert torch.allclose(steps, model(clip, rois)) and not torch.allclose(steps, plain)
+        fast = fuse(model)
+        assert type(fast) is ContextDetector and torch.allclose(fast(clip, rois), steps, atol=1e-4)

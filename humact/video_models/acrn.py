@@ -19,8 +19,9 @@ the clip's feature map around it (the temporally pooled map the extractor pools 
   detector's scores unchanged (`slowfast_relation_r50_ava`, keys `roi_head.relation.*`). A box
   covering the whole map has no outside and gets nothing added.
 
-Both detectors are `AVADetector`s (`forward(clip, rois)`), so `humact.deploy.fuse` gives them
-the BN-folded backbone like the plain detectors.
+Both detectors are `ContextDetector`s, `AVADetector`s whose `roi_features` step includes the
+context module (`forward(clip, rois)` as the plain detectors); `humact.deploy.fuse` gives them
+the BN-folded backbone.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from humact.video_models.resnet3d import ConvBNAct
 from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
-__all__ = ["context_map", "ACRNHead", "ActorContextRelation", "ContextRoIHead", "slowfast_acrn_r50_ava",
-           "slowfast_relation_r50_ava"]
+__all__ = ["context_map", "ACRNHead", "ActorContextRelation", "ContextRoIHead", "ContextDetector",
+           "slowfast_acrn_r50_ava", "slowfast_relation_r50_ava", "load_plain_detector"]
 
 
 def context_map(feats: torch.Tensor | tuple[torch.Tensor, ...], temporal_pool: str | None = "avg") -> torch.Tensor:
@@ -147,11 +148,32 @@ class ContextRoIHead(nn.Module):
                                                  spatial_scale=spatial_scale)
         self.bbox_head = BBoxHeadAVA(in_channels=in_channels, num_classes=num_classes, dropout=dropout)
 
-    def forward(self, feats, rois: torch.Tensor) -> torch.Tensor:
+    def roi_features(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        """RoI features after the context module: ACRN (R, C, 1, H, W) relation maps, or relation-added
+        (R, C, 1, 8, 8) RoI features; what `bbox_head` classifies."""
         ctx = context_map(feats, self.bbox_roi_extractor.temporal_pool)
         x = self.bbox_roi_extractor(ctx, rois)      # the same as pooling `feats`: ctx is already pooled
         module = self.shared_head if self.context == "acrn" else self.relation
-        return self.bbox_head(module(x, ctx, rois))
+        return module(x, ctx, rois)
+
+    def forward(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        return self.bbox_head(self.roi_features(feats, rois))
+
+
+class ContextDetector(AVADetector):
+    """An `AVADetector` whose RoI head is a `ContextRoIHead`: `forward(clip, rois)` -> (R, num_classes).
+
+    `roi_features(feats, rois)` includes the context module and `classify` is the box head alone, so a
+    pipeline that extends RoI features between the two steps sees the related features."""
+
+    def roi_features(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        return self.roi_head.roi_features(feats, rois)
+
+    def classify(self, roi_feats: torch.Tensor) -> torch.Tensor:
+        return self.roi_head.bbox_head(roi_feats)
+
+    def forward_head(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.roi_features(feats, rois))
 
 
 def _slowfast_ava_backbone(sampling: str) -> ResNet3dSlowFast:
@@ -164,26 +186,26 @@ def _slowfast_ava_backbone(sampling: str) -> ResNet3dSlowFast:
     raise ValueError(f"sampling: expected '8x8' or '4x16', got {sampling!r}")
 
 
-def slowfast_acrn_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, sampling: str = "8x8") -> AVADetector:
+def slowfast_acrn_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, sampling: str = "8x8") -> ContextDetector:
     """MMAction2's `slowfast-acrn_kinetics400-pretrained-r50_8xb8-8x8x1-cosine-10e_ava21-rgb`: SlowFast-R50 8x8
     (input (N, 3, 32, H, W), slow 8 frames, fast 32), ACRNHead(4608 -> 2304), BBoxHeadAVA(2304)."""
     backbone = _slowfast_ava_backbone(sampling)
-    return AVADetector(backbone, ContextRoIHead(in_channels=sum(backbone.feat_dims), context="acrn",
-                                                num_classes=num_classes, dropout=dropout))
+    return ContextDetector(backbone, ContextRoIHead(in_channels=sum(backbone.feat_dims), context="acrn",
+                                                    num_classes=num_classes, dropout=dropout))
 
 
 def slowfast_relation_r50_ava(*, num_classes: int = 81, dropout: float = 0.5, sampling: str = "4x16",
-                              latent_channels: int = 512) -> AVADetector:
+                              latent_channels: int = 512) -> ContextDetector:
     """SlowFast-R50 AVA detector with the actor-target relation before the classifier. Its backbone and
     classifier keys are those of the plain `ava.slowfast_r50_ava` (4x16) detector, so MMAction2's AVA
     checkpoint loads into them (`load_plain_detector`); the relation trains from zero."""
     backbone = _slowfast_ava_backbone(sampling)
-    return AVADetector(backbone, ContextRoIHead(in_channels=sum(backbone.feat_dims), context="relation",
-                                                num_classes=num_classes, dropout=dropout,
-                                                latent_channels=latent_channels))
+    return ContextDetector(backbone, ContextRoIHead(in_channels=sum(backbone.feat_dims), context="relation",
+                                                    num_classes=num_classes, dropout=dropout,
+                                                    latent_channels=latent_channels))
 
 
-def load_plain_detector(model: AVADetector, checkpoint) -> AVADetector:
+def load_plain_detector(model: ContextDetector, checkpoint) -> ContextDetector:
     """Load a plain AVA detector's checkpoint (MMAction2 `slowfast_*_ava*`) into a relation detector:
     every key strictly except `roi_head.relation.*`, which keeps its (zero-output) initialisation."""
     from humact.io.checkpoints import load_strict, mmaction_filter, read_foreign
@@ -192,3 +214,22 @@ def load_plain_detector(model: AVADetector, checkpoint) -> AVADetector:
     sd = mmaction_filter(sd)
     sd.update({k: v for k, v in model.state_dict().items() if k.startswith("roi_head.relation.")})
     return load_strict(model, sd, name)
+
+
+def _fuse_context_detector(model: ContextDetector) -> ContextDetector:
+    import copy
+
+    from humact.deploy.common import require_type
+    from humact.deploy.resnet3d import fuse_backbone
+
+    require_type(model, ContextDetector, "the model")
+    return ContextDetector(fuse_backbone(model.backbone), copy.deepcopy(model.roi_head).requires_grad_(False)).eval()
+
+
+def _register_twin() -> None:
+    from humact.deploy.common import register_twin
+
+    register_twin(ContextDetector, _fuse_context_detector, backbone=ResNet3dSlowFast)
+
+
+_register_twin()

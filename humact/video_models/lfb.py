@@ -515,10 +515,21 @@ class LFBRoIHead(nn.Module):
 
 class LFBDetector(AVADetector):
     """Backbone + `LFBRoIHead`. `forward(clip, rois, lt_feat)` -> (R, num_classes) logits, where
-    lt_feat (R, L, C_lt) holds each RoI's bank window (`FeatureBank.windows`)."""
+    lt_feat (R, L, C_lt) holds each RoI's bank window (`FeatureBank.windows`).
+
+    In steps: `roi_features(feats, rois)` (R, C, 1, 8, 8) short-term RoI features (what pass 1
+    pools into the bank), then `classify(roi_feats, lt_feat)` (the FBO head, then the box head)."""
+
+    def roi_features(self, feats, rois: torch.Tensor) -> torch.Tensor:
+        return self.roi_head.bbox_roi_extractor(feats, rois)
+
+    def classify(self, roi_feats: torch.Tensor, lt_feat: torch.Tensor | None = None) -> torch.Tensor:
+        if lt_feat is None:
+            raise ValueError("LFBDetector.classify: the long-term features (bank windows) are needed")
+        return self.roi_head.bbox_head(self.roi_head.shared_head(roi_feats, lt_feat))
 
     def forward_head(self, feats, rois: torch.Tensor, lt_feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return self.roi_head(feats, rois, lt_feat)
+        return self.classify(self.roi_features(feats, rois), lt_feat)
 
     def forward(self, x: torch.Tensor, rois: torch.Tensor, lt_feat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.forward_head(self.forward_features(x), rois, lt_feat)
