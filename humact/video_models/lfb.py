@@ -189,14 +189,16 @@ class FeatureBank:
             self._cache.move_to_end(key)
             return self._cache[key]
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load as load_bytes
 
         path = self.shard_path(video, shard)
         if shard not in self._shards(video):
             feats: dict[int, torch.Tensor] = {}
         else:
             try:
-                raw = load_file(str(path))
+                # read, not mmap: an evicted shard's memory is freed at once (a mapping's pages were
+                # seen to stay resident, growing the process with the video)
+                raw = load_bytes(path.read_bytes())
             except (SafetensorError, OSError, ValueError, RuntimeError) as e:
                 raise InputError(f"{path}: not a readable safetensors feature-bank shard ({one_line(e)})") from None
             feats = {}
