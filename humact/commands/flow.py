@@ -7,7 +7,7 @@ product of the two components. Resumable: an interrupted video continues after i
 complete pair, a finished one (its `flow.json`) is left alone unless the settings changed.
 
 Methods: `dis` (OpenCV DIS, default, fast), `farneback` (OpenCV), `tvl1` (TV-L1, the field's
-usual flow, about 60x slower; needs opencv-contrib-python-headless installed *instead of*
+usual flow, about 25x slower than DIS; needs opencv-contrib-python-headless installed *instead of*
 opencv-python-headless: both provide `cv2`).
 """
 

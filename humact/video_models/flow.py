@@ -12,9 +12,9 @@ product of sub-pixel motions would map to one grey level), through the same mapp
 atomically, a run picks up after the last complete pair, and `flow.json` (the settings and
 the frame count) is written last, so a finished folder with the same settings is left alone.
 
-Methods (`FLOW_METHODS`): `dis` (OpenCV's DIS, preset medium: the default, ~30 ms per
-340x256 pair here), `farneback` (OpenCV's Farneback), `tvl1` (`cv2.optflow.DualTVL1OpticalFlow`,
-the field's usual choice, ~1.9 s per 340x256 pair: offline extraction only). TV-L1 is in
+Methods (`FLOW_METHODS`): `dis` (OpenCV's DIS, preset medium: the default, 35-64 ms per
+340x256 pair here), `farneback` (OpenCV's Farneback, ~42 ms), `tvl1` (`cv2.optflow.DualTVL1OpticalFlow`,
+the field's usual choice, ~1.7 s per 340x256 pair: offline extraction only; docs/ava_parts.md). TV-L1 is in
 OpenCV's *contrib* modules, which humact does not depend on: `opencv-contrib-python-headless`
 and `opencv-python-headless` both install the `cv2` package and overwrite each other, so the
 contrib wheel has to *replace* the plain one (`pip uninstall opencv-python-headless && pip
