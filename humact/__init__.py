@@ -27,8 +27,8 @@ _EXPORTS = {
     "ExtractConfig": "humact.perception.pipeline", "extract_video": "humact.perception.pipeline",
     "make_backend": "humact.perception.pipeline",
     # recognition
-    "Recognizer": "humact.skeleton.recognize", "DEFAULT_MODEL": "humact.skeleton.recognize",
-    "VideoRecognizer": "humact.video_models.recognize",
+    "Recognizer": "humact.recognize.skeleton", "DEFAULT_MODEL": "humact.recognize.skeleton",
+    "VideoRecognizer": "humact.recognize.video",
     # training
     "TrainConfig": "humact.config", "load_config": "humact.config", "train_model": "humact.train.run",
     # results and errors

@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "test",
     "analyze",
     "classify",
+    "detect",
+    "gesture",
     "eval",
     "flow",
 )

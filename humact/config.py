@@ -5,7 +5,7 @@
       input: InputConfig  how a sample becomes network input (the pipeline's settings)
       model: ModelConfig  which network (a name in `humact.zoo`), its width and dropout
       optim: OptimConfig  SGD, learning-rate schedule, clipping, label smoothing, precise BN
-      run:   RunConfig    seed, threads, precision, output folder
+      run:   RunConfig    seed, threads, precision, device, distributed settings, output folder
 
 Every field is declared once, here, with its help text and its allowed values (a `Literal` type or
 bounds); the flags of `humact train` (`--lr`, `--clip-len`, `--no-nesterov`, ...), the validation of
@@ -48,23 +48,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from humact.errors import ConfigError, one_line
+from humact.fields import opt
+from humact.skeleton.recipe import InputConfig
 
 __all__ = ["TrainConfig", "DataConfig", "InputConfig", "ModelConfig", "OptimConfig", "RunConfig", "SECTIONS",
            "load_config", "config_from_dict", "read_saved_config", "default_config", "leaf_fields",
            "add_config_flags", "overrides_from_args"]
-
-
-def opt(default: Any = dataclasses.MISSING, help: str = "", *, factory: Any = None, flag: str | None = None,
-        lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Any:
-    """A config field: its default, help text, the flag name when it is not the field's, and bounds
-    (`lo <= value <= hi`; `lo_open` / `hi_open` make them strict)."""
-    meta = dict(help=help, flag=flag, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-Stream = Literal["j", "b", "jm", "bm"]
 
 
 @dataclass
@@ -85,32 +74,6 @@ class DataConfig:
                               lo=0.0, hi=1.0, hi_open=True)
     layout: str = opt("", "joint layout (default: the dataset's, or the built-in one of its joint count): coco, "
                           "nturgb+d, openpose, kinect20, jhmdb15, or a .toml / .json layout file")
-
-
-@dataclass
-class InputConfig:
-    """How a sample becomes network input (`humact.skeleton.datasets.SkeletonClips` / `HeatmapClips`)."""
-
-    clip_len: int = opt(52, "frames per clip (T)", lo=1, hi=10_000)
-    stream: Stream = opt("j", "input stream: joint, bone, joint-motion, bone-motion")
-    max_persons: int = opt(1, "persons per sample (M; more are dropped, fewer zero-padded)", lo=1, hi=32)
-    rotate: float = opt(0.0, "max random rotation, radians (train; 3D: each axis, 2D: in-plane)", lo=0.0,
-                        hi=math.pi)
-    scale: float = opt(0.0, "max relative random scale change (train)", lo=0.0, hi=1.0, hi_open=True)
-    flip: float = opt(0.0, "probability of a left/right flip with joint swap (train)", lo=0.0, hi=1.0)
-    crop: float = opt(1.0, "min fraction of the video kept by a random temporal crop (train; 1 = off)",
-                      lo=0.0, hi=1.0, lo_open=True)
-    normalize: Literal["none", "pre2d", "ucla", "body"] = opt(
-        "none", "coordinate normalisation: none; pre2d (PYSKL's PreNormalize2D: frame pixels to [-1, 1]); ucla "
-                "(origin at the first frame's spine, CTR-GCN); body (centre on the torso, unit = torso length)")
-    view_rotate: float = opt(0.0, "max random rotation about x and y, radians (train, 3D; CTR-GCN's NW-UCLA "
-                                  "view augmentation)", lo=0.0, hi=math.pi)
-    minmax: bool = opt(False, "scale each coordinate axis of a clip to [-1, 1] (CTR-GCN's NW-UCLA feeder)")
-    heatmap: Literal["keypoint", "limb"] = opt("keypoint", "PoseConv3D heatmaps: a channel per joint or per limb")
-    heatmap_size: int = opt(56, "PoseConv3D training crop side, pixels", lo=8, hi=512)
-    heatmap_test_size: int = opt(64, "PoseConv3D test view side, pixels", lo=8, hi=512)
-    test_clips: int = opt(10, "clips averaged per sample at test time (PoseConv3D: x 2 flipped views)",
-                          lo=1, hi=100)
 
 
 @dataclass
@@ -146,6 +109,9 @@ class OptimConfig:
                              "many training batches (PySlowFast's precise BN; 0 = off)", lo=0, hi=100_000)
     patience: int = opt(0, "with a validation split: stop after this many epochs without a better validation "
                            "accuracy (0 = train all epochs)", lo=0, hi=100_000)
+    accumulate: int = opt(1, "gradient accumulation: each batch of batch_size runs as this many micro-batches "
+                             "whose gradients add up before one step (same update, less memory; BatchNorm sees "
+                             "the micro-batches)", lo=1, hi=65_536)
 
 
 @dataclass
@@ -158,6 +124,12 @@ class RunConfig:
     precision: Literal["fp32", "bf16", "fp16"] = opt("fp32", "fp32, bf16 mixed precision, or fp16 (CUDA only)")
     out: str = opt("runs/train", "output folder")
     save_every: int = opt(1, "write last.safetensors every N epochs", lo=1, hi=100_000)
+    device: Literal["cpu", "cuda"] = opt("cpu", "where the model trains: cpu, or cuda (distributed: the GPU of "
+                                                "each process's LOCAL_RANK)")
+    sync_bn: bool = opt(False, "distributed runs: BatchNorm statistics over the whole batch of all processes "
+                               "(torch's SyncBatchNorm; CUDA only)")
+    dist_timeout: int = opt(1800, "distributed runs: seconds a process waits for the others before the job fails",
+                            lo=10, hi=86_400)
 
 
 #: The sections of a `TrainConfig`, in file and help order.

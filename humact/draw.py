@@ -7,7 +7,7 @@ import colorsys
 import cv2
 import numpy as np
 
-from humact.keypoints import COCO17_EDGES
+from humact.keypoints import COCO17_EDGES, HAND21_EDGES
 from humact.types import Detections, PartBoxes, PoseTracks
 
 
@@ -84,4 +84,34 @@ def draw_detections(rgb: np.ndarray, det: Detections, labels: dict[int, str] | N
         tid = int(det.track_id[i])
         draw_person(out, det.xyxy[i], det.keypoints[i], det.keypoint_scores[i], tid, (labels or {}).get(tid),
                     keypoint_threshold=keypoint_threshold)
+    return out
+
+
+def draw_hands(rgb: np.ndarray, hands, labels: dict[int, str] | None = None, *, status: str | None = None) -> np.ndarray:
+    """Draw one frame's tracked hands (`humact.types.HandDetections`) on a copy of `rgb`: each hand's
+    21-landmark skeleton (the `handmp` graph), its box and `#id label`, and `status` (e.g. the frame
+    rate) in the top-left corner."""
+    out = np.ascontiguousarray(rgb.copy())
+    thick, font = _style(out.shape[0])
+    for i in range(len(hands)):
+        tid = int(hands.track_id[i])
+        color = track_color(tid)
+        kp = hands.keypoints[i, :, :2]
+        for a, b in HAND21_EDGES:
+            cv2.line(out, tuple(kp[a].round().astype(int)), tuple(kp[b].round().astype(int)), color, thick,
+                     cv2.LINE_AA)
+        for v in range(len(kp)):
+            cv2.circle(out, tuple(kp[v].round().astype(int)), thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
+        x1, y1, x2, y2 = np.asarray(hands.xyxy[i]).round().astype(int)
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, thick)
+        label = (labels or {}).get(tid)
+        text = f"#{tid}" + (f" {label}" if label else "")
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        ty = max(th + base, y1 - base)
+        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty + base // 2), color, -1)
+        cv2.putText(out, text, (x1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+    if status:
+        (tw, th), base = cv2.getTextSize(status, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        cv2.rectangle(out, (0, 0), (tw + 8, th + base + 8), (0, 0, 0), -1)
+        cv2.putText(out, status, (4, th + 4), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
     return out

@@ -35,6 +35,14 @@ COCO17_EDGES: tuple[tuple[int, int], ...] = (
     (11, 13), (13, 15), (12, 14), (14, 16),
 )
 
+#: MediaPipe Hands' 21 landmarks as (child, parent) bones: 0 wrist, 1-4 thumb (CMC, MCP, IP, tip),
+#: 5-8 index (MCP, PIP, DIP, tip), 9-12 middle, 13-16 ring, 17-20 pinky, each finger a chain to the
+#: wrist (PYSKL's `handmp` graph, its inward edges; also what `humact.draw.draw_hands` draws).
+HAND21_EDGES: tuple[tuple[int, int], ...] = (
+    (1, 0), (2, 1), (3, 2), (4, 3), (5, 0), (6, 5), (7, 6), (8, 7), (9, 0), (10, 9),
+    (11, 10), (12, 11), (13, 0), (14, 13), (15, 14), (16, 15), (17, 0), (18, 17), (19, 18), (20, 19),
+)
+
 #: Left/right swap used by horizontal flips (PYSKL's left_kp / right_kp for COCO).
 COCO17_LEFT: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 13, 15)
 COCO17_RIGHT: tuple[int, ...] = (2, 4, 6, 8, 10, 12, 14, 16)

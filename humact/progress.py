@@ -10,6 +10,7 @@ ETA 5 s`.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, Iterable, Iterator
@@ -108,7 +109,10 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
              enabled: bool = True, plain: bool = True, leave: bool = False, stream=None):
     """A tqdm bar when `stream` (default stderr) is a terminal; `PlainProgress` lines when it is not
     (or nothing, with `plain=False`: for loops that log a line of their own, like training epochs);
-    nothing when `enabled` is False."""
+    nothing when `enabled` is False or the environment has `HUMACT_PROGRESS=0` (a batch worker whose
+    driver reports progress)."""
+    if os.environ.get("HUMACT_PROGRESS") == "0":
+        enabled = False
     stream = stream if stream is not None else sys.stderr
     tty = getattr(stream, "isatty", lambda: False)()
     if not enabled or (not tty and not plain):

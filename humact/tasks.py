@@ -5,8 +5,9 @@
     analyze(source, out)   per input: perception (or a REL.json of `extract`) -> per-track actions
                            with a skeleton model -> REL.json, REL.annotated.mp4 (with video)
 
-Both plan and run through `humact.batch` (discovery, collision-free output names, resume, a failing
-input reported and skipped), build the pose backend once, and return the `BatchSummary`. Progress is
+Both plan and run through `humact.batch` (discovery or an input list, collision-free output names,
+resume, a failing input reported and skipped), build the pose backend once per process (`Lazy`:
+here, or once per Ray worker with `ExtractOptions.ray`), and return the `BatchSummary`. Progress is
 a bar on a terminal and a few plain lines elsewhere (`humact.progress`).
 """
 
@@ -17,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from humact.batch import BatchSummary, Job, plan_jobs, prepare_output_dir, run_jobs
+from humact.batch import BatchSummary, Job, Lazy, plan_jobs, prepare_output_dir, run_jobs
 from humact.errors import InputError, OutputError
 
 __all__ = ["ExtractOptions", "extract", "extract_live_source", "is_live_source", "analyze", "persons"]
@@ -37,10 +38,20 @@ class ExtractOptions:
     progress: bool = True
     config: object = None  # ExtractConfig; default ExtractConfig()
     labels: list[str] = field(default_factory=list)
+    ray: str | None = None  # run on a Ray cluster: "" = local / RAY_ADDRESS, else its address
+    ray_workers: int | None = None  # Ray actors (default: one per cluster CPU)
 
 
 def _write_video(video: bool | None, source: str | os.PathLike) -> bool:
-    return Path(source).is_file() if video is None else video
+    from humact.batch import LIST_SUFFIXES
+
+    src = Path(source)
+    return src.is_file() and src.suffix.lower() not in LIST_SUFFIXES if video is None else video
+
+
+def _run(jobs: list[Job], work, o: "ExtractOptions", command: str) -> BatchSummary:
+    return run_jobs(jobs, work, force=o.force, command=command, ray=o.ray, workers=o.ray_workers,
+                    progress=o.progress)
 
 
 def _perceive(job: Job, desc: str, config, backend, progress: bool):
@@ -97,11 +108,11 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
             raise InputError(f"{source}: --label-from-folder needs the videos inside class sub-folders")
         with atomic_write(Path(out) / "labels.json", "w", encoding="utf-8") as f:
             json.dump(classes, f, indent=1)
-    backend = make_backend(config) if any(o.force or not j.done for j in jobs) else None
+    backend = Lazy(make_backend, config)  # built by the first input that needs it, once per process
 
     def work(job: Job, desc: str) -> str:
         t0 = time.perf_counter()
-        result = _perceive(job, desc, config, backend, o.progress)
+        result = _perceive(job, desc, config, backend(), o.progress)
         label = classes.index(job.rel.parts[0]) if classes and len(job.rel.parts) > 1 else -1
         write_pyskl_pickle(result, job.outputs["pkl"], label=label)
         if "video" in job.outputs:
@@ -113,7 +124,7 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         return (f"{job.rel}: {result.meta.num_frames} frames, {persons(result.tracks.num_persons)}, "
                 f"{fps:.1f} frames/s -> {job.outputs['json']}{partial}")
 
-    return run_jobs(jobs, work, force=o.force, command="humact extract")
+    return _run(jobs, work, o, "humact extract")
 
 
 def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractOptions | None = None, *,
@@ -126,15 +137,15 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
     """
     from humact.io.results import read_result_json, write_result_json
     from humact.perception.pipeline import ExtractConfig, make_backend
-    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+    from humact.recognize.skeleton import DEFAULT_MODEL, Recognizer
 
     o = options or ExtractOptions()
     config = o.config or ExtractConfig()
     model_path = Path(model) if model else DEFAULT_MODEL
     if not model_path.is_file():
         raise InputError(f"{model_path}: model not found (give a model.safetensors from `humact train`)")
-    recognizer = Recognizer.from_checkpoint(model_path)
-    why = recognizer.track_units_ok()
+    recognizer = Lazy(Recognizer.from_checkpoint, model_path)  # Ray workers load their own
+    why = recognizer().track_units_ok()
     if why:
         raise InputError(why)
     src = Path(source)
@@ -151,14 +162,15 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
             raise OutputError(f"{src}: its analysis would overwrite it (same name in --out); choose another --out")
     else:
         jobs = plan_jobs(source, out, kinds)
-    backend = make_backend(config) if not from_json and any(o.force or not j.done for j in jobs) else None
+    backend = Lazy(make_backend, config)
 
     def work(job: Job, desc: str) -> str:
-        result = read_result_json(job.input) if from_json else _perceive(job, desc, config, backend, o.progress)
-        result.actions = recognizer.recognize_tracks(result.tracks, min_frames=min_frames,
+        result = read_result_json(job.input) if from_json else _perceive(job, desc, config, backend(), o.progress)
+        rec = recognizer()
+        result.actions = rec.recognize_tracks(result.tracks, min_frames=min_frames,
                                                      frame_shape=(result.meta.height, result.meta.width))
         top = result.actions.topk(5)
-        lines = [f"{job.rel}: {persons(result.tracks.num_persons)}, model {recognizer.name}"]
+        lines = [f"{job.rel}: {persons(result.tracks.num_persons)}, model {rec.name}"]
         labels = {}
         for m, tid in enumerate(result.tracks.track_ids):
             seen = int(result.tracks.valid[m].sum())
@@ -177,7 +189,7 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         lines.append(f"wrote {job.outputs['json']}")
         return "\n".join(lines)
 
-    return run_jobs(jobs, work, force=o.force, command="humact analyze")
+    return _run(jobs, work, o, "humact analyze")
 
 
 def is_live_source(source: str | os.PathLike) -> bool:

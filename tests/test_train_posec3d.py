@@ -116,7 +116,7 @@ def test_fuse_accepts_posec3d_scores(trained, tmp_path):
 def test_the_checkpoint_loads_strictly_and_its_fast_twin_predicts_the_same(trained, pickle_path):
     from humact.skeleton.datasets import load_pyskl
     from humact.video_models.recognizer import Recognizer3D
-    from humact.skeleton.recognize import Recognizer
+    from humact.recognize.skeleton import Recognizer
 
     rec = Recognizer.from_checkpoint(trained / "model.safetensors")
     assert isinstance(rec.model, Recognizer3D) and rec.kind == "posec3d"
@@ -202,7 +202,7 @@ def test_posec3d_on_3d_skeletons_exits_2_naming_the_keypoint_field(tmp_path, cap
 
 
 def test_per_track_recognition_draws_each_tracks_heatmaps(trained):
-    from humact.skeleton.recognize import Recognizer
+    from humact.recognize.skeleton import Recognizer
     from humact.types import PoseTracks
 
     rec = Recognizer.from_checkpoint(trained / "model.safetensors")

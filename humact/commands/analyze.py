@@ -24,7 +24,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("analyze", help=HELP, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="VIDEO_OR_FOLDER",
-                   help="a video or image, a folder of them, or the NAME.json of `humact extract`")
+                   help="a video or image, a folder of them, an input list (.txt / .csv / .lst), or the "
+                        "NAME.json of `humact extract`")
     add_perception_flags(p)
     p.add_argument("--model", help="a model.safetensors from `humact train` (default: the shipped model)")
     p.add_argument("--min-frames", type=positive_int, default=8,

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.errors import UsageError
     from humact.io.atomic import atomic_write
-    from humact.video_models.recognize import MMACTION2_CHECKPOINTS, VideoRecognizer
+    from humact.recognize.video import MMACTION2_CHECKPOINTS, VideoRecognizer
 
     if not args.checkpoint:
         raise UsageError(f"--checkpoint is required: {args.model} has no built-in weights (random weights would "

@@ -7,6 +7,10 @@ For each input REL (its path under the input folder, extension kept) it writes, 
 An input whose outputs already exist is skipped (re-runs resume a batch); one that fails is
 reported and skipped, and the rest go on. A summary ends the run. Outputs are never inputs:
 hidden files, humact's temp files, annotated videos and the output folder itself are not searched.
+An input list (.txt / .csv / .lst: one path or http(s) URL a line) names the inputs instead of a
+folder. `--ray [ADDRESS]` runs one task per input on a Ray cluster (worker actors keep the pose
+backend loaded; a worker that dies mid-input is restarted and the input retried), with the same
+outputs, resume and failure rules, and results byte-identical to a local run.
 """
 
 from __future__ import annotations
@@ -35,13 +39,25 @@ def add_perception_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-model", metavar="PATH", default=None,
                    help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
     p.add_argument("--smooth", action="store_true", help="One-Euro filter the tracked keypoints over time")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run one task per input on a Ray cluster: alone, the cluster RAY_ADDRESS names or "
+                        "`ray start` made here, else a new local one; or a cluster's ADDRESS (inputs and "
+                        "--out on storage every node sees)")
+    p.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                   help="with --ray: N worker actors, each keeping a pose backend loaded (default: one per "
+                        "CPU of the cluster)")
 
 
 def options_from_args(args: argparse.Namespace):
     from humact.perception.pipeline import ExtractConfig
     from humact.tasks import ExtractOptions
 
-    return ExtractOptions(video=args.video, force=args.force, progress=not args.no_progress,
+    if args.ray_workers is not None and args.ray is None:
+        from humact.errors import UsageError
+
+        raise UsageError("--ray-workers: only with --ray")
+    return ExtractOptions(video=args.video, force=args.force, progress=not args.no_progress, ray=args.ray,
+                          ray_workers=args.ray_workers,
                           config=ExtractConfig(detect_every=args.detect_every, threads=args.threads,
                                                backend=args.backend, detector_model=args.detector_model,
                                                smoothing="one-euro" if args.smooth else None))
@@ -55,8 +71,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", metavar="VIDEO_OR_FOLDER",
-                   help="a video or image file, a folder searched recursively, or a live source: a stream URL "
-                        "(rtsp://, http(s)://, udp://, ...), a webcam /dev/videoN or its number N")
+                   help="a video or image file, a folder searched recursively, an input list (.txt / .csv / .lst: "
+                        "a path or http(s) URL a line), or a live source: a stream URL (rtsp://, http(s)://, "
+                        "udp://, ...), a webcam /dev/videoN or its number N")
     add_perception_flags(p)
     p.add_argument("--max-frames", type=positive_int, metavar="N",
                    help="live sources: stop after N frames (default: until the stream ends or Ctrl-C)")
@@ -72,6 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from humact.tasks import extract, extract_live_source, is_live_source
 
     if is_live_source(args.input):
+        if args.ray is not None:
+            from humact.errors import UsageError
+
+            raise UsageError("--ray: a live source is one stream; --ray takes files, folders or input lists")
         extract_live_source(args.input, args.out, options_from_args(args), max_frames=args.max_frames,
                             drop=args.drop)
         return 0

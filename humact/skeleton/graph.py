@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from humact.errors import InputError
+from humact.keypoints import HAND21_EDGES
 
 __all__ = [
     "Layout",
@@ -223,16 +224,13 @@ LAYOUTS: dict[str, Layout] = {
         body_center=(1,),  # belly
         body_top=(0,),  # neck
     ),
-    # MediaPipe Hands' 21 landmarks: 0 wrist, 1-4 thumb (CMC, MCP, IP, tip), 5-8 index
-    # (MCP, PIP, DIP, tip), 9-12 middle, 13-16 ring, 17-20 pinky. PYSKL's 'handmp' graph (its
+    # MediaPipe Hands' 21 landmarks (`humact.keypoints.HAND21_EDGES`). PYSKL's 'handmp' graph (its
     # HaGRID hand-gesture model): each finger a chain to the wrist. No left/right joints: a
     # horizontal flip turns a right hand into a left one, it does not swap landmarks.
     "handmp": Layout(
         name="handmp",
         num_node=21,
-        inward=((1, 0), (2, 1), (3, 2), (4, 3), (5, 0), (6, 5), (7, 6), (8, 7), (9, 0), (10, 9),
-                (11, 10), (12, 11), (13, 0), (14, 13), (15, 14), (16, 15), (17, 0), (18, 17),
-                (19, 18), (20, 19)),
+        inward=HAND21_EDGES,
         center=0,
         dims=2,
     ),

@@ -54,7 +54,7 @@ def write_results(probs: np.ndarray, dataset: SkeletonDataset, out: str | os.Pat
 def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out: str | os.PathLike, *,
                     num_clips: int) -> dict:
     """Multi-clip test of a checkpoint on `dataset`; writes the results to `out`."""
-    from humact.skeleton.recognize import Recognizer, predict_dataset
+    from humact.recognize.skeleton import Recognizer, predict_dataset
 
     rec = Recognizer.from_checkpoint(checkpoint)
     if tuple(dataset.classes) != rec.classes:
@@ -62,7 +62,11 @@ def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out
     dataset.layout = rec.layout
     t0 = time.perf_counter()
     inputs = rec.inputs(dataset, num_clips)
-    probs = predict_dataset(rec.inference_model, inputs)
+    probs = predict_dataset(rec.inference_model, inputs)  # distributed: shared out, gathered on every rank
+    from humact.scale.ddp import is_main
+
+    if not is_main():  # rank 0 writes the results
+        return {}
     views = 2 * num_clips if zoo.get(rec.kind).input == "heatmap" else num_clips
     return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "model": rec.kind,
                                                "num_clips": num_clips, "num_views": views,
@@ -77,7 +81,7 @@ def _dataset_of(cfg, dataset: str | None, data: str | None, split: str | None, l
 
 def _layout_of(checkpoint: Path, meta: dict):
     """The layout a checkpoint was trained on (a custom one travels inside it), for reading test data."""
-    from humact.skeleton.recognize import _saved_layout
+    from humact.recognize.skeleton import _saved_layout
 
     return _saved_layout(meta, str(checkpoint.with_suffix(".json"))) if "layout" in meta else None
 

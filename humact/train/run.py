@@ -66,7 +66,7 @@ def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | 
     import numpy as np
 
     from humact.eval.recognition import topk_accuracy
-    from humact.skeleton.recognize import input_clips, predict_dataset
+    from humact.recognize.skeleton import input_clips, predict_dataset
 
     val_clips = input_clips(cfg.model.name, val, cfg.input, train=False, num_clips=1)
     labels = val.labels
@@ -93,8 +93,25 @@ class TrainResult:
 def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, progress: bool = True,
                 log: Callable[[str], None] | None = print) -> TrainResult:
     """Train the model `cfg` describes, save `model.safetensors` + `.json` in `cfg.run.out`, and test
-    it on the test split when there is one (and `test`)."""
-    from humact.skeleton.recognize import build_model, in_channels_of, input_clips
+    it on the test split when there is one (and `test`).
+
+    Under torchrun (`humact.scale.ddp`) every process runs this same function: it joins the process
+    group, trains its share of each batch, and rank 0 alone logs and writes; the test is shared out
+    and gathered. Every model kind goes through this one path."""
+    from humact.scale import ddp
+
+    if cfg.run.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("run.device: 'cuda' asked for, but torch sees no CUDA device here")
+    with ddp.session(cfg.run.device, cfg.run.dist_timeout) as world:
+        if not world.main:
+            log, progress = None, False
+        return _train(cfg, world, resume=resume, test=test, progress=progress, log=log)
+
+
+def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
+           log: Callable[[str], None] | None) -> TrainResult:
+    from humact.scale import ddp
+    from humact.recognize.skeleton import build_model, in_channels_of, input_clips
     from humact.train.trainer import Trainer
 
     from humact.train.defaults import from_data
@@ -118,6 +135,8 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
     in_channels = in_channels_of(clips)
     torch.manual_seed(cfg.run.seed)
     model = build_model(cfg, num_classes=len(train.classes), layout=train.layout, in_channels=in_channels)
+    if cfg.run.device == "cuda":
+        model = model.to(torch.device("cuda", world.local_rank))
     from humact.skeleton.graph import LAYOUTS, get_layout, layout_to_dict
 
     meta = {"config": cfg.to_dict(), "classes": list(train.classes), "layout": train.layout_name,
@@ -132,11 +151,14 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
         log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout_name}, "
             f"{cfg.model.name} input {tuple(clips[0][0].shape[1:])} -> {out}")
     history = trainer.fit(resume=resume, log=log)
-    cfg.save(out / "config.json")
     seconds = sum(h["seconds"] for h in history)
-    trainer.save_model(out / "model.safetensors", {"train_seconds": seconds})
+    if world.main:
+        cfg.save(out / "config.json")
+        trainer.save_model(out / "model.safetensors", {"train_seconds": seconds, "world_size": world.size})
+    ddp.barrier()  # the model is written before any process reads it back for the test
     if log:
-        log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training)")
+        log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training"
+            + (f", {world.size} processes)" if world.size > 1 else ")"))
     result = TrainResult(out, out / "model.safetensors", history, notes=notes)
     if test and test_set is not None:
         from humact.train.evaluate import test_checkpoint

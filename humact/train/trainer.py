@@ -12,6 +12,12 @@ model mapping a batch `x` to logits, and a dataset of `(x, label)` items. What i
 - Checkpoints we write are safetensors + JSON (config, class names); nothing is pickled.
 - Learning rate is set per iteration: linear warm-up from `lr * warmup_ratio` over
   `warmup_iters` iterations, then cosine annealing to `min_lr` or multistep decay by epochs.
+- Distributed (`humact.scale.ddp`; started by torchrun): the same loop in every process, the model
+  wrapped in `DistributedDataParallel`, `optim.batch_size` the global batch split over the
+  processes and `optim.accumulate` micro-batches, each rank's share of the epoch's permutation
+  from `DistributedSampler`; rank 0 alone writes checkpoints and logs. A checkpoint holds nothing
+  of the world size, so any run resumes with any number of processes. Gradient accumulation
+  (`optim.accumulate` > 1) works the same with one process.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from torch import nn
 from humact.errors import CheckpointError, ConfigError, one_line
 from humact.io.checkpoints import load_checkpoint, load_strict, save_checkpoint
 from humact.config import OptimConfig, RunConfig
+from humact.scale import ddp
 
 __all__ = ["lr_at", "make_optimizer", "Schedule", "Trainer"]
 
@@ -115,15 +122,28 @@ class Trainer:
             lr=o.lr, total_iters=o.epochs * self.iters_per_epoch, iters_per_epoch=self.iters_per_epoch,
             policy=o.schedule, milestones=tuple(o.milestones), gamma=o.gamma, min_lr=o.min_lr,
             warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
-        self.optimizer = make_optimizer(self.model, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                                        nesterov=o.nesterov)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
         self.device = next(self.model.parameters()).device
+        self.world = ddp.world()
+        self.accumulate = o.accumulate
+        parts = self.world.size * self.accumulate
+        if o.batch_size % parts:
+            raise ConfigError(f"optim.batch_size: {o.batch_size} does not split into {self.world.size} "
+                              f"process(es) x {self.accumulate} accumulation step(s); choose a multiple of {parts}")
+        self.micro_batch = o.batch_size // parts
+        if self.run.sync_bn and self.world.size > 1:
+            if self.device.type != "cuda":
+                raise ConfigError(f"run.sync_bn: torch's SyncBatchNorm runs on CUDA only (the model is on "
+                                  f"{self.device.type}); drop --sync-bn or set run.device to cuda")
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self._net: nn.Module | None = None  # the DistributedDataParallel wrapper, made when training starts
         self.precision = self.run.precision
         if self.precision == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"run.precision: 'fp16' mixed precision needs a CUDA device (the model is on "
                               f"{self.device.type}); use 'bf16' on a CPU")
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.optimizer = make_optimizer(self.model, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                        nesterov=o.nesterov)
         self.epoch = 0  # epochs completed
         self.iteration = 0
         self.history: list[dict] = []
@@ -148,6 +168,9 @@ class Trainer:
         return t
 
     def save_last(self) -> None:
+        """`last.safetensors` + `.json` (rank 0 only; the others have the same state)."""
+        if not self.world.main:
+            return
         meta = dict(self.meta, epoch=self.epoch, iteration=self.iteration, history=self.history, best=self.best,
                     stopped=self.stopped)
         save_checkpoint(self.out_dir / "last.safetensors", self._state_tensors(), meta)
@@ -197,12 +220,20 @@ class Trainer:
     # -------------------------------------------------------------------- loop
 
     def _loader(self, epoch: int):
+        """This rank's micro-batches of epoch `epoch`: `iters_per_epoch x accumulate` of `micro_batch`
+        items. The permutation is `DistributedSampler`'s with seed (seed, epoch), the one a single
+        process takes whole; rank r takes its positions r, r + W, ..., so micro-batch j of every
+        rank together make up the same global batch at any world size."""
+        from torch.utils.data import DistributedSampler
+
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(epoch)
-        bs = self.optim.batch_size
-        g = torch.Generator().manual_seed(self.run.seed * 100003 + epoch)
-        order = torch.randperm(len(self.dataset), generator=g)
-        batches = order[: self.iters_per_epoch * bs].view(self.iters_per_epoch, bs)
+        sampler = DistributedSampler(self.dataset, num_replicas=self.world.size, rank=self.world.rank,
+                                     shuffle=True, seed=self.run.seed * 100003, drop_last=False)
+        sampler.set_epoch(epoch)
+        n = self.iters_per_epoch * self.accumulate
+        order = torch.tensor(list(sampler), dtype=torch.long)[: n * self.micro_batch]  # no padding used
+        batches = order.view(n, self.micro_batch)
         return torch.utils.data.DataLoader(
             self.dataset, batch_sampler=batches.tolist(), num_workers=self.run.num_workers, collate_fn=_collate)
 
@@ -212,32 +243,69 @@ class Trainer:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    @property
+    def net(self) -> nn.Module:
+        """What the training step calls: the model, or its DistributedDataParallel wrapper."""
+        if self._net is None:
+            if self.world.size > 1:
+                from torch.nn.parallel import DistributedDataParallel
+
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                # A model whose forward leaves parameters out of a step says so with a true
+                # `ddp_unused_parameters` attribute (none of the trainable zoo does).
+                unused = bool(getattr(self.model, "ddp_unused_parameters", False))
+                self._net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
+            else:
+                self._net = self.model
+        return self._net
+
+    def _micro_step(self, x: torch.Tensor, y: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward of one micro-batch (gradients summed into .grad, scaled by
+        1 / accumulate); `sync=False` skips DDP's gradient all-reduce until the last one."""
+        net = self.net
+        no_sync = net.no_sync() if not sync and net is not self.model else contextlib.nullcontext()
+        with no_sync:
+            with self._autocast():
+                logits = net(x)
+            loss = self.loss_fn(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"epoch {self.epoch + 1}, iteration {self.iteration}: loss is "
+                                         f"{loss.item()}; lower lr or set clip_grad")
+            scaled = loss / self.accumulate if self.accumulate > 1 else loss
+            if self.scaler is not None:
+                self.scaler.scale(scaled).backward()
+            else:
+                scaled.backward()
+        return loss.detach(), logits.detach()
+
     def train_epoch(self) -> dict:
-        """One epoch; returns {"epoch", "loss", "accuracy", "samples_per_s", "lr"}."""
+        """One epoch; returns {"epoch", "loss", "accuracy", "samples_per_s", "lr"} (over all processes)."""
         from humact.progress import progress
 
         self.model.train()
         epoch = self.epoch
+        if self.world.size > 1:  # each rank its own dropout stream, the same after a resume
+            torch.manual_seed((self.run.seed * 1000003 + epoch * 1009 + self.world.rank) % 2**63)
         total_loss, correct, seen, t0 = 0.0, 0, 0, time.perf_counter()
-        bar = progress(self._loader(epoch), total=self.iters_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}",
-                       unit="it", enabled=self.progress, plain=False)
-        for x, y in bar:
+        batches = iter(self._loader(epoch))
+        bar = progress(range(self.iters_per_epoch), total=self.iters_per_epoch,
+                       desc=f"epoch {epoch + 1}/{self.epochs}", unit="it", enabled=self.progress and self.world.main,
+                       plain=False)
+        for _ in bar:
             lr = lr_at(self.iteration, self.schedule)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with self._autocast():
-                logits = self.model(x)
-            loss = self.loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}, iteration {self.iteration}: loss is {loss.item()}; "
-                                         "lower lr or set clip_grad")
             self.optimizer.zero_grad(set_to_none=True)
+            for j in range(self.accumulate):
+                x, y = next(batches)
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                loss, logits = self._micro_step(x, y, sync=j == self.accumulate - 1)
+                n = len(y)
+                total_loss += loss.item() * n
+                correct += int((logits.argmax(1) == y).sum())
+                seen += n
             if self.scaler is not None:
-                self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)  # clip the true gradients
-            else:
-                loss.backward()
             if self.optim.clip_grad > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.optim.clip_grad)
             if self.scaler is not None:
@@ -246,13 +314,10 @@ class Trainer:
             else:
                 self.optimizer.step()
             self.iteration += 1
-            n = len(y)
-            total_loss += loss.item() * n
-            correct += int((logits.argmax(1) == y).sum())
-            seen += n
-            rate = seen / (time.perf_counter() - t0)
+            rate = seen * self.world.size / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", lr=f"{lr:.4f}", samples_s=f"{rate:.1f}")
         bar.close()
+        total_loss, correct, seen = ddp.all_reduce_sum([total_loss, correct, seen])
         self.epoch += 1
         return {"epoch": self.epoch, "loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1),
                 "samples_per_s": seen / (time.perf_counter() - t0), "lr": lr_at(self.iteration - 1, self.schedule),
@@ -285,6 +350,8 @@ class Trainer:
                 break
         for bn, m in zip(bns, saved):
             bn.momentum = m
+        # Distributed: each rank averaged its own micro-batches; all keep the mean over ranks.
+        ddp.average_buffers([t for bn in bns for t in (bn.running_mean, bn.running_var) if t is not None])
         return used
 
     def _keep_if_best(self, rec: dict, log) -> None:
@@ -294,7 +361,8 @@ class Trainer:
         if self.best is not None and key < (self.best["val_top1"], -self.best.get("val_loss", 0.0)):
             return
         self.best = {"epoch": self.epoch, "val_top1": key[0], "val_loss": -key[1]}
-        save_checkpoint(self.out_dir / "best.safetensors", self.model.state_dict(), dict(self.meta, best=self.best))
+        if self.world.main:
+            save_checkpoint(self.out_dir / "best.safetensors", self.model.state_dict(), dict(self.meta, best=self.best))
 
     def _choose_kept(self) -> dict:
         """Which epoch's weights to keep: the best validated one, unless the last epoch's validation
@@ -329,7 +397,11 @@ class Trainer:
         """
         torch.manual_seed(self.run.seed)
         np.random.seed(self.run.seed % 2**32)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if not self.world.main:
+            log = None
+        else:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        ddp.barrier()  # the folder exists before anyone looks into it
         if resume and self.resume() and log:
             log(f"resumed from {self.out_dir / 'last.safetensors'} at epoch {self.epoch}")
         stop = min(self.epochs, until or self.epochs)
@@ -350,6 +422,7 @@ class Trainer:
                 if self.stopped:
                     log(f"early stop: no better validation accuracy for {self.optim.patience} epochs")
         finished = self.epoch >= self.epochs or self.stopped
+        ddp.barrier()  # rank 0's best.safetensors is complete before anyone reads it
         if finished and self.best is not None:
             self.kept = self._choose_kept()
             if self.kept["epoch"] != self.epoch:
@@ -364,7 +437,9 @@ class Trainer:
         return self.history
 
     def save_model(self, path: str | os.PathLike, extra_meta: dict | None = None) -> None:
-        """The final model alone (no optimizer state), safetensors + JSON meta."""
+        """The final model alone (no optimizer state), safetensors + JSON meta (rank 0 only)."""
+        if not self.world.main:
+            return
         meta = dict(self.meta, epochs_trained=self.epoch, history=self.history, best=self.best, kept=self.kept,
                     **(extra_meta or {}))
         save_checkpoint(path, self.model.state_dict(), meta)

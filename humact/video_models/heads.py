@@ -57,8 +57,8 @@ class SlowFastHead(I3DHead):
 class BBoxHeadAVA(nn.Module):
     """MMAction2's `BBoxHeadAVA`: (R, C, T, 8, 8) RoI features -> (R, num_classes) logits.
 
-    Temporal average pool then spatial max pool (MMAction2's defaults 'avg' / 'max'),
-    dropout, then `fc_cls`: one Linear, or with `mlp_head` Linear -> ReLU -> Linear
+    Dropout (before pooling, MMAction2's default), temporal average pool then spatial max
+    pool (MMAction2's defaults 'avg' / 'max'), then `fc_cls`: one Linear, or with `mlp_head` Linear -> ReLU -> Linear
     (keys `fc_cls.0`, `fc_cls.2`). AVA is multi-label: scores are sigmoids of these
     logits, column 0 is the background class.
     """
@@ -75,10 +75,10 @@ class BBoxHeadAVA(nn.Module):
             self.fc_cls = nn.Linear(in_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(x)                      # before pooling, as MMAction2's dropout_before_pool=True
         x = x.mean(dim=2, keepdim=True)          # temporal average: (R, C, 1, h, w)
         x = x.amax(dim=(3, 4))                   # spatial max: (R, C, 1)
-        x = self.dropout(x).reshape(x.shape[0], -1)
-        return self.fc_cls(x)
+        return self.fc_cls(x.reshape(x.shape[0], -1))
 
 
 class RGBPoseHead(nn.Module):

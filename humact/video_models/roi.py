@@ -116,18 +116,22 @@ class RoIExtractor3D(nn.Module):
 
     Several pathways (SlowFast) are first brought to the longest temporal length by
     nearest interpolation, then (with `temporal_pool`) averaged over time and
-    concatenated on channels; RoIAlign runs per remaining frame.
+    concatenated on channels; RoIAlign runs per remaining frame. With `with_global`
+    (MMAction2's context feature), each RoI's features are followed on channels by its
+    clip's whole frame feature average-pooled to the same `output_size` grid.
 
     Input: a (N, C, T, H, W) map or a tuple of them; rois (R, 5).
-    Output: (R, sum C, T', h, w), T' = 1 with temporal pooling.
+    Output: (R, sum C, T', h, w) (2 x sum C with `with_global`), T' = 1 with temporal pooling.
     """
 
     def __init__(self, *, output_size: int = 8, spatial_scale: float = 1 / 16, sampling_ratio: int = 0,
-                 aligned: bool = True, temporal_pool: str | None = "avg") -> None:
+                 aligned: bool = True, temporal_pool: str | None = "avg", with_global: bool = False) -> None:
         super().__init__()
         if temporal_pool not in ("avg", "max", None):
             raise ValueError(f"RoIExtractor3D temporal_pool: expected 'avg', 'max' or None, got {temporal_pool!r}")
         self.temporal_pool = temporal_pool
+        self.with_global = with_global
+        self.output_size = output_size
         self.roi_layer = RoIAlign(output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
                                   aligned=aligned)
 
@@ -141,4 +145,11 @@ class RoIExtractor3D(nn.Module):
         elif self.temporal_pool == "max":
             feats = tuple(f.amax(dim=2, keepdim=True) for f in feats)
         feat = torch.cat(feats, dim=1)
-        return torch.stack([self.roi_layer(feat[:, :, t], rois) for t in range(feat.shape[2])], dim=2)
+        out = []
+        for t in range(feat.shape[2]):
+            roi_feat = self.roi_layer(feat[:, :, t], rois)
+            if self.with_global:
+                whole = F.adaptive_avg_pool2d(feat[:, :, t], self.output_size)
+                roi_feat = torch.cat([roi_feat, whole[rois[:, 0].long()]], dim=1)
+            out.append(roi_feat)
+        return torch.stack(out, dim=2)

@@ -7,7 +7,7 @@
                                                         (short side 256, three crops or centre crop),
                                                         probabilities averaged -> VideoScores
 
-The skeleton counterpart is `humact.skeleton.recognize.Recognizer`.
+The skeleton counterpart is `humact.recognize.skeleton.Recognizer`.
 """
 
 from __future__ import annotations

@@ -63,15 +63,24 @@ def predict_dataset(model: nn.Module, clips: SkeletonClips | HeatmapClips, batch
     """Class probabilities (N, classes), softmax averaged over each item's test clips (or views).
 
     `batch_size` items per forward pass; default 16, 1 for heatmap volumes (one item is
-    already 2 x clips views of (K, T, 64, 64)).
+    already 2 x clips views of (K, T, 64, 64)). In a distributed run (`humact.scale.ddp`) the
+    batches are shared out among the processes and every process gets all the rows, equal to a
+    single process's.
     """
+    from humact.scale.ddp import gather_batches
+
     if batch_size is None:
         batch_size = 1 if isinstance(clips, HeatmapClips) else 16
     model.eval()
-    out = []
-    for start in range(0, len(clips), batch_size):
-        x = torch.stack([clips[i][0] for i in range(start, min(start + batch_size, len(clips)))])
-        out.append(model.predict(x).numpy())
+    # The fused twins hold buffers, no parameters.
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    starts = list(range(0, len(clips), batch_size))
+
+    def run(k: int) -> np.ndarray:
+        x = torch.stack([clips[i][0] for i in range(starts[k], min(starts[k] + batch_size, len(clips)))])
+        return model.predict(x.to(device)).cpu().numpy()
+
+    out = gather_batches(run, len(starts))
     return np.concatenate(out) if out else np.zeros((0, len(clips.data.classes)), np.float32)
 
 

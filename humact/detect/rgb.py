@@ -1,0 +1,234 @@
+"""MMAction2's AVA detectors in `humact detect`: test sampling, box mapping, TTA, fusion, loading.
+
+Per keyframe and detector:
+
+    frames of the clip (`keyframes.ava_clip_indices`: SampleAVAFrames' test window, e.g. 4x16, 32x2)
+      --prepare_clip: resize to short side 256 (mmcv's rescale_size + bilinear), [flip], normalise
+        (mean / std of the checkpoint's data_preprocessor, else the config's ImageNet values)-->
+    x (1, 3, T, h, w) + rois (R, 5) (boxes scaled by new/old size, flipped as MMAction2's Flip)
+      --AVAClipDetector.roi_features (backbone -> RoI features, + the context feature with
+        `with_global`)--> (R, C, 1, 8, 8) --classify--> (R, 81) logits; column 0 is background
+
+With `tta`, each keyframe is seen at short sides 224, 256 and 320, each also flipped; the six
+sigmoid scores are averaged per box. Several detectors (one checkpoint each) are fused per box
+and class (`fuse_logits`): "mean" (of the sigmoids), "mean_logit" (sigmoid of the mean logit),
+"topk_logit" (sigmoid of the mean of the k = n // 2 largest logits). A detector's "logit" after
+TTA is the logit of its averaged probability.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from humact.errors import CheckpointError, InputError, UsageError
+from humact.video_models.ava import DETECTORS, AVASpec, build_detector
+from humact.video_models.clips import normalize
+
+__all__ = ["rescale_size", "prepare_clip", "AVAClipDetector", "DetectorSet",
+           "load_detector", "load_detectors", "fuse_logits", "TTA_SCALES", "FUSIONS"]
+
+TTA_SCALES = (224, 256, 320)
+FUSIONS = ("mean", "mean_logit", "topk_logit")
+
+
+def rescale_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """mmcv's `rescale_size((w, h), (inf, short_side))`: (new_w, new_h), short side -> `short_side`."""
+    scale = short_side / min(width, height)
+    return int(width * scale + 0.5), int(height * scale + 0.5)
+
+
+def prepare_clip(frames: np.ndarray, boxes: np.ndarray, spec: AVASpec, *, short_side: int | None = None,
+                 flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, H, W, 3) uint8 RGB frames + (R, 4) boxes in their pixels -> network input (1, 3, T, h, w)
+    and rois (R, 5) `[0, x1, y1, x2, y2]` in input pixels (MMAction2's Resize / Flip box rules)."""
+    import cv2
+
+    t, h, w, _ = frames.shape
+    nw, nh = rescale_size(w, h, short_side or spec.short_side)
+    if (nw, nh) != (w, h):
+        frames = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_LINEAR) for f in frames])
+    b = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([nw / w, nh / h, nw / w, nh / h], np.float32)
+    if flip:
+        frames = frames[:, :, ::-1]
+        b = np.stack([nw - b[:, 2], b[:, 1], nw - b[:, 0], b[:, 3]], axis=1)
+    x = normalize(frames, spec.mean, spec.std)[None]
+    rois = torch.cat([torch.zeros(len(b), 1), torch.from_numpy(np.ascontiguousarray(b, np.float32))], dim=1)
+    return x, rois
+
+
+@dataclass
+class AVAClipDetector:
+    """One AVA detector (eval mode; `model` may be the BN-folded twin) with its test spec."""
+
+    model: torch.nn.Module
+    spec: AVASpec
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        fc = self.model.roi_head.bbox_head.fc_cls
+        return int(fc.out_features if isinstance(fc, torch.nn.Linear) else fc[-1].out_features)
+
+    @torch.no_grad()
+    def roi_features(self, x: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        """Clip (1, 3, T, h, w) + rois (R, 5) -> (R, C, 1, 8, 8) RoI features (with the context feature
+        when the head has `with_global`). Extra streams (feature banks, other RoIs) plug in here."""
+        return self.model.roi_features(self.model.forward_features(x), rois)
+
+    @torch.no_grad()
+    def classify(self, roi_feats: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(roi_feats)
+
+    def logits(self, frames: np.ndarray, boxes: np.ndarray, *, short_side: int | None = None,
+               flip: bool = False) -> torch.Tensor:
+        """(R, num_classes) logits of one view: the clip's frames (T, H, W, 3) uint8 RGB and the boxes
+        (R, 4) in their pixels."""
+        x, rois = prepare_clip(frames, boxes, self.spec, short_side=short_side, flip=flip)
+        return self.classify(self.roi_features(x, rois))
+
+    def probabilities(self, frames: np.ndarray, boxes: np.ndarray, *, tta: bool = False) -> np.ndarray:
+        """(R, num_classes) sigmoid scores of one keyframe's clip frames and boxes (original pixels);
+        with `tta` averaged over short sides 224/256/320 x {plain, flipped}."""
+        views = [(s, f) for s in TTA_SCALES for f in (False, True)] if tta else [(self.spec.short_side, False)]
+        out = 0.0
+        for short, flip in views:
+            out = out + torch.sigmoid(self.logits(frames, boxes, short_side=short, flip=flip)).double().numpy()
+        return (out / len(views)).astype(np.float64)
+
+
+def fuse_logits(logits: np.ndarray, method: str = "mean") -> np.ndarray:
+    """(n_models, R, C) logits -> (R, C) fused scores in [0, 1] (see the module docstring)."""
+    z = np.asarray(logits, np.float64)
+    if method == "mean":
+        return (1.0 / (1.0 + np.exp(-z))).mean(axis=0)
+    if method == "mean_logit":
+        return 1.0 / (1.0 + np.exp(-z.mean(axis=0)))
+    if method == "topk_logit":
+        k = max(1, z.shape[0] // 2)
+        top = -np.sort(-z, axis=0)[:k]
+        return 1.0 / (1.0 + np.exp(-top.mean(axis=0)))
+    raise UsageError(f"--fusion: expected one of {', '.join(FUSIONS)}, got {method!r}")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True) -> AVAClipDetector:
+    """`name` with the MMAction2 checkpoint at `checkpoint` (a path, or a URL fetched once by
+    `humact.io.download`), loaded strictly. The checkpoint's `data_preprocessor.mean/std`, when it has
+    them, replace the config's normalisation; the number of classes is its head's."""
+    from humact.deploy import fuse
+    from humact.io.checkpoints import load_strict, read_foreign
+    from humact.io.download import fetch
+
+    path = fetch(checkpoint)
+    raw, src = read_foreign(path)
+    spec = DETECTORS[name][2] if name in DETECTORS else None
+    if spec is None:
+        build_detector(name)        # raises the usage error
+    mean, std = (raw.get(k) for k in ("data_preprocessor.mean", "data_preprocessor.std"))
+    if mean is not None and std is not None and mean.numel() == 3 and std.numel() == 3:
+        spec = replace(spec, mean=tuple(mean.flatten().tolist()), std=tuple(std.flatten().tolist()))
+    sd = {k: v for k, v in raw.items() if not k.startswith("data_preprocessor.")}
+    w = sd.get("roi_head.bbox_head.fc_cls.weight")
+    if w is None or w.dim() != 2:
+        raise CheckpointError(f"{src}: no 'roi_head.bbox_head.fc_cls.weight' (not an MMAction2 AVA detector?)")
+    model, _ = build_detector(name, num_classes=int(w.shape[0]))
+    try:
+        load_strict(model, sd, src)
+    except CheckpointError as e:
+        raise CheckpointError(f"{e} (does it fit --model {name}?)") from None
+    model.eval()
+    return AVAClipDetector(fuse(model) if fast else model, spec, name)
+
+
+@dataclass
+class DetectorSet:
+    """The detectors `humact detect` runs, fused, with their classes (background column dropped)."""
+
+    detectors: list[AVAClipDetector]
+    labels: tuple[str, ...]
+    class_ids: np.ndarray
+    sampling: str = "test"
+    tta: bool = False
+    fusion: str = "mean"
+
+    @property
+    def name(self) -> str:
+        names = "+".join(d.name for d in self.detectors)
+        return names + (" (tta)" if self.tta else "") + (f" ({self.fusion})" if len(self.detectors) > 1 else "")
+
+    def keyframe_scores(self, frames_of, center: int, num_frames: int, boxes: np.ndarray) -> np.ndarray:
+        """(R, C) fused scores of one keyframe; `frames_of(indices)` gives (T, H, W, 3) frames."""
+        from humact.detect.keyframes import ava_clip_indices
+
+        probs = []
+        for d in self.detectors:
+            idx = ava_clip_indices(center, num_frames, clip_len=d.spec.clip_len, frame_interval=d.spec.frame_interval,
+                                   mode=self.sampling)
+            probs.append(d.probabilities(frames_of(idx), boxes, tta=self.tta)[:, 1:])     # drop background
+        return probs[0] if len(probs) == 1 else fuse_logits(np.stack([_logit(p) for p in probs]), self.fusion)
+
+    def score_video(self, video: str | os.PathLike, meta, keyframes, boxes, *, progress: bool = False,
+                    desc: str = "", chunk: int = 8) -> tuple[np.ndarray, list[str]]:
+        """(R, C) scores for every box of `boxes` (a `KeyframeBoxes`), decoding only the clips' frames,
+        `chunk` keyframes at a time; and per box "" (every box gets scores)."""
+        from humact.detect.keyframes import ava_clip_indices
+        from humact.progress import progress as bar
+        from humact.video import read_frames
+
+        scores = np.zeros((len(boxes), len(self.labels)), np.float32)
+        ks = [k for k in range(len(keyframes)) if boxes.on(k).size]
+        with bar(total=len(ks), desc=f"{desc} keyframes", unit="keyframe", enabled=progress) as shown:
+            for start in range(0, len(ks), chunk):
+                part = ks[start:start + chunk]
+                need = set()
+                for k in part:
+                    for d in self.detectors:
+                        need.update(ava_clip_indices(int(keyframes.frames[k]), meta.num_frames,
+                                                     clip_len=d.spec.clip_len, frame_interval=d.spec.frame_interval,
+                                                     mode=self.sampling).tolist())
+                frames = dict(read_frames(video, indices=sorted(need)))
+                missing = need - set(frames)
+                if missing:
+                    raise InputError(f"{video}: frame {min(missing)} could not be decoded")
+                for k in part:
+                    rows = boxes.on(k)
+                    scores[rows] = self.keyframe_scores(lambda idx: np.stack([frames[int(i)] for i in idx]),
+                                                        int(keyframes.frames[k]), meta.num_frames,
+                                                        boxes.boxes[rows])
+                    shown.update()
+        return scores, [""] * len(boxes)
+
+
+def load_detectors(names: Sequence[str], checkpoints: Sequence[str], *, label_map: str | None = None,
+                   sampling: str = "test", tta: bool = False, fusion: str = "mean") -> DetectorSet:
+    """The detectors of `humact detect --model ... --checkpoint ...`, with class names from an AVA label
+    map (ids 1..num_classes-1; classes the map lacks are named 'action N')."""
+    if len(names) != len(checkpoints) or not names:
+        raise UsageError("--model / --checkpoint: give one checkpoint per AVA detector")
+    if fusion not in FUSIONS:
+        raise UsageError(f"--fusion: expected one of {', '.join(FUSIONS)}, got {fusion!r}")
+    if sampling not in ("test", "demo"):
+        raise UsageError(f"--sampling: expected 'test' or 'demo', got {sampling!r}")
+    dets = [load_detector(n, c) for n, c in zip(names, checkpoints)]
+    sizes = {d.num_classes for d in dets}
+    if len(sizes) != 1:
+        raise CheckpointError(f"--checkpoint: the detectors have different numbers of classes {sorted(sizes)}")
+    n = sizes.pop() - 1
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    names_of = {}
+    if label_map:
+        from humact.eval.ava import read_label_map
+
+        lm = read_label_map(label_map)
+        names_of = lm.as_dict()
+    labels = tuple(names_of.get(int(i), f"action {int(i)}") for i in ids)
+    return DetectorSet(dets, labels, ids, sampling=sampling, tta=tta, fusion=fusion)
