@@ -12,7 +12,7 @@ from humact.errors import ConfigError
 from humact.video_models.arms import (ArmConfig, ArmDetector, ArmRois, arm_boxes, load_arm_config,
                                       merge_arm_scores, select_arm_classes)
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ava" / "arm_rois.toml"
+from humact.video_models.arms import DEFAULT_ARM_CONFIG as CONFIG
 
 
 def _person(shoulder, elbow, wrist, side="left", score=0.9):

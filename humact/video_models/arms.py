@@ -10,7 +10,7 @@ for the merged classes (max, or the mean of the two). `ArmDetector` wraps any hu
 `AVADetector` with this head, one backbone pass for both kinds of box.
 
 Which classes: the arm head is trained on the `candidates` of the config
-(`configs/ava/arm_rois.toml`: the arm/hand classes of AVA's 60 evaluated ones), and only
+(`humact/assets/ava_arm_rois.toml`: the arm/hand classes of AVA's 60 evaluated ones), and only
 the classes whose validation AP the merge improves are merged (`merge_classes`), chosen by
 `select_arm_classes` from the per-class APs with and without the merge (`humact.eval.ava`).
 """
@@ -30,9 +30,11 @@ from humact.errors import ConfigError
 from humact.video_models.ava import AVADetector
 from humact.video_models.heads import BBoxHeadAVA
 
-__all__ = ["ARM_JOINTS", "ArmRois", "arm_boxes", "ArmConfig", "load_arm_config", "ArmHead", "ArmDetector",
+__all__ = ["DEFAULT_ARM_CONFIG", "ARM_JOINTS", "ArmRois", "arm_boxes", "ArmConfig", "load_arm_config", "ArmHead", "ArmDetector",
            "merge_arm_scores", "select_arm_classes"]
 
+#: the shipped class config (package data)
+DEFAULT_ARM_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "ava_arm_rois.toml"
 #: COCO-17 (shoulder, elbow, wrist) per side
 ARM_JOINTS = {"left": (5, 7, 9), "right": (6, 8, 10)}
 
@@ -96,7 +98,7 @@ def arm_boxes(keypoints: np.ndarray, scores: np.ndarray, image_size: tuple[int, 
 
 @dataclass(frozen=True)
 class ArmConfig:
-    """The `[arm_rois]` table of a config file (see configs/ava/arm_rois.toml)."""
+    """The `[arm_rois]` table of a config file (see humact/assets/ava_arm_rois.toml)."""
 
     candidates: tuple[int, ...]
     merge_classes: tuple[int, ...]
@@ -105,7 +107,7 @@ class ArmConfig:
     merge: str = "max"
 
 
-def load_arm_config(path: str | os.PathLike) -> ArmConfig:
+def load_arm_config(path: str | os.PathLike = DEFAULT_ARM_CONFIG) -> ArmConfig:
     """Read and check `[arm_rois]` of a TOML file; errors name the file and the field."""
     path = Path(path)
     try:
