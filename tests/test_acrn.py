@@ -11,7 +11,7 @@ import torch
 
 from humact.errors import CheckpointError
 from humact.io.checkpoints import load_foreign, reference_weights
-from humact.video_models.acrn import (ACRNHead, ActorContextRelation, context_map, load_plain_detector,
+from humact.video_models.acrn import (ACRNHead, ActorContextRelation, load_plain_detector,
                                       slowfast_acrn_r50_ava, slowfast_relation_r50_ava)
 from humact.video_models.roi import RoIExtractor3D
 
@@ -53,7 +53,7 @@ def test_context_map_is_what_the_roi_extractor_pools():
     slow, fast = torch.randn(1, 6, 2, 8, 8), torch.randn(1, 2, 8, 8, 8)
     rois = torch.tensor([[0, 8.0, 8.0, 100.0, 90.0]])
     ext = RoIExtractor3D(output_size=4, spatial_scale=1 / 16)
-    ctx = context_map((slow, fast))
+    ctx = ext.pooled_map((slow, fast))
     assert ctx.shape == (1, 8, 1, 8, 8)
     assert torch.allclose(ext(ctx, rois), ext((slow, fast), rois), atol=1e-6)
 

@@ -139,10 +139,11 @@ class StreamScorer:
             flow_dir = Path(f"{base}.flow")
             r = extract_flow(video, flow_dir, FlowSpec(method=o.flow_method))
             times["flow_extract"] = time.perf_counter() - t
-            self.report.append(f"flow: {r.pairs} pairs in {flow_dir} ({'reused' if not r.computed else f'{r.computed} computed, {o.flow_method}'})")
+            how = "reused" if not r.computed else f"{r.computed} computed, {o.flow_method}"
+            self.report.append(f"flow: {r.pairs} pairs in {flow_dir} ({how})")
         bank = vid = None
         if o.lfb:
-            from humact.video_models.lfb import FeatureBank
+            from humact.video_models.lfb import FeatureBank, pool_roi_features
 
             channels = self.model.roi_head.shared_head.fbo.st_feat_conv.in_channels \
                 if o.lfb_fbo == "non_local" else self.model.roi_head.bbox_head.in_channels // 2
@@ -200,7 +201,7 @@ class StreamScorer:
                 if bank is not None:
                     tl = time.perf_counter()
                     if ts in todo:
-                        writer.add(ts, p_feats.mean(2).amax((2, 3)))      # LFBInferHead's pooling, float32
+                        writer.add(ts, pool_roi_features(p_feats).flatten(1))   # LFBInferHead's, float32
                     times["lfb"] += time.perf_counter() - tl
                 else:
                     entry["rgb"] = torch.sigmoid(self.model.classify(p_feats)).double().numpy()

@@ -2,7 +2,7 @@
 
 Both sit between the RoI extractor and the classifier and let each person's RoI feature see
 the clip's feature map around it (the temporally pooled map the extractor pools from,
-`context_map`).
+`RoIExtractor3D.pooled_map`).
 
 - `ACRNHead` (Sun et al. 2018, "Actor-Centric Relation Network"; MMAction2's `ACRNHead`):
   the RoI feature, max-pooled to one vector, is tiled over the whole map and concatenated
@@ -36,22 +36,8 @@ from humact.video_models.resnet3d import ConvBNAct
 from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
-__all__ = ["context_map", "ACRNHead", "ActorContextRelation", "ContextRoIHead", "ContextDetector",
+__all__ = ["ACRNHead", "ActorContextRelation", "ContextRoIHead", "ContextDetector",
            "slowfast_acrn_r50_ava", "slowfast_relation_r50_ava", "load_plain_detector"]
-
-
-def context_map(feats: torch.Tensor | tuple[torch.Tensor, ...], temporal_pool: str | None = "avg") -> torch.Tensor:
-    """The map `RoIExtractor3D` pools from (MMAction2's `SingleRoIExtractor3D` second output):
-    pathways brought to the longest T (nearest), pooled over time, concatenated -> (N, sum C, T', H, W)."""
-    feats = (feats,) if isinstance(feats, torch.Tensor) else tuple(feats)
-    if len(feats) >= 2:
-        t_max = max(f.shape[2] for f in feats)
-        feats = tuple(F.interpolate(f, (t_max,) + tuple(feats[0].shape[3:])) for f in feats)
-    if temporal_pool == "avg":
-        feats = tuple(f.mean(dim=2, keepdim=True) for f in feats)
-    elif temporal_pool == "max":
-        feats = tuple(f.amax(dim=2, keepdim=True) for f in feats)
-    return torch.cat(feats, dim=1)
 
 
 class ACRNHead(nn.Module):
@@ -151,7 +137,7 @@ class ContextRoIHead(nn.Module):
     def roi_features(self, feats, rois: torch.Tensor) -> torch.Tensor:
         """RoI features after the context module: ACRN (R, C, 1, H, W) relation maps, or relation-added
         (R, C, 1, 8, 8) RoI features; what `bbox_head` classifies."""
-        ctx = context_map(feats, self.bbox_roi_extractor.temporal_pool)
+        ctx = self.bbox_roi_extractor.pooled_map(feats)
         x = self.bbox_roi_extractor(ctx, rois)      # the same as pooling `feats`: ctx is already pooled
         module = self.shared_head if self.context == "acrn" else self.relation
         return module(x, ctx, rois)

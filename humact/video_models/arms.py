@@ -30,7 +30,8 @@ from humact.errors import ConfigError
 from humact.video_models.ava import AVADetector
 from humact.video_models.heads import BBoxHeadAVA
 
-__all__ = ["DEFAULT_ARM_CONFIG", "ARM_JOINTS", "ArmRois", "arm_boxes", "ArmConfig", "load_arm_config", "ArmHead", "ArmDetector",
+__all__ = ["DEFAULT_ARM_CONFIG", "ARM_JOINTS", "ArmRois", "arm_boxes", "ArmConfig", "load_arm_config", "ArmHead",
+           "ArmDetector",
            "merge_arm_scores", "select_arm_classes"]
 
 #: the shipped class config (package data)

@@ -8,14 +8,15 @@ k - 1 to frame k, 0-based; MMAction2's `RawframeDataset` flow template `flow_{}_
 With `uv` a third image `flow_uv_%05d.jpg` holds the product u*v of the clipped components,
 as `sign(u v) sqrt(|u v|)` so that it is in pixels and in +-bound like x and y (the raw
 product of sub-pixel motions would map to one grey level), through the same mapping: the
-"u*v" channel of the AVA challenge system's three-channel flow (its scaling is our choice). A folder is resumable: every image is written
-atomically, a run picks up after the last complete pair, and `flow.json` (the settings and
-the frame count) is written last, so a finished folder with the same settings is left alone.
+"u*v" channel of the AVA challenge system's three-channel flow (its scaling is our choice).
+A folder is resumable: every image is written atomically, a run picks up after the last
+complete pair, and `flow.json` (the settings and the frame count) is written last, so a
+finished folder with the same settings is left alone.
 
 Methods (`FLOW_METHODS`): `dis` (OpenCV's DIS, preset medium: the default, 35-64 ms per
-340x256 pair here), `farneback` (OpenCV's Farneback, ~42 ms), `tvl1` (`cv2.optflow.DualTVL1OpticalFlow`,
-the field's usual choice, ~1.7 s per 340x256 pair: offline extraction only; docs/ava_parts.md). TV-L1 is in
-OpenCV's *contrib* modules, which humact does not depend on: `opencv-contrib-python-headless`
+340x256 pair here), `farneback` (OpenCV's Farneback, ~42 ms), `tvl1`
+(`cv2.optflow.DualTVL1OpticalFlow`, the field's usual choice, ~1.7 s per 340x256 pair:
+offline extraction only; docs/ava_parts.md). TV-L1 is in OpenCV's *contrib* modules, which humact does not depend on: `opencv-contrib-python-headless`
 and `opencv-python-headless` both install the `cv2` package and overwrite each other, so the
 contrib wheel has to *replace* the plain one (`pip uninstall opencv-python-headless && pip
 install opencv-contrib-python-headless` of the same version); asking for `tvl1` without it is

@@ -67,7 +67,7 @@ from humact.video_models.resnet3d import ConvBNAct, ResNet3d, slowonly_r50
 from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
-__all__ = ["FeatureBank", "BankWriter", "lfb_infer_features", "build_bank", "import_mmaction2_bank",
+__all__ = ["FeatureBank", "BankWriter", "lfb_infer_features", "pool_roi_features", "build_bank", "import_mmaction2_bank",
            "NonLocalLayer", "FBONonLocal", "FBOAvg", "FBOMax", "FBOHead", "LFBRoIHead", "LFBDetector",
            "lfb_nl_slowonly_r50_ava", "lfb_slowfast_r50_ava", "load_mmaction2_lfb_detector", "BANK_FORMAT"]
 
@@ -312,11 +312,15 @@ def lfb_infer_features(detector: nn.Module, clip: torch.Tensor, rois: torch.Tens
     `detector` is any AVA detector of humact (`AVADetector`, `LFBDetector`): its backbone and
     `roi_head.bbox_roi_extractor` are used; clip (N, 3, T, H, W), rois (R, 5).
     """
-    feats = detector.forward_features(clip)
-    x = detector.roi_head.bbox_roi_extractor(feats, rois)            # (R, C, T', h, w)
+    x = detector.roi_head.bbox_roi_extractor(detector.forward_features(clip), rois)     # (R, C, T', h, w)
+    return pool_roi_features(x, temporal_pool, spatial_pool).flatten(1)
+
+
+def pool_roi_features(x: torch.Tensor, temporal_pool: str = "avg", spatial_pool: str = "max") -> torch.Tensor:
+    """(R, C, T, h, w) RoI features -> (R, C, 1, 1, 1): the pooling of MMAction2's `LFBInferHead` and of
+    `FBOHead`'s short-term side (temporal average, spatial max by default)."""
     x = x.mean(2, keepdim=True) if temporal_pool == "avg" else x.amax(2, keepdim=True)
-    x = x.mean((3, 4)) if spatial_pool == "avg" else x.amax((3, 4))
-    return x.flatten(1)
+    return x.mean((3, 4), keepdim=True) if spatial_pool == "avg" else x.amax((3, 4), keepdim=True)
 
 
 def build_bank(bank: FeatureBank, video: str, seconds: Iterable[int], features_at) -> int:
@@ -486,8 +490,7 @@ class FBOHead(nn.Module):
         self.out_channels = fbo_cfg.get("st_feat_channels", 2048) + self.fbo.out_channels
 
     def forward(self, x: torch.Tensor, lt_feat: torch.Tensor) -> torch.Tensor:
-        st = x.mean(2, keepdim=True) if self.temporal_pool == "avg" else x.amax(2, keepdim=True)
-        st = st.mean((3, 4), keepdim=True) if self.spatial_pool == "avg" else st.amax((3, 4), keepdim=True)
+        st = pool_roi_features(x, self.temporal_pool, self.spatial_pool)
         if lt_feat.dim() != 3 or lt_feat.shape[0] != x.shape[0]:
             raise ValueError(f"FBOHead: expected bank windows (R={x.shape[0]}, L, C), got {tuple(lt_feat.shape)}")
         lt = lt_feat.to(st.dtype).transpose(1, 2)[..., None, None]       # (R, C_lt, L, 1, 1)
