@@ -163,3 +163,10 @@ def test_streams_load_mmaction2_checkpoints_strictly():
     ava = reference_weights((k, v.shape) for k, v in score.rgb.state_dict().items())
     score.load_stream("rgb", ava, backbone_only=False)
     assert torch.equal(score.rgb.roi_head.bbox_head.fc_cls.weight, ava["roi_head.bbox_head.fc_cls.weight"])
+
+
+def test_the_command_lists_the_library_methods():
+    from humact.commands import flow as cmd
+    from humact.video_models import flow as lib
+
+    assert cmd.FLOW_METHODS == lib.FLOW_METHODS

@@ -20,9 +20,11 @@ from humact.commands import positive_int
 HELP = "extract dense optical flow images (x / y JPEGs as MMAction2's denseflow writes them)"
 
 
-def add_parser(subparsers) -> None:
-    from humact.video_models.flow import FLOW_METHODS
+#: `humact.video_models.flow.FLOW_METHODS` (not imported here: `humact --help` stays free of torch)
+FLOW_METHODS = ("dis", "farneback", "tvl1")
 
+
+def add_parser(subparsers) -> None:
     p = subparsers.add_parser("flow", help=HELP, description=__doc__, usage="%(prog)s VIDEO --out DIR [options]",
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("video", metavar="VIDEO", help="a video file, or a folder of videos")
