@@ -23,8 +23,8 @@ with `plan_jobs` and runs it with `run_jobs`:
   "done" marker (the JSON) is written last.
 - **Failures**: a failing input is reported once (its path and the one-line reason) and the batch
   goes on; the summary counts what was done, skipped and failed.
-- **Where the work runs** (`run_jobs(..., ray=ADDRESS)`): here, one input after another, or on a Ray
-  cluster (`humact.scale.ray_jobs`), one task per input on worker actors that each keep what the
+- **Where the work runs**: here (`run_jobs`), one input after another, or on a Ray cluster
+  (`humact.scale.ray_jobs.run_jobs_on_ray`, which builds on this module), one task per input on worker actors that each keep what the
   work loads (`Lazy`: a pose backend, a model) for all the inputs they get. The same rules hold
   there: the driver plans, skips what is done and prints the summary; `work` has to be picklable
   (a closure over plain settings and `Lazy` holders is).
@@ -314,34 +314,29 @@ def report_failure(job: Job, why: str, command: str) -> None:
     print(f"{command}: skipped {prefix}{why}", file=sys.stderr)
 
 
-def run_jobs(jobs: list[Job], work: Callable[[Job, str], str], *, force: bool = False, command: str = "humact",
-             log: Callable[[str], None] | None = print, ray: str | None = None,
-             workers: int | None = None, progress: bool = True) -> BatchSummary:
-    """Run `work(job, desc)` for every job not already done (or all with `force`).
-
-    `work` writes the job's outputs and returns a one-line note to print; a `HumactError` (bad input)
-    or any other exception (a bug, a crash in a decoder) fails that job alone: it is reported with
-    the input's path and the reason, and the batch goes on.
-
-    `ray`: run on a Ray cluster instead (`humact.scale.ray_jobs.run_on_ray`): "" starts a local one
-    (or joins the one `RAY_ADDRESS` names), else a cluster address; `workers` actors (default: one
-    per CPU of the cluster; `progress`: the driver's bar of inputs done). A command plugs in by
-    passing its `ray` option here, with what its `work` loads held in `Lazy`.
-    """
+def pending(jobs: list[Job], *, force: bool = False) -> tuple[BatchSummary, list[Job]]:
+    """A summary with the jobs already done counted as skipped (none with `force`), and the rest to do."""
     summary = BatchSummary()
-    t0 = time.perf_counter()
     todo = []
     for job in jobs:
         if not force and job.done:
             summary.skipped.append(job)
         else:
             todo.append(job)
-    if ray is not None and todo:
-        from humact.scale.ray_jobs import run_on_ray
+    return summary, todo
 
-        run_on_ray(todo, work, summary, address=ray, workers=workers, command=command, log=log, progress=progress)
-        summary.seconds = time.perf_counter() - t0
-        return summary
+
+def run_jobs(jobs: list[Job], work: Callable[[Job, str], str], *, force: bool = False, command: str = "humact",
+             log: Callable[[str], None] | None = print) -> BatchSummary:
+    """Run `work(job, desc)` here for every job not already done (or all with `force`).
+
+    `work` writes the job's outputs and returns a one-line note to print; a `HumactError` (bad input)
+    or any other exception (a bug, a crash in a decoder) fails that job alone: it is reported with
+    the input's path and the reason, and the batch goes on. The same jobs run on a Ray cluster with
+    `humact.scale.ray_jobs.run_jobs_on_ray` (what they load held in `Lazy`).
+    """
+    t0 = time.perf_counter()
+    summary, todo = pending(jobs, force=force)
     for i, job in enumerate(todo):
         desc = f"[{i + 1}/{len(todo)}] {job.rel}" if len(todo) > 1 else str(job.rel)
         ok, text = attempt(work, job, desc)

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "detect",
     "gesture",
     "eval",
+    "parse",
     "flow",
 )
 

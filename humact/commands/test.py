@@ -1,7 +1,8 @@
 """`humact test`: multi-clip testing of a trained skeleton model, or late fusion of saved scores.
 
 GCNs average the softmax of `--clips` clips; PoseConv3D that of `--clips` clips and their mirror
-images (2 x clips views, PYSKL's flip test). Writes to `--out`: `metrics.json` (top-1, top-5, mean
+images (2 x clips views, PYSKL's flip test); RGBPoseConv3D each head's over `--clips` clips, fused
+1:1 (PYSKL's RGBPose_1:1), with each head's top-1 in metrics.json too. Writes to `--out`: `metrics.json` (top-1, top-5, mean
 class accuracy, clips, sample count), `confusion.png` and `scores.npy` ((N, classes) probabilities).
 
 `--fuse J/scores.npy B/scores.npy JM/scores.npy BM/scores.npy` combines saved scores of `humact test`

@@ -1,5 +1,7 @@
 """`humact train`: train a skeleton action model (ST-GCN / ST-GCN++ on skeleton sequences, PoseConv3D
-on heatmap volumes drawn from 2D keypoints) from a config file and/or flags.
+on heatmap volumes drawn from 2D keypoints, RGBPoseConv3D on the videos' frames plus those heatmaps:
+`--model rgbposeconv3d --data` a folder of `humact extract` outputs, whose pickles name their videos)
+from a config file and/or flags.
 
 Writes to the output folder: `last.safetensors/.json` (resume by re-running the same command),
 `model.safetensors` + `model.json` (weights; config, class names, layout), `config.json`, and,
@@ -19,7 +21,7 @@ import argparse
 
 from humact.commands import positive_int
 
-HELP = "train a skeleton action recognition model (ST-GCN, ST-GCN++, PoseConv3D)"
+HELP = "train a skeleton action recognition model (ST-GCN, ST-GCN++, PoseConv3D, RGBPoseConv3D)"
 
 
 def add_parser(subparsers) -> None:

@@ -42,7 +42,8 @@ Pixels are rounded to 0.01, scores to 1e-4, metres to 1e-4: far below what the
 models resolve, and it keeps files small.
 
 PYSKL pickle: the per-video annotation dict PYSKL's pipelines and
-`humact.skeleton.datasets` read: `frame_dir`, `label`, `img_shape`,
+`humact.skeleton.datasets` read: `frame_dir`, `filename` (the video's absolute path, PYSKL's
+key for the video RGB+pose models decode), `label`, `img_shape`,
 `original_shape`, `total_frames`, `keypoint` (M, T, 17, 2) float32 and
 `keypoint_score` (M, T, 17) float32. NumPy >= 1.26 reads it (NumPy 2 names its
 array constructor `numpy._core`).
@@ -402,6 +403,7 @@ def to_pyskl(result: VideoResult, label: int = -1) -> dict[str, Any]:
     meta, tracks = result.meta, result.tracks
     return {
         "frame_dir": meta.name,
+        "filename": os.path.abspath(meta.path) if os.path.isfile(meta.path) else meta.path,
         "label": int(label),
         "img_shape": (meta.height, meta.width),
         "original_shape": (meta.height, meta.width),

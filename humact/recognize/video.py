@@ -45,6 +45,8 @@ class VideoScores:
     views_per_clip: int
     frames_decoded: int
     num_frames: int
+    #: per-head probabilities of a model with several heads (RGBPoseConv3D: "rgb", "pose"); `scores` is their fusion
+    streams: dict[str, np.ndarray] | None = None
 
     def topk(self, k: int = 5) -> list[tuple[str, int, float]]:
         order = np.argsort(-self.scores, kind="stable")[: min(k, len(self.labels))]
@@ -53,7 +55,8 @@ class VideoScores:
     def to_json(self, checkpoint: str = "", k: int = 5) -> dict:
         return {"video": self.video, "model": self.model, "checkpoint": checkpoint, "num_clips": self.num_clips,
                 "top": [{"label": lab, "index": i, "score": s} for lab, i, s in self.topk(k)],
-                "scores": self.scores.tolist(), "labels": list(self.labels)}
+                "scores": self.scores.tolist(), "labels": list(self.labels),
+                **({"streams": {k: v.tolist() for k, v in self.streams.items()}} if self.streams else {})}
 
 
 def _read_weights(checkpoint: str | os.PathLike) -> tuple[dict, dict]:

@@ -1,6 +1,6 @@
 """Batch jobs on a Ray cluster: `humact extract|analyze INPUTS --out DIR --ray [ADDRESS]`.
 
-`humact.batch.run_jobs(..., ray=ADDRESS)` comes here with the jobs still to do. The driver (this
+`run_jobs_on_ray` is `humact.batch.run_jobs` on a Ray cluster: it plans and skips as the local run does and hands the jobs still to do to `run_on_ray`. The driver (this
 process) starts `workers` actors (`BatchWorker`, one CPU each); each receives the command's
 `work` once, pickled (a closure over plain settings whose models are `humact.batch.Lazy`), so
 it loads its pose backend or model on its first input and keeps it for the rest. One Ray task
@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Callable
 
-from humact.batch import BatchSummary, Job, attempt, remove_temp_files, report_failure
+from humact.batch import BatchSummary, Job, attempt, pending, remove_temp_files, report_failure
 from humact.errors import UsageError, one_line
 
 __all__ = ["run_on_ray", "BatchWorker", "MAX_RESTARTS", "MAX_TASK_RETRIES"]
@@ -74,6 +75,21 @@ def _connect(ray, address: str) -> bool:
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise UsageError(f"--ray {address or '(local)'}: cannot reach a Ray cluster ({one_line(e)})") from None
     return True
+
+
+def run_jobs_on_ray(jobs: list[Job], work: Callable[[Job, str], str], *, force: bool = False, address: str = "",
+                    workers: int | None = None, command: str = "humact", log: Callable[[str], None] | None = print,
+                    progress: bool = True) -> BatchSummary:
+    """`humact.batch.run_jobs` on a Ray cluster: "" starts a local one (or joins the one `RAY_ADDRESS`
+    names), else a cluster address; `workers` actors (default: one per CPU of the cluster); `progress`:
+    the driver's bar of inputs done."""
+    t0 = time.perf_counter()
+    summary, todo = pending(jobs, force=force)
+    if todo:
+        run_on_ray(todo, work, summary, address=address, workers=workers, command=command, log=log,
+                   progress=progress)
+    summary.seconds = time.perf_counter() - t0
+    return summary
 
 
 def run_on_ray(todo: list[Job], work: Callable[[Job, str], str], summary: BatchSummary, *, address: str = "",

@@ -92,6 +92,8 @@ class SkeletonSample:
         keypoint_score: (M, T, V) float32 confidence, or None for ground-truth skeletons.
         img_shape: (h, w) of the frame 2D pixel keypoints live in, or None when unknown or
             the coordinates are not pixels (JHMDB's normalised ground truth).
+        video: the video file the keypoints were extracted from (PYSKL's `filename`), or None;
+            RGB+pose models (`humact.skeleton.rgbpose`) decode their frames from it.
     """
 
     keypoint: np.ndarray
@@ -99,6 +101,7 @@ class SkeletonSample:
     name: str
     keypoint_score: np.ndarray | None = None
     img_shape: tuple[int, int] | None = None
+    video: str | None = None
 
     def __post_init__(self) -> None:
         self.keypoint = np.asarray(self.keypoint, np.float32)
@@ -227,7 +230,8 @@ def load_pyskl(path: str | os.PathLike, split: str, *, classes: tuple[str, ...] 
         top = max(top, label)
         if name not in wanted:
             continue
-        samples.append(SkeletonSample(anno["keypoint"], label, name, anno.get("keypoint_score"), _img_shape(anno)))
+        samples.append(SkeletonSample(anno["keypoint"], label, name, anno.get("keypoint_score"), _img_shape(anno),
+                                      _filename(anno, path)))
     if classes is None and isinstance(data.get("classes"), (list, tuple)):
         classes = tuple(str(c) for c in data["classes"])
     if classes is None:
@@ -252,6 +256,32 @@ def _img_shape(anno: dict) -> tuple[int, int] | None:
     if shape is None or len(shape) != 2:
         return None
     return int(shape[0]), int(shape[1])
+
+
+def _filename(anno: dict, source: str | os.PathLike) -> str | None:
+    """A PYSKL annotation's `filename` (the video it was made from), None when absent."""
+    name = anno.get("filename")
+    if name is None:
+        return None
+    if not isinstance(name, (str, os.PathLike)):
+        raise InputError(f"{source}: filename: expected the path of a video, got {type(name).__name__}")
+    return os.fspath(name)
+
+
+def _extracted_video(pkl: Path, anno: dict) -> str | None:
+    """The video of a `humact extract` pickle: its `filename`, else `video.path` of the JSON result written
+    beside it (`REL.json` next to `REL.pkl`: outputs of humact before `filename` was recorded)."""
+    name = _filename(anno, pkl)
+    if name is not None:
+        return name
+    beside = pkl.with_suffix(".json")
+    if not beside.is_file():
+        return None
+    from humact.io.limits import read_json
+
+    doc = read_json(beside)
+    path = doc.get("video", {}).get("path") if isinstance(doc, dict) and isinstance(doc.get("video"), dict) else None
+    return path if isinstance(path, str) else None
 
 
 _UCLA_NAME = re.compile(r"a(\d\d)_s(\d\d)_e(\d\d)_v(\d\d)")
@@ -355,7 +385,7 @@ def load_extract_folder(root: str | os.PathLike, *, classes: tuple[str, ...] | N
         else:
             raise InputError(f"{f}: label: class {label!r} is not in the class list {list(classes)}")
         samples.append(SkeletonSample(anno["keypoint"], idx, str(anno.get("frame_dir", f.stem)),
-                                      anno.get("keypoint_score"), _img_shape(anno)))
+                                      anno.get("keypoint_score"), _img_shape(anno), _extracted_video(f, anno)))
     return SkeletonDataset(samples, tuple(classes), "coco", str(root))
 
 

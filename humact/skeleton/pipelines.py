@@ -61,7 +61,7 @@ __all__ = [
     "body_normalize", "normalize_skeleton", "stretch_indices", "rotation_3d",
     "TemporalCrop", "StretchSample", "RandomRot", "RandomScale", "FlipSkeleton", "ViewRotate",
     "MinMaxNormalize", "PadPersons", "SkeletonStream", "skeleton_pipeline",
-    "uniform_sample_indices", "pose_decode", "pose_compact", "resize", "random_resized_crop",
+    "uniform_sample_indices", "pose_decode", "compact_box", "pose_compact", "resize", "random_resized_crop",
     "flip", "random_joint_drop", "generate_pose_target", "format_gcn_input",
     "format_heatmap_input",
     "PreNormalize2D", "PreNormalize3D", "GenSkeFeat", "UniformSampleFrames", "UniformSample",
@@ -458,21 +458,18 @@ def _combine_quadruple(a, b):
     return (a[0] + a[2] * b[0], a[1] + a[3] * b[1], a[2] * b[2], a[3] * b[3])
 
 
-def pose_compact(keypoint: np.ndarray, img_shape: tuple[int, int], *, padding: float = 0.25,
-                 threshold: float = 10, hw_ratio: float | tuple[float, float] | None = None,
-                 allow_imgpad: bool = True,
-                 crop_quadruple=(0.0, 0.0, 1.0, 1.0)) -> tuple[np.ndarray, tuple[int, int], tuple]:
-    """Crop the frame to the subjects (PYSKL's ``PoseCompact``).
+def compact_box(keypoint: np.ndarray, img_shape: tuple[int, int], *, padding: float = 0.25,
+                threshold: float = 10, hw_ratio: float | tuple[float, float] | None = None,
+                allow_imgpad: bool = True) -> tuple[int, int, int, int] | None:
+    """The box ``(x0, y0, x1, y1)`` PYSKL's ``PoseCompact`` / ``MMCompact`` crop to, or None.
 
-    The tight box around every non-zero coordinate of all persons and frames is grown by
-    ``padding`` (and to ``hw_ratio``), then the keypoints are shifted into it. Zero
-    coordinates (missing joints) stay zero; NaNs become zero. Returns ``(keypoint,
-    new img_shape (h, w), crop_quadruple)``; unchanged when the box is under ``threshold``
-    pixels wide or high.
+    The tight box around every non-zero coordinate of all persons and frames (NaN counts as
+    zero), grown by ``padding`` and to ``hw_ratio``, truncated to integers; inside the frame
+    unless ``allow_imgpad``. None when it is under ``threshold`` pixels wide or high.
     """
     h, w = img_shape
-    kp = np.array(keypoint, copy=True)
-    kp[np.isnan(kp)] = 0.0
+    kp = np.asarray(keypoint)[..., :2]  # in its own dtype: PYSKL computes the box in float32
+    kp = np.where(np.isnan(kp), kp.dtype.type(0), kp)
     kx, ky = kp[..., 0], kp[..., 1]
     nzx, nzy = kx != 0, ky != 0
     min_x = np.min(kx[nzx], initial=np.inf)
@@ -480,7 +477,7 @@ def pose_compact(keypoint: np.ndarray, img_shape: tuple[int, int], *, padding: f
     max_x = np.max(kx[nzx], initial=-np.inf)
     max_y = np.max(ky[nzy], initial=-np.inf)
     if max_x - min_x < threshold or max_y - min_y < threshold:
-        return kp, (h, w), tuple(crop_quadruple)
+        return None
     center = ((max_x + min_x) / 2, (max_y + min_y) / 2)
     half_w = (max_x - min_x) / 2 * (1 + padding)
     half_h = (max_y - min_y) / 2 * (1 + padding)
@@ -491,12 +488,31 @@ def pose_compact(keypoint: np.ndarray, img_shape: tuple[int, int], *, padding: f
     x0, x1 = center[0] - half_w, center[0] + half_w
     y0, y1 = center[1] - half_h, center[1] + half_h
     if allow_imgpad:
-        x0, y0, x1, y1 = int(x0), int(y0), int(x1), int(y1)
-    else:
-        x0, y0 = int(max(0, x0)), int(max(0, y0))
-        x1, y1 = int(min(w, x1)), int(min(h, y1))
-    kx[nzx] -= x0
-    ky[nzy] -= y0
+        return int(x0), int(y0), int(x1), int(y1)
+    return int(max(0, x0)), int(max(0, y0)), int(min(w, x1)), int(min(h, y1))
+
+
+def pose_compact(keypoint: np.ndarray, img_shape: tuple[int, int], *, padding: float = 0.25,
+                 threshold: float = 10, hw_ratio: float | tuple[float, float] | None = None,
+                 allow_imgpad: bool = True,
+                 crop_quadruple=(0.0, 0.0, 1.0, 1.0)) -> tuple[np.ndarray, tuple[int, int], tuple]:
+    """Crop the frame to the subjects (PYSKL's ``PoseCompact``).
+
+    The keypoints are shifted into :func:`compact_box`. Zero coordinates (missing joints)
+    stay zero; NaNs become zero. Returns ``(keypoint, new img_shape (h, w), crop_quadruple)``;
+    unchanged when the box is under ``threshold`` pixels wide or high.
+    """
+    h, w = img_shape
+    kp = np.array(keypoint, copy=True)
+    kp[np.isnan(kp)] = 0.0
+    box = compact_box(kp, img_shape, padding=padding, threshold=threshold, hw_ratio=hw_ratio,
+                      allow_imgpad=allow_imgpad)
+    if box is None:
+        return kp, (h, w), tuple(crop_quadruple)
+    x0, y0, x1, y1 = box
+    kx, ky = kp[..., 0], kp[..., 1]
+    kx[kx != 0] -= x0
+    ky[ky != 0] -= y0
     quad = _combine_quadruple(crop_quadruple, (x0 / w, y0 / h, (x1 - x0) / w, (y1 - y0) / h))
     return kp, (y1 - y0, x1 - x0), quad
 

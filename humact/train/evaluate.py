@@ -54,7 +54,8 @@ def write_results(probs: np.ndarray, dataset: SkeletonDataset, out: str | os.Pat
 def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out: str | os.PathLike, *,
                     num_clips: int) -> dict:
     """Multi-clip test of a checkpoint on `dataset`; writes the results to `out`."""
-    from humact.recognize.skeleton import Recognizer, predict_dataset
+    from humact.eval.recognition import topk_accuracy
+    from humact.recognize.skeleton import Recognizer, predict_streams
 
     rec = Recognizer.from_checkpoint(checkpoint)
     if tuple(dataset.classes) != rec.classes:
@@ -62,15 +63,16 @@ def test_checkpoint(checkpoint: str | os.PathLike, dataset: SkeletonDataset, out
     dataset.layout = rec.layout
     t0 = time.perf_counter()
     inputs = rec.inputs(dataset, num_clips)
-    probs = predict_dataset(rec.inference_model, inputs)  # distributed: shared out, gathered on every rank
+    streams = predict_streams(rec.inference_model, inputs)  # distributed: shared out, gathered on every rank
     from humact.scale.ddp import is_main
 
     if not is_main():  # rank 0 writes the results
         return {}
     views = 2 * num_clips if zoo.get(rec.kind).input == "heatmap" else num_clips
-    return write_results(probs, dataset, out, {"checkpoint": str(checkpoint), "model": rec.kind,
-                                               "num_clips": num_clips, "num_views": views,
-                                               "test_seconds": time.perf_counter() - t0})
+    extra = {"checkpoint": str(checkpoint), "model": rec.kind, "num_clips": num_clips, "num_views": views}
+    # Several heads (RGBPoseConv3D): each head's top-1 beside the fused one, as PYSKL reports them.
+    extra.update({f"{k}_top1": topk_accuracy(v, dataset.labels, 1) for k, v in streams.items() if k != "fused"})
+    return write_results(streams["fused"], dataset, out, dict(extra, test_seconds=time.perf_counter() - t0))
 
 
 def _dataset_of(cfg, dataset: str | None, data: str | None, split: str | None, layout=None) -> SkeletonDataset:

@@ -111,7 +111,7 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
 def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
            log: Callable[[str], None] | None) -> TrainResult:
     from humact.scale import ddp
-    from humact.recognize.skeleton import build_model, in_channels_of, input_clips
+    from humact.recognize.skeleton import build_model, in_channels_of, input_clips, input_shape
     from humact.train.trainer import Trainer
 
     from humact.train.defaults import from_data
@@ -149,7 +149,7 @@ def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
                       progress=progress)
     if log:
         log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout_name}, "
-            f"{cfg.model.name} input {tuple(clips[0][0].shape[1:])} -> {out}")
+            f"{cfg.model.name} input {input_shape(clips)} -> {out}")
     history = trainer.fit(resume=resume, log=log)
     seconds = sum(h["seconds"] for h in history)
     if world.main:

@@ -259,15 +259,15 @@ class Trainer:
                 self._net = self.model
         return self._net
 
-    def _micro_step(self, x: torch.Tensor, y: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _micro_step(self, x, y: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Forward and backward of one micro-batch (gradients summed into .grad, scaled by
         1 / accumulate); `sync=False` skips DDP's gradient all-reduce until the last one."""
         net = self.net
         no_sync = net.no_sync() if not sync and net is not self.model else contextlib.nullcontext()
         with no_sync:
             with self._autocast():
-                logits = net(x)
-            loss = self.loss_fn(logits.float(), y)
+                out = _call(net, x)
+            loss, logits = self._loss(out, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"epoch {self.epoch + 1}, iteration {self.iteration}: loss is "
                                          f"{loss.item()}; lower lr or set clip_grad")
@@ -298,7 +298,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             for j in range(self.accumulate):
                 x, y = next(batches)
-                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                x, y = _to(x, self.device), y.to(self.device, non_blocking=True)
                 loss, logits = self._micro_step(x, y, sync=j == self.accumulate - 1)
                 n = len(y)
                 total_loss += loss.item() * n
@@ -323,6 +323,14 @@ class Trainer:
                 "samples_per_s": seen / (time.perf_counter() - t0), "lr": lr_at(self.iteration - 1, self.schedule),
                 "seconds": time.perf_counter() - t0}
 
+    def _loss(self, out, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, scores to take the accuracy from): the model's own `loss(out, y, loss_fn)` when it has
+        one (RGBPoseConv3D: PYSKL's weighted per-stream losses), else `loss_fn` on its logits."""
+        own = getattr(getattr(self.model, "module", self.model), "loss", None)
+        if callable(own):
+            return own(out, y, self.loss_fn)
+        return self.loss_fn(out.float(), y), out
+
     @torch.no_grad()
     def recompute_bn_stats(self, num_batches: int) -> int:
         """Precise BN (PySlowFast's `BN.USE_PRECISE_STATS`): reset every BatchNorm's running statistics
@@ -344,7 +352,7 @@ class Trainer:
         used = 0
         for x, _ in self._loader(self.epochs):
             with self._autocast():
-                self.model(x.to(self.device))
+                _call(self.model, _to(x, self.device))
             used += 1
             if used >= num_batches:
                 break
@@ -446,6 +454,22 @@ class Trainer:
 
 
 def _collate(items):
-    xs = torch.stack([x[0] if x.ndim and x.shape[0] == 1 else x for x, _ in items])
+    """Stack `(x, label)` items; `x` is a tensor, or a tuple of them for a model of several inputs
+    (RGBPoseConv3D's frames and heatmaps), each stacked on its own. A leading clip axis of 1 is dropped."""
+    def stack(xs):
+        return torch.stack([x[0] if x.ndim and x.shape[0] == 1 else x for x in xs])
+
+    first = items[0][0]
+    xs = tuple(stack(parts) for parts in zip(*(x for x, _ in items))) if isinstance(first, tuple) else \
+        stack([x for x, _ in items])
     ys = torch.tensor([y for _, y in items], dtype=torch.long)
     return xs, ys
+
+
+def _to(x, device):
+    return tuple(t.to(device, non_blocking=True) for t in x) if isinstance(x, tuple) else x.to(device, non_blocking=True)
+
+
+def _call(model, x):
+    """The model on a batch: one input, or a tuple of inputs given as separate arguments."""
+    return model(*x) if isinstance(x, tuple) else model(x)

@@ -22,7 +22,7 @@ output with that probability per training step.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -32,7 +32,8 @@ from humact.predict import predict_clips
 from humact.video_models.heads import RGBPoseHead
 from humact.video_models.resnet3d import ConvBNAct, ResNet3d
 
-__all__ = ["DeConvBNAct", "RGBPoseConv3D", "RGBPoseRecognizer", "rgbposeconv3d", "load_pyskl_rgbpose"]
+__all__ = ["DeConvBNAct", "RGBPoseConv3D", "RGBPoseRecognizer", "rgbposeconv3d", "load_pyskl_rgbpose",
+           "from_pyskl_checkpoint", "LOSS_WEIGHTS", "FUSION_WEIGHTS"]
 
 
 class DeConvBNAct(nn.Module):
@@ -63,26 +64,29 @@ class RGBPoseConv3D(nn.Module):
     """
 
     def __init__(self, *, speed_ratio: int = 4, channel_ratio: int = 4, fusion_kernel: int = 7,
-                 pose_in_channels: int = 17, rgb_detach: bool = False, pose_detach: bool = False,
-                 rgb_drop_path: float = 0.0, pose_drop_path: float = 0.0, rgb_kw: dict | None = None,
-                 pose_kw: dict | None = None) -> None:
+                 pose_in_channels: int = 17, rgb_base_channels: int = 64, pose_base_channels: int = 32,
+                 rgb_detach: bool = False, pose_detach: bool = False, rgb_drop_path: float = 0.0,
+                 pose_drop_path: float = 0.0, rgb_kw: dict | None = None, pose_kw: dict | None = None) -> None:
         super().__init__()
         for name, p in (("rgb_drop_path", rgb_drop_path), ("pose_drop_path", pose_drop_path)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"RGBPoseConv3D {name}: expected a probability in [0, 1], got {p}")
+        b, pb = rgb_base_channels, pose_base_channels
+        if b < 1 or pb < 1:
+            raise ValueError(f"RGBPoseConv3D widths: expected positive base channels, got rgb {b}, pose {pb}")
         self.speed_ratio = speed_ratio
         self.rgb_detach, self.pose_detach = rgb_detach, pose_detach
         self.rgb_drop_path, self.pose_drop_path = rgb_drop_path, pose_drop_path
         rgb_infl, pose_infl = 1, 16               # PYSKL's `lateral_infl` of each pathway
         # Channels entering each stage of a bottleneck ResNet with base width b: b, 4b, 8b, 16b.
-        rgb_in = [64, 256, 512, 1024]
-        pose_in = [32, 128, 256]
+        rgb_in = [b, 4 * b, 8 * b, 16 * b]
+        pose_in = [pb, 4 * pb, 8 * pb]
         # pose -> rgb laterals feed RGB stages 3, 4; rgb -> pose laterals feed pose stages 2, 3.
         rgb_lat = [0, 0, rgb_in[2] * rgb_infl // channel_ratio, rgb_in[3] * rgb_infl // channel_ratio]
         pose_lat = [0, pose_in[1] * channel_ratio // pose_infl, pose_in[2] * channel_ratio // pose_infl]
-        self.rgb_path = ResNet3d(depth=50, in_channels=3, base_channels=64, num_stages=4, conv1_kernel=(1, 7, 7),
+        self.rgb_path = ResNet3d(depth=50, in_channels=3, base_channels=b, num_stages=4, conv1_kernel=(1, 7, 7),
                                  inflate=(0, 0, 1, 1), lateral_inplanes=rgb_lat, **(rgb_kw or {}))
-        self.pose_path = ResNet3d(depth=50, in_channels=pose_in_channels, base_channels=32, num_stages=3,
+        self.pose_path = ResNet3d(depth=50, in_channels=pose_in_channels, base_channels=pb, num_stages=3,
                                   stage_blocks=(4, 6, 3), out_indices=(2,), conv1_kernel=(1, 7, 7),
                                   conv1_stride_s=1, pool1_stride_s=1, inflate=(0, 1, 1), spatial_strides=(2, 2, 2),
                                   temporal_strides=(1, 1, 1), dilations=(1, 1, 1), lateral_inplanes=pose_lat,
@@ -125,14 +129,45 @@ class RGBPoseConv3D(nn.Module):
         return x_rgb, x_pose
 
 
-class RGBPoseRecognizer(nn.Module):
-    """PYSKL's `MMRecognizer3D`: `RGBPoseConv3D` + `RGBPoseHead` (`backbone.*`, `cls_head.fc_{rgb,pose}.*`)."""
+#: PYSKL's `RGBPoseHead` training loss: one cross-entropy per stream, weighted (`loss_components`,
+#: `loss_weights` of configs/rgbpose_conv3d/rgbpose_conv3d.py), and its 1:1 test-time fusion.
+LOSS_WEIGHTS: dict[str, float] = {"rgb": 1.0, "pose": 1.0}
+FUSION_WEIGHTS: dict[str, float] = {"rgb": 1.0, "pose": 1.0}
 
-    def __init__(self, backbone: RGBPoseConv3D, cls_head: RGBPoseHead, *, average_clips: str = "prob") -> None:
+
+class RGBPoseRecognizer(nn.Module):
+    """PYSKL's `MMRecognizer3D`: `RGBPoseConv3D` + `RGBPoseHead` (`backbone.*`, `cls_head.fc_{rgb,pose}.*`).
+
+    `loss` is PYSKL's two-pathway training loss (what `humact.train.trainer.Trainer` calls for a
+    model that has one); `predict` averages each stream's softmax over the views and adds the
+    weighted sum under 'fused' (PYSKL's 1:1 "RGBPose_1:1" score).
+    """
+
+    def __init__(self, backbone: RGBPoseConv3D, cls_head: RGBPoseHead, *, average_clips: str = "prob",
+                 loss_weights: Mapping[str, float] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
         self.average_clips_mode = average_clips
+        self.loss_weights = dict(LOSS_WEIGHTS if loss_weights is None else loss_weights)
+        self.last_losses: dict[str, float] = {}
+
+    def loss(self, out: Mapping[str, torch.Tensor], label: torch.Tensor,
+             loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sum of weight x loss_fn(stream logits, label), fused probabilities for accuracy).
+
+        PYSKL's `MMRecognizer3D.forward_train`: `rgb_loss_cls` and `pose_loss_cls`, each scaled by its
+        weight, summed by the optimiser step; the per-stream values of the last call stay in
+        `last_losses`.
+        """
+        total, parts = None, {}
+        for name, weight in self.loss_weights.items():
+            part = loss_fn(out[name].float(), label) * weight
+            parts[name] = float(part.detach())
+            total = part if total is None else total + part
+        self.last_losses = parts
+        fused = sum(out[k].float().softmax(1) * w for k, w in FUSION_WEIGHTS.items())
+        return total, fused
 
     def forward_features(self, imgs: torch.Tensor, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.backbone(imgs, heatmaps)
@@ -151,14 +186,22 @@ class RGBPoseRecognizer(nn.Module):
         if imgs.dim() == 5:
             imgs, heatmaps = imgs[:, None], heatmaps[:, None]
         scores = predict_clips(self, imgs, heatmaps, mode=self.average_clips_mode)
-        weights = dict(weights or {"rgb": 1.0, "pose": 1.0})
+        weights = dict(weights or FUSION_WEIGHTS)
         scores["fused"] = sum(scores[k] * w for k, w in weights.items())
         return scores
 
 
 def rgbposeconv3d(*, num_classes: int = 60, pose_in_channels: int = 17, dropout: float = 0.5,
-                  **backbone_kw) -> RGBPoseRecognizer:
-    """PYSKL / MMAction2 `configs/.../rgbpose_conv3d/rgbpose_conv3d.py` (NTU-60: 60 classes, 17 keypoints)."""
+                  base_channels: int = 64, **backbone_kw) -> RGBPoseRecognizer:
+    """PYSKL / MMAction2 `configs/.../rgbpose_conv3d/rgbpose_conv3d.py` (NTU-60: 60 classes, 17 keypoints).
+
+    `base_channels` is the RGB pathway's first width (PYSKL: 64); the pose pathway gets half of it
+    (PYSKL: 32), so a narrower variant keeps the two pathways' ratio and the laterals' shapes.
+    """
+    if base_channels < 2 or base_channels % 2:
+        raise ValueError(f"rgbposeconv3d base_channels: expected an even width >= 2, got {base_channels}")
+    backbone_kw.setdefault("rgb_base_channels", base_channels)
+    backbone_kw.setdefault("pose_base_channels", base_channels // 2)
     backbone = RGBPoseConv3D(pose_in_channels=pose_in_channels, **backbone_kw)
     head = RGBPoseHead(in_channels=backbone.feat_dims, num_classes=num_classes, dropout=dropout)
     return RGBPoseRecognizer(backbone, head)
@@ -167,6 +210,29 @@ def rgbposeconv3d(*, num_classes: int = 60, pose_in_channels: int = 17, dropout:
 def load_pyskl_rgbpose(model: RGBPoseRecognizer, checkpoint: str | os.PathLike | Mapping) -> RGBPoseRecognizer:
     """Load a PYSKL / MMAction2 RGBPoseConv3D checkpoint strictly (`state_dict` or bare, `module.` stripped;
     MMAction2's `data_preprocessor.*` buffers ignored)."""
-    state_dict, name = read_foreign(checkpoint)
-    state_dict = {k: v for k, v in state_dict.items() if not k.startswith("data_preprocessor.")}
+    state_dict, name = _pyskl_state(checkpoint)
     return load_strict(model, state_dict, name)
+
+
+def _pyskl_state(checkpoint: str | os.PathLike | Mapping) -> tuple[dict, str]:
+    state_dict, name = read_foreign(checkpoint)
+    return {k: v for k, v in state_dict.items() if not k.startswith("data_preprocessor.")}, name
+
+
+def from_pyskl_checkpoint(checkpoint: str | os.PathLike | Mapping) -> RGBPoseRecognizer:
+    """A PYSKL / MMAction2 RGBPoseConv3D checkpoint as a model: classes, heatmap channels and width read from
+    its `cls_head.fc_rgb.weight` and first convolutions, then loaded strictly (eval mode)."""
+    from humact.errors import CheckpointError
+
+    state_dict, name = _pyskl_state(checkpoint)
+    shapes = {}
+    for key in ("cls_head.fc_rgb.weight", "backbone.pose_path.conv1.conv.weight",
+                "backbone.rgb_path.conv1.conv.weight"):
+        if key not in state_dict or state_dict[key].dim() < 2:
+            raise CheckpointError(f"{name}: no {key!r}: not an RGBPoseConv3D checkpoint")
+        shapes[key] = tuple(state_dict[key].shape)
+    model = rgbposeconv3d(num_classes=shapes["cls_head.fc_rgb.weight"][0],
+                          pose_in_channels=shapes["backbone.pose_path.conv1.conv.weight"][1],
+                          rgb_base_channels=shapes["backbone.rgb_path.conv1.conv.weight"][0],
+                          pose_base_channels=shapes["backbone.pose_path.conv1.conv.weight"][0])
+    return load_strict(model, state_dict, name).eval()
