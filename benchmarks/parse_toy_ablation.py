@@ -30,7 +30,8 @@ def main() -> None:
     from humact.parsing.dataset import read_tps
     from humact.parsing.detector import DetectorConfig, PartDetector, decode, detector_items, train_detector
     from humact.perception.boxes import box_iou
-    from tests.tps_toy import VIDEOS, build_toy_tps
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from tps_toy import VIDEOS, build_toy_tps
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=40)

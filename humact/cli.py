@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "gesture",
     "eval",
     "parse",
+    "flow",
 )
 
 

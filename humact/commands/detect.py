@@ -13,6 +13,15 @@ multi-crop x flip testing. One --boxes per --model gives each detector its own b
 matched across models (IoU >= 0.5, greedy by box score) and a box no other model has keeps its own
 model's scores.
 
+Extra streams on one AVA detector (humact.detect.streams, docs/ava_parts.md): --lfb (long-term
+feature bank, REL.lfb/; --checkpoint is then an MMAction2 LFB detector's), --arm-rois (arm boxes
+from the tracks' keypoints, an arm head merged into the person's scores), --flow (flow images in
+REL.flow/, `humact flow`'s format, extracted once; a flow SlowOnly detector, scores averaged),
+--audio (1-s log-mel at each keyframe, a VGG-style CNN for the audible classes; no audio track:
+off). `--checkpoint random` runs the detector with seeded untrained weights (for trying the
+pipeline: the output says so); the arm head, flow detector and audio CNN are untrained unless
+--arm-checkpoint / --flow-checkpoint / --audio-checkpoint are given.
+
 For each input REL it writes, atomically, into DIR:
   REL.ava.csv         video_id,timestamp,x1,y1,x2,y2,action_id,score (boxes normalised), for `humact eval ava`
   REL.timeline.png    per-person action timeline
@@ -59,7 +68,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", action="append", default=None, metavar="NAME",
                    help="'skeleton' (default, offline) or an AVA detector; repeat with --checkpoint to fuse")
     p.add_argument("--checkpoint", action="append", default=[], metavar="PATH_OR_URL",
-                   help="MMAction2 AVA checkpoint of each --model (a path, or a URL fetched once)")
+                   help="MMAction2 AVA checkpoint of each --model (a path, or a URL fetched once; 'random': untrained, with the extra streams)")
     p.add_argument("--skeleton-model", metavar="PATH", help="model.safetensors for the skeleton default")
     p.add_argument("--label-map", metavar="PBTXT", help="AVA label map naming the detector's classes")
     p.add_argument("--rate", type=_positive, default=1.0, help="keyframes per second (default: %(default)s)")
@@ -84,6 +93,21 @@ def add_parser(subparsers) -> None:
     p.add_argument("--fusion", choices=("mean", "mean_logit", "topk_logit"), default="mean",
                    help="fusing several detectors: mean after / before the sigmoid, top-k (k=n//2) before it")
     p.add_argument("--no-timeline", dest="timeline", action="store_false", help="no timeline PNG")
+    g = p.add_argument_group("extra streams (one AVA detector)")
+    g.add_argument("--lfb", action="store_true", help="long-term feature bank (slowonly_r50_4x16_ava or slowfast_r50_4x16_ava)")
+    g.add_argument("--lfb-fbo", choices=("non_local", "avg", "max"), default="non_local",
+                   help="feature bank operator (default: %(default)s)")
+    g.add_argument("--lfb-window", type=positive_int, default=100, help="bank window, seconds (default: %(default)s)")
+    g.add_argument("--arm-rois", action="store_true", help="arm boxes from the keypoints, merged into the person scores")
+    g.add_argument("--arm-config", metavar="TOML", help="arm classes (default: humact/assets/ava_arm_rois.toml)")
+    g.add_argument("--arm-checkpoint", metavar="PATH", help="trained arm head (humact safetensors)")
+    g.add_argument("--flow", action="store_true", help="optical-flow stream (flow images extracted once into REL.flow/)")
+    g.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis",
+                   help="flow method when extracting (default: %(default)s)")
+    g.add_argument("--flow-checkpoint", metavar="PATH_OR_URL", help="flow AVA detector (MMAction2 layout, 2 channels)")
+    g.add_argument("--audio", action="store_true", help="audio stream for the audible classes")
+    g.add_argument("--audio-checkpoint", metavar="PATH", help="trained audio CNN (humact safetensors)")
+    g.add_argument("--audio-weight", type=_fraction, default=0.5, help="audio's share of the audible classes' scores")
     p.set_defaults(func=run)
 
 
@@ -92,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from humact.commands.extract import options_from_args
     from humact.detect.pipeline import SKELETON, DetectOptions, detect
+    from humact.detect.streams import StreamOptions
     from humact.errors import UsageError
 
     models = args.model or [SKELETON]
@@ -111,7 +136,13 @@ def run(args: argparse.Namespace) -> int:
                         timestamp_start=args.timestamp_start, box_threshold=args.box_threshold,
                         threshold=args.threshold, label_threshold=args.label_threshold, window_s=args.window,
                         min_frames=args.min_frames, sampling=args.sampling, tta=args.tta, fusion=args.fusion,
-                        timeline=args.timeline)
+                        timeline=args.timeline,
+                        streams=StreamOptions(lfb=args.lfb, lfb_fbo=args.lfb_fbo, lfb_window=args.lfb_window,
+                                              arm_rois=args.arm_rois, arm_config=args.arm_config,
+                                              arm_checkpoint=args.arm_checkpoint, flow=args.flow,
+                                              flow_method=args.flow_method, flow_checkpoint=args.flow_checkpoint,
+                                              audio=args.audio, audio_checkpoint=args.audio_checkpoint,
+                                              audio_weight=args.audio_weight))
     summary = detect(args.input, args.out, options_from_args(args), det)
     if len(summary.done) + len(summary.failed) != 1 or summary.skipped:
         print(summary.line(args.out))

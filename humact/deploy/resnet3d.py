@@ -35,8 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from humact.deploy.common import Unfusable, fold_bn, register_twin, require_type
+from humact.video_models.acrn import ContextDetector
 from humact.video_models.ava import AVADetector
 from humact.video_models.csn import ResNet3dCSN
+from humact.video_models.lfb import LFBDetector
 from humact.video_models.recognizer import Recognizer3D
 from humact.video_models.resnet3d import Bottleneck3d, ConvBNAct, ResNet3d
 from humact.video_models.slowfast import ResNet3dSlowFast
@@ -216,9 +218,11 @@ def _run_channels_last(model: Recognizer3D) -> Recognizer3D:
 
 
 def _fuse_ava_detector(model: AVADetector) -> AVADetector:
-    """An AVADetector on the twin of its backbone, with a frozen copy of its RoI head."""
-    require_type(model, AVADetector, "the model")
-    return AVADetector(fuse_backbone(model.backbone), copy.deepcopy(model.roi_head).requires_grad_(False)).eval()
+    """An AVA detector (the plain one, or the feature-bank / context detectors of `video_models.lfb` /
+    `video_models.acrn`, whose parts after the backbone are all in the RoI head) on the twin of its
+    backbone, with a frozen copy of its RoI head."""
+    require_type(model, (AVADetector, LFBDetector, ContextDetector), "the model")
+    return type(model)(fuse_backbone(model.backbone), copy.deepcopy(model.roi_head).requires_grad_(False)).eval()
 
 
 register_twin(Recognizer3D, FusedRecognizer3D, backbone=ResNet3d)
@@ -226,5 +230,6 @@ register_twin(Recognizer3D, FusedRecognizer3D, backbone=ResNet3dSlowFast)
 register_twin(Recognizer3D, _run_channels_last, backbone=ResNet3dCSN)
 register_twin(Recognizer3D, _run_channels_last)                     # non-local I3D, any other backbone
 register_twin(FusedRecognizer3D, lambda twin: twin)                  # already a twin
-register_twin(AVADetector, _fuse_ava_detector, backbone=ResNet3d)
-register_twin(AVADetector, _fuse_ava_detector, backbone=ResNet3dSlowFast)
+for _detector in (AVADetector, LFBDetector, ContextDetector):
+    register_twin(_detector, _fuse_ava_detector, backbone=ResNet3d)
+    register_twin(_detector, _fuse_ava_detector, backbone=ResNet3dSlowFast)

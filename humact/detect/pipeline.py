@@ -53,6 +53,8 @@ class DetectOptions:
         tta: multi-crop x flip testing (short sides 224, 256, 320, each flipped).
         fusion: how several detectors' scores are fused ("mean", "mean_logit", "topk_logit").
         timeline: write the timeline PNG.
+        streams: the extra streams on one AVA detector (`humact.detect.streams`: feature bank, arm
+            RoIs, flow, audio), or None.
     """
 
     model: list[str] = field(default_factory=lambda: [SKELETON])
@@ -73,6 +75,7 @@ class DetectOptions:
     tta: bool = False
     fusion: str = "mean"
     timeline: bool = True
+    streams: object = None
 
     @property
     def skeleton(self) -> bool:
@@ -120,6 +123,9 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
     o = options or ExtractOptions()
     d = det or DetectOptions()
     config = o.config or ExtractConfig()
+    streams = d.streams is not None and d.streams.any
+    if streams and d.skeleton:
+        raise UsageError("--lfb / --arm-rois / --flow / --audio need an AVA detector (--model NAME --checkpoint ...)")
     if d.skeleton:
         from humact.recognize.skeleton import DEFAULT_MODEL, Recognizer
 
@@ -134,6 +140,17 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         labels, class_ids, model_name = scorer.classes, np.arange(1, len(scorer.classes) + 1), scorer.name
         threshold = 0.05 if d.threshold is None else d.threshold
         shown = 0.25 if d.label_threshold is None else d.label_threshold
+    elif streams:
+        from humact.detect.streams import load_stream_scorer
+
+        if len(d.model) != 1:
+            raise UsageError("--lfb / --arm-rois / --flow / --audio run on one AVA detector (one --model)")
+        kw = dict(label_map=d.label_map, sampling=d.sampling, tta=d.tta)
+        scorer = load_stream_scorer(d.model[0], d.checkpoints[0], d.streams, **kw)
+        model = Lazy(load_stream_scorer, d.model[0], d.checkpoints[0], d.streams, value=scorer, **kw)
+        labels, class_ids, model_name = scorer.labels, scorer.class_ids, scorer.name
+        threshold = 0.002 if d.threshold is None else d.threshold
+        shown = 0.5 if d.label_threshold is None else d.label_threshold
     else:
         from humact.detect.rgb import load_detectors
 
@@ -145,7 +162,10 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         shown = 0.5 if d.label_threshold is None else d.label_threshold
     if d.model_boxes and (d.skeleton or d.boxes or len(d.model_boxes) != len(d.model)):
         raise UsageError("--boxes: give one box file for all detectors, or one per --model (AVA detectors)")
-    perceive = d.skeleton or (d.boxes is None and not d.model_boxes)
+    if d.model_boxes and streams:
+        raise UsageError("--boxes per --model: the extra streams (--lfb, --arm-rois, --flow, --audio) take one "
+                         "detector and one box source")
+    perceive = d.skeleton or (d.boxes is None and not d.model_boxes) or bool(streams and d.streams.arm_rois)
     kinds = ("json", "csv") + (("timeline",) if d.timeline else ()) + \
         (("video",) if _write_video(o.video, source) else ())
     prepare_output_dir(out)
@@ -192,6 +212,15 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
             boxes, scores = fuse_across_proposals(each, probs, d.fusion)
             scores = scores.astype(np.float32)
             why = [""] * len(boxes)
+        elif streams:
+            if d.boxes:
+                rows = kfm.assign_tracks(boxes, keyframes, tracks, meta)
+            else:
+                row_of = {int(t): m for m, t in enumerate(tracks.track_ids.tolist())}
+                rows = np.array([row_of.get(int(t), -1) for t in boxes.track_ids], np.int64)
+            scores, why = model().score_video(job.input, meta, keyframes, boxes, progress=o.progress, desc=desc,
+                                             tracks=tracks, track_rows=rows,
+                                             out_base=str(job.outputs["json"])[:-len(".json")])
         else:
             scores, why = model().score_video(job.input, meta, keyframes, boxes,
                                              progress=o.progress, desc=desc)
@@ -213,6 +242,7 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         n_rows = write_ava_csv(dets, job.outputs["csv"], video_id, (meta.width, meta.height))
         lines = [f"{job.rel}: {len(keyframes)} keyframes, {len(dets)} person boxes with actions "
                  f"({int((~keep).sum())} without), {n_rows} CSV rows, model {model_name}"]
+        lines += [f"  {r}" for r in getattr(model(), "report", [])]     # the extra streams' note
         for k in range(len(keyframes)):
             on = np.flatnonzero(dets.keyframe == k)
             people = "; ".join(f"#{int(dets.track_ids[r])}: " + ", ".join(

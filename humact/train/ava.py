@@ -112,7 +112,7 @@ def train_ava(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bo
     """Train the AVA detector `cfg` names on its AVA-format data (module docstring) -> TrainResult."""
     from humact import zoo
     from humact.scale import ddp
-    from humact.train.run import TrainResult
+    from humact.train.trainer import TrainResult
     from humact.train.trainer import Trainer
     from humact.video_models.ava import build_detector
 

@@ -11,7 +11,6 @@ take `humact.train.ava.train_ava` instead: AVA-format data, boxes and multi-labe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +19,7 @@ import torch
 from humact.config import TrainConfig
 from humact.errors import ConfigError, InputError
 from humact.skeleton.datasets import SkeletonDataset, load_dataset
+from humact.train.trainer import TrainResult
 
 __all__ = ["load_splits", "describe", "make_validator", "train_model", "TrainResult"]
 
@@ -78,17 +78,6 @@ def make_validator(cfg: TrainConfig, val: SkeletonDataset | None) -> Callable | 
         return {"top1": topk_accuracy(probs, labels, 1), "loss": loss, "n": int(len(labels))}
 
     return validate
-
-
-@dataclass
-class TrainResult:
-    """What a run produced: the checkpoint, the per-epoch history and the test metrics (if tested)."""
-
-    out: Path
-    checkpoint: Path
-    history: list[dict]
-    metrics: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, progress: bool = True,

@@ -34,7 +34,7 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -97,6 +97,17 @@ def make_optimizer(model: nn.Module, *, lr: float, momentum: float = 0.9, weight
     """SGD with Nesterov momentum and weight decay on every parameter (PYSKL's GCN recipe)."""
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
                            nesterov=nesterov)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the checkpoint, the per-epoch history and the test metrics (if tested)."""
+
+    out: Path
+    checkpoint: Path
+    history: list[dict]
+    metrics: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 class Trainer:

@@ -135,7 +135,9 @@ class RoIExtractor3D(nn.Module):
         self.roi_layer = RoIAlign(output_size, spatial_scale=spatial_scale, sampling_ratio=sampling_ratio,
                                   aligned=aligned)
 
-    def forward(self, feats: torch.Tensor | tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
+    def pooled_map(self, feats: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The map RoIAlign runs on (MMAction2's second output of the extractor): pathways brought to the
+        longest T (nearest), pooled over time with `temporal_pool`, concatenated -> (N, sum C, T', H, W)."""
         feats = (feats,) if isinstance(feats, torch.Tensor) else tuple(feats)
         if len(feats) >= 2:
             t_max = max(f.shape[2] for f in feats)
@@ -144,7 +146,10 @@ class RoIExtractor3D(nn.Module):
             feats = tuple(f.mean(dim=2, keepdim=True) for f in feats)
         elif self.temporal_pool == "max":
             feats = tuple(f.amax(dim=2, keepdim=True) for f in feats)
-        feat = torch.cat(feats, dim=1)
+        return torch.cat(feats, dim=1)
+
+    def forward(self, feats: torch.Tensor | tuple[torch.Tensor, ...], rois: torch.Tensor) -> torch.Tensor:
+        feat = self.pooled_map(feats)
         out = []
         for t in range(feat.shape[2]):
             roi_feat = self.roi_layer(feat[:, :, t], rois)
