@@ -1,7 +1,8 @@
 """Perception speed per backend: frames per second end to end and milliseconds per frame per stage.
 
 Columns: track ids, ids seen for at least 1 s (`pipeline.lasting_ids`), frames with at least
-one / two tracked people, frames per second. Stages: decode (PyAV, to RGB); the backend's own stages (MoveNet: "infer" = the whole-frame
+one / two tracked people, frames per second.
+Stages: decode (PyAV, to RGB); the backend's own stages (MoveNet: "infer" = the whole-frame
 pass, "refine" = the per-person crop passes, "assist" = BlazePose landmark passes for
 people MoveNet misses; BlazePose and YOLOX top-down: "detect", "landmarks"); other (the
 rest of the backend call); track (plausibility, pose NMS, box refinement, tracking, part

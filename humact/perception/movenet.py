@@ -10,7 +10,10 @@ Per frame (`MoveNetBackend.__call__`):
          box (ymin, xmin, ymax, xmax) normalised, person score      (`decode_movenet`)
       canvas -> frame pixels, keypoints clipped into the frame
       with `refine` (ours): each person again, alone in a square crop around their box
-      resized to 256 x 256, keeping the crop's pose that matches theirs (`refine_crop`)
+      resized to 160 x 160, keeping the crop's pose that matches theirs (`refine_crop`)
+    on the frames between whole-frame passes (`full_every`, ours): only the crops, around
+      each person's previous box (`follow`); the whole-frame pass after all when one is lost
+    + the landmark assistant's people (`topdown.LandmarkAssist`)
     -> Detections (COCO-17 keypoints, no landmarks)
 
 The model is Google's, unchanged (Apache-2.0; the file comes from the
@@ -318,7 +321,8 @@ class MoveNetBackend:
         return decode_movenet(raw, canvas_size=(cw, ch), frame_scale=(rw / w, rh / h), frame_size=(w, h),
                               min_person_score=thr, outside_score_cap=self.outside_score_cap)
 
-    def refine_crop(self, frame: np.ndarray, det: Detections, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def refine_crop(self, frame: np.ndarray, det: Detections,
+                    i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Person `i` of `det` re-posed in a crop of their own: (keypoints (17, 2) frame
         pixels, scores (17,), the crop's box for them (4,) xyxy frame pixels), or None when
         the crop's best pose is not theirs (OKS below `refine_min_oks`)."""
@@ -377,7 +381,8 @@ class MoveNetBackend:
         whose crop gives no pose of theirs (OKS below `refine_min_oks` with their previous
         pose, or fewer than `min_keypoints` keypoints >= 0.3) is left out, and of two that
         become one pose (OKS > SAME_POSE_OKS) the second is (`__call__` then runs the
-        whole-frame pass on that frame after all). Boxes are the crop's boxes; scores stay those of the whole-frame pass."""
+        whole-frame pass on that frame after all). Boxes are the crop's boxes; scores stay
+        those of the whole-frame pass."""
         from humact.perception.boxes import box_area, oks_matrix
 
         rows, kps, kss, boxes = [], [], [], []
