@@ -116,6 +116,12 @@ class _Track:
     hist: np.ndarray | None = None  # running mean of the torso histogram, when images are given
 
 
+def bhattacharyya(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficient sum(sqrt(a * b)) over the last axis of two (broadcast)
+    normalised histograms: 1 for equal ones, 0 for disjoint ones."""
+    return np.sqrt(np.clip(np.asarray(a, np.float64), 0, None) * np.clip(np.asarray(b, np.float64), 0, None)).sum(-1)
+
+
 def _centre(box: np.ndarray) -> np.ndarray:
     return 0.5 * (box[..., :2] + box[..., 2:])
 
@@ -241,7 +247,7 @@ class Tracker:
         sim = np.where(has_common, mixed, iou)
         if self.appearance_weight > 0 and det_hists is not None and all(t.hist is not None for t in tracks):
             th = np.stack([t.hist for t in tracks]).astype(np.float64)
-            bc = np.sqrt(th[:, None, :] * det_hists[None, :, :].astype(np.float64)).sum(-1)  # Bhattacharyya
+            bc = bhattacharyya(th[:, None, :], det_hists[None, :, :])
             pc = _centre(boxes)
             diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             dist = np.linalg.norm(pc[:, None, :] - _centre(det.xyxy.astype(np.float64))[None], axis=-1)
@@ -492,7 +498,7 @@ def stitch_tracklets(det: Detections, *, max_gap: int, histograms: np.ndarray | 
                 continue
             cost = dist
             if histograms is not None:
-                bc = float(np.sqrt(np.clip(sa["htail"], 0, None) * np.clip(sb["hhead"], 0, None)).sum())
+                bc = float(bhattacharyya(sa["htail"], sb["hhead"]))
                 if bc < min_colour:
                     continue
                 cost += 1.0 - bc
