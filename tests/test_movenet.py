@@ -140,3 +140,47 @@ def test_loading_models_prints_no_xnnpack_line():
         pytest.skip("model files missing")
     assert proc.returncode == 0, proc.stderr
     assert "XNNPACK" not in proc.stderr and "INFO:" not in proc.stderr
+
+
+def test_downscale_averages_like_one_inter_area_resize_and_other_filters_are_unchanged():
+    import cv2
+
+    from humact.perception.movenet import downscale
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), (0, 0), 3)
+    once = cv2.resize(frame, (256, 144), interpolation=cv2.INTER_AREA).astype(int)
+    ours = downscale(frame, (256, 144))
+    assert ours.shape == (144, 256, 3) and np.abs(ours.astype(int) - once).mean() < 1.0
+    odd = frame[:1079, :1917]      # odd sides are never halved: one resize, as cv2's
+    assert (downscale(odd, (256, 144)) == cv2.resize(odd, (256, 144), interpolation=cv2.INTER_AREA)).all()
+    lin = downscale(frame, (256, 144), cv2.INTER_LINEAR)
+    assert (lin == cv2.resize(frame, (256, 144), interpolation=cv2.INTER_LINEAR)).all()
+
+
+def test_between_whole_frame_passes_each_person_is_followed_in_their_own_crop(backend):
+    from humact.perception.boxes import box_area, oks_matrix
+    from humact.perception.movenet import MoveNetBackend
+    from humact.video import read_frames
+
+    frames = [rgb for _, rgb in read_frames(shared_file("data", "media", "ntu_hug_1080p.avi"), stop=3)]
+    every = MoveNetBackend(num_threads=2, full_every=1, assist=False)
+    alternate = MoveNetBackend(num_threads=2, full_every=2, assist=False)
+    got = {}
+    for name, b in (("every", every), ("alternate", alternate)):
+        b.reset()
+        passes = []
+        for t, rgb in enumerate(frames):
+            before = b.times["infer"]
+            got[name, t] = b(rgb, t)
+            passes.append(b.times["infer"] > before)
+        got[name] = passes
+    assert got["every"] == [True, True, True] and got["alternate"] == [True, False, True]
+    a, f = got["every", 1], got["alternate", 1]
+    assert len(a) == len(f) == 2 and (f.frame == 1).all()
+    oks, _ = oks_matrix(a.keypoints, a.keypoint_scores, f.keypoints, f.keypoint_scores, box_area(a.xyxy))
+    assert (oks.max(axis=1) > 0.95).all()        # the same two poses, person by person
+    # A frame that does not follow the previous one (a new video, a dropped frame) gets the whole pass.
+    before = alternate.times["infer"]
+    alternate(frames[0], 7)
+    assert alternate.times["infer"] > before

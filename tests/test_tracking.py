@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -343,3 +345,124 @@ def test_without_an_image_the_appearance_weight_changes_nothing():
     a = track(_detections(rows), 10, appearance_weight=0.0).track_id
     b = track(_detections(rows), 10, appearance_weight=1.0).track_id
     assert a.tolist() == b.tolist()
+
+
+# --- gates: a track never jumps to another body or to a pose spread over two --------------
+
+
+def test_the_gate_refuses_far_or_much_larger_boxes_and_allows_more_after_a_gap():
+    tr = Tracker(max_shift=0.5, max_shift_growth=0.05, max_area_ratio=3.0)
+    pred = np.array([[0.0, 0.0, 30.0, 40.0]])            # diagonal 50
+    near, far = [10.0, 0.0, 40.0, 40.0], [30.0, 0.0, 60.0, 40.0]   # centre 10 px / 30 px away
+    big, small = [0.0, 0.0, 60.0, 80.0], [10.0, 10.0, 20.0, 20.0]  # 4 x / 1/12 the area
+    ok = tr.gate(pred, np.array([1.0]), np.array([near, far, big, small]))
+    assert ok.tolist() == [[True, False, False, False]]
+    assert tr.gate(pred, np.array([2.0]), np.array([[26.0, 0.0, 56.0, 40.0]]))[0, 0]     # 26 px: 0.55 diag
+    assert not tr.gate(pred, np.array([1.0]), np.array([[26.0, 0.0, 56.0, 40.0]]))[0, 0]
+    assert Tracker().gate(pred, np.array([1.0]), np.array([far, big])).all()          # off by default
+
+
+def test_with_the_gates_a_pose_spread_over_two_people_does_not_take_over_a_track():
+    # One person tracked for 10 frames; on frames 10-11 the only detection is a pose spread
+    # over them and their neighbour (a box 2.5 x as wide that still overlaps theirs, IoU 0.4).
+    rows = [(t, *_person(300, 100, 300)) for t in range(12)]
+    box, kp = _person(300, 100, 300)
+    spread = np.array([box[0], box[1], box[0] + 2.5 * (box[2] - box[0]), box[3]])
+    for t in (10, 11):
+        rows[t] = (t, spread, kp + np.array([100.0, 0.0]))
+    rows += [(t, *_person(300, 100, 300)) for t in range(12, 20)]
+    plain = track(_detections(rows), 20)
+    gated = track(_detections(rows), 20, max_shift=0.5, max_area_ratio=2.0)
+    assert plain.track_id[10] == plain.track_id[0]          # without the gates the track takes it
+    assert gated.track_id[10] != gated.track_id[0]
+    assert (gated.track_id[12:] == gated.track_id[0]).all()  # and the person keeps their id after it
+
+
+# --- offline stitching ------------------------------------------------------------------------
+
+
+def _tracked(spans):
+    """spans: list of (id, first, last, cx) -> Detections of standing people with those ids."""
+    rows, ids = [], []
+    for tid, a, b, cx in spans:
+        for t in range(a, b + 1):
+            rows.append((t, *_person(cx, 100, 300)))
+            ids.append(tid)
+    det = _detections(rows)
+    return dataclasses.replace(det, track_id=np.array(ids, np.int64))
+
+
+def _spans(det):
+    return sorted({int(i): (int(det.frame[det.track_id == i].min()), int(det.frame[det.track_id == i].max()))
+                   for i in np.unique(det.track_id)}.items())
+
+
+def test_stitching_joins_a_person_lost_and_found_at_the_same_place():
+    from humact.perception.tracking import stitch_tracklets
+
+    det = _tracked([(0, 0, 9, 300), (1, 0, 30, 900), (2, 20, 30, 305)])
+    out = stitch_tracklets(det, max_gap=15)
+    assert _spans(out) == [(0, (0, 30)), (1, (0, 30))]
+    assert len(np.unique(out.track_id[out.frame == 25])) == 2   # never two rows of a frame with one id
+    assert (out.track_id[det.track_id == 2] == out.track_id[0]).all()
+
+
+def test_stitching_never_joins_tracks_that_overlap_in_time_far_apart_or_after_too_long():
+    from humact.perception.tracking import stitch_tracklets
+
+    overlapping = _tracked([(0, 0, 10, 300), (1, 10, 20, 300)])
+    assert len(np.unique(stitch_tracklets(overlapping, max_gap=15).track_id)) == 2
+    elsewhere = _tracked([(0, 0, 9, 300), (1, 12, 20, 600)])       # 300 px away: 2.4 diagonals
+    assert len(np.unique(stitch_tracklets(elsewhere, max_gap=15).track_id)) == 2
+    late = _tracked([(0, 0, 9, 300), (1, 40, 50, 300)])
+    assert len(np.unique(stitch_tracklets(late, max_gap=15).track_id)) == 2
+    assert len(np.unique(stitch_tracklets(late, max_gap=40).track_id)) == 1
+    assert len(np.unique(stitch_tracklets(late, max_gap=0).track_id)) == 2
+
+
+def test_stitching_chains_in_time_order_and_each_track_continues_one():
+    from humact.perception.tracking import stitch_tracklets
+
+    # 0 is lost and two tracks start at its place: 1 (first) continues it, 2 continues 1.
+    det = _tracked([(0, 0, 5, 300), (1, 8, 12, 302), (2, 15, 20, 298)])
+    assert _spans(stitch_tracklets(det, max_gap=10)) == [(0, (0, 20))]
+    # Two candidates start at the same frame: the nearer one continues, the other stays apart.
+    det = _tracked([(0, 0, 5, 300), (1, 8, 12, 360), (2, 8, 12, 305)])
+    out = stitch_tracklets(det, max_gap=10, max_distance=0.5)
+    assert (out.track_id[det.track_id == 2] == out.track_id[0]).all()
+    assert (out.track_id[det.track_id == 1] != out.track_id[0]).all()
+
+
+def test_stitching_uses_the_torso_colour_when_given():
+    from humact.perception.tracking import stitch_tracklets
+
+    det = _tracked([(0, 0, 9, 300), (1, 12, 20, 300)])
+    red, blue = np.zeros(96, np.float32), np.zeros(96, np.float32)
+    red[0], blue[50] = 1.0, 1.0
+    same = np.stack([red] * len(det))
+    other = np.stack([red if i == 0 else blue for i in det.track_id])
+    assert len(np.unique(stitch_tracklets(det, max_gap=15, histograms=same).track_id)) == 1
+    assert len(np.unique(stitch_tracklets(det, max_gap=15, histograms=other).track_id)) == 2
+
+
+def test_files_are_stitched_live_input_is_not_and_lasting_ids_count_people_seen_a_second():
+    from humact.perception.pipeline import ExtractConfig, lasting_ids, make_tracker, result_from_tracker
+    from humact.types import VideoMeta
+
+    # At 10 frames/s: a person seen on frames 0-11, lost for 4 frames (longer than the
+    # tracker's 1 s patience: a new track), seen again on 16-29 at the same place.
+    meta = VideoMeta(path="synthetic", width=1280, height=720, fps=10.0, num_frames=30,
+                     frame_times=np.arange(30) / 10.0)
+    config = ExtractConfig(max_lost_seconds=0.3, stitch_seconds=1.0)
+    tracker = make_tracker(config, meta.fps)
+    for t in range(30):
+        rows = [] if 12 <= t < 16 else [(t, *_person(400, 100, 300))]
+        tracker.update(_detections(rows), frame=t)
+    live = result_from_tracker(tracker, meta, config=config, backend="synthetic")
+    whole = result_from_tracker(tracker, meta, config=config, backend="synthetic", stitch=True)
+    assert live.tracks.num_persons == 2 and whole.tracks.num_persons == 1
+    assert whole.tracks.valid.sum() == 26
+    assert lasting_ids(live, seconds=1.0) == 2       # 12 and 14 frames, each >= 10
+    assert lasting_ids(live, seconds=1.3) == 1
+    off = result_from_tracker(tracker, meta, config=ExtractConfig(stitch_seconds=0.0), backend="s", stitch=True)
+    assert off.tracks.num_persons == 2

@@ -144,3 +144,49 @@ def test_the_top_down_backend_poses_both_people_of_the_hug_video():
     assert len(det) == 2 and det.landmarks is not None
     xs = sorted(det.keypoints[:, 11:13, 0].mean(1))   # hip centres
     assert 600 < xs[0] < 900 < xs[1] < 1150
+
+
+class _FakeLandmarks:
+    """A landmark model that finds a person in ROIs centred on the frame's bottom edge (the
+    assistant's scan ROIs) when `finds` is "scan", in every ROI when it is "all" (then the
+    person found by a scan is followed), never when it is "none"; it counts its calls in scan ROIs."""
+
+    def __init__(self, finds: bool, height: int):
+        self.finds, self.height, self.scan_calls = finds, height, 0
+
+    def __call__(self, frame, roi):
+        from humact.perception.blazepose import Person, Roi
+
+        self.scan_calls += roi.cy == self.height
+        if self.finds == "none" or (self.finds == "scan" and roi.cy != self.height):
+            return None
+        lm = np.zeros((33, 3), np.float32)
+        cx = roi.cx
+        lm[:, 0], lm[:, 1] = cx + np.linspace(-20, 20, 33), np.linspace(40, 90, 33)
+        return Person(roi=roi, next_roi=Roi(cx=cx, cy=50.0, size=80.0, rotation=0.0), presence=0.9,
+                      landmarks=lm, visibility=np.ones(33, np.float32), world=np.zeros((33, 3), np.float32),
+                      box=np.array([cx - 20, 40, cx + 20, 90], np.float32))
+
+
+def _scan_frames(finds: str, frames: int = 110) -> list[int]:
+    from humact.perception.topdown import SCAN_CENTRES, LandmarkAssist
+
+    fake = _FakeLandmarks(finds, 100)
+    assist = LandmarkAssist(fake, scan_every=10, max_scan_every=40)
+    scanned = []
+    for t in range(frames):
+        before = fake.scan_calls
+        assist(np.zeros((100, 160, 3), np.uint8), np.zeros((0, 4)), np.zeros((0, 4)))
+        if fake.scan_calls - before == len(SCAN_CENTRES):
+            scanned.append(t)
+    return scanned
+
+
+def test_the_assistant_scans_less_often_while_its_scans_find_nobody():
+    assert _scan_frames("none") == [0, 20, 60, 100]       # the wait doubles: 20, 40, then at most 40
+    assert _scan_frames("all") == [0, 10, 30, 70]         # the people found at 0 are followed, not new
+
+
+def test_the_assistant_keeps_scanning_every_10_frames_while_scans_find_people():
+    # Each scan finds people, whom the assistant then loses at once: every 10 frames.
+    assert _scan_frames("scan") == list(range(0, 110, 10))

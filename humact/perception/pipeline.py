@@ -57,6 +57,15 @@ class ExtractConfig:
             on 40 frames).
         max_lost_seconds: a person unseen this long and seen again keeps their id.
         appearance_weight: weight of the torso-colour similarity in tracking (0 = off).
+        max_shift: a detection whose box centre is more than this many box diagonals from a
+            track's predicted centre (one frame on; a little more after a gap) cannot continue
+            it (`Tracker`; 0 = off): one track never jumps from one person to the next.
+        max_area_ratio: a detection whose box area is more than this many times a track's
+            last box, or less than its inverse, cannot continue it (0 = off): a pose spread
+            over two people or a table does not become the person.
+        stitch_seconds: for files, a track that ends and one that starts within this many
+            seconds at the same place, size and torso colour become one id
+            (`tracking.stitch_tracklets`; 0 = off; live input never stitches).
         smoothing: "one-euro" to filter the tracked keypoints (`smoothing.py`), or None.
     """
 
@@ -70,6 +79,9 @@ class ExtractConfig:
     min_keypoints: int = 0
     max_lost_seconds: float = 1.0
     appearance_weight: float = 0.3
+    max_shift: float = 0.5
+    max_area_ratio: float = 3.0
+    stitch_seconds: float = 2.0
     smoothing: str | None = None
 
 
@@ -155,7 +167,8 @@ def extract_video(
             on_frame(t)
         t_prev = clock()
     t0 = clock()
-    result = result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend))
+    result = result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend),
+                                 stitch=True)
     if times is not None:
         times.add("track", clock() - t0)
     result.frames_decoded, result.frames_announced = report.decoded, report.announced
@@ -174,7 +187,8 @@ def make_tracker(config: ExtractConfig, fps: float | None) -> Tracker:
 
     fps = fps if fps and fps > 0 else 30.0
     return Tracker(max_lost_frames=max(1, int(round(config.max_lost_seconds * fps))),
-                   keypoint_threshold=config.keypoint_threshold, appearance_weight=config.appearance_weight)
+                   keypoint_threshold=config.keypoint_threshold, appearance_weight=config.appearance_weight,
+                   max_shift=config.max_shift, max_area_ratio=config.max_area_ratio)
 
 
 def refine_and_track(det: Detections, tracker: Tracker, *, config: ExtractConfig, image_size: tuple[int, int],
@@ -198,18 +212,28 @@ def refine_and_track(det: Detections, tracker: Tracker, *, config: ExtractConfig
     return tracker.update(det, frame=frame, image=image)
 
 
-def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractConfig, backend: str) -> VideoResult:
-    """The `VideoResult` of the frames given to `tracker`: dense tracks and part boxes."""
+def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractConfig, backend: str,
+                        stitch: bool = False) -> VideoResult:
+    """The `VideoResult` of the frames given to `tracker`: dense tracks and part boxes.
+
+    With `stitch` (whole files: the future is known), tracks of one person lost for up to
+    `config.stitch_seconds` are joined first (`tracking.stitch_tracklets`)."""
     from humact.perception.parts import part_boxes
+    from humact.perception.tracking import stitch_tracklets
     from humact.types import PoseTracks
 
+    fps = meta.fps if meta.fps and meta.fps > 0 else 30.0
     # The tracker's history, not the rows `update` returned: a new person's first
     # frames get their id only once the track is confirmed.
-    tracks = PoseTracks.from_detections(tracker.history(), meta.num_frames)
+    rows = tracker.history()
+    if stitch and config.stitch_seconds > 0:
+        rows = stitch_tracklets(rows, max_gap=int(round(config.stitch_seconds * fps)),
+                                histograms=tracker.history_histograms())
+    tracks = PoseTracks.from_detections(rows, meta.num_frames)
     if config.smoothing is not None:
         from humact.perception.smoothing import smooth_tracks
 
-        tracks = smooth_tracks(tracks, method=config.smoothing, fps=meta.fps if meta.fps and meta.fps > 0 else 30.0)
+        tracks = smooth_tracks(tracks, method=config.smoothing, fps=fps)
     parts = part_boxes(tracks, keypoint_threshold=config.keypoint_threshold)
     return VideoResult(meta=meta, tracks=tracks, parts=parts, backend=backend)
 
@@ -242,3 +266,12 @@ def write_annotated_video(
 def empty_tracks_count(result: VideoResult) -> int:
     """Number of frames in which nobody was found."""
     return int(np.sum(~result.tracks.valid.any(axis=0))) if result.tracks.num_persons else result.meta.num_frames
+
+
+def lasting_ids(result: VideoResult, seconds: float = 1.0) -> int:
+    """Number of track ids seen on at least `seconds` worth of frames (at the video's frame
+    rate, 30 when unknown): people, not the short fragments a tracker leaves behind."""
+    fps = result.meta.fps if result.meta.fps and result.meta.fps > 0 else 30.0
+    if not result.tracks.num_persons:
+        return 0
+    return int((result.tracks.valid.sum(axis=1) >= max(1, int(round(seconds * fps)))).sum())

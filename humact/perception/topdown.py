@@ -212,7 +212,9 @@ class LandmarkAssist:
        landmarks (as BlazePose does between detections);
     2. tries the ROIs of the bottom-up model's weak detections (`roi_hypotheses`);
     3. every `scan_every` frames, tries cut-off ROIs centred on the bottom edge at
-       `SCAN_CENTRES`, `scan_scale` times the frame height wide;
+       `SCAN_CENTRES`, `scan_scale` times the frame height wide; a scan that finds nobody
+       new doubles the wait for the next one, up to `max_scan_every` frames, and a scan
+       that finds someone, or a followed person lost, brings it back to `scan_every`;
 
     keeps the poses whose presence passes, drops those that duplicate a person the
     bottom-up model found (`_duplicates`) or each other (`merge_persons`),
@@ -225,13 +227,18 @@ class LandmarkAssist:
         scan_scale: the scan ROIs' side over the frame height.
         duplicate_iou: IoU with a bottom-up person's box above which a pose is theirs.
         max_persons: at most this many assisted persons.
+        max_scan_every: the longest wait between scans (frames) after scans that found
+            nobody new (`scan_every` = no backing off).
     """
 
     def __init__(self, landmark_model: LandmarkModel, *, scan_every: int = 10, scan_scale: float = 2.5,
                  duplicate_iou: float = 0.4, max_persons: int = 4, merge_distance: float = 0.1,
-                 merge_iou: float = 0.5) -> None:
+                 merge_iou: float = 0.5, max_scan_every: int = 40) -> None:
         if scan_every < 0:
             raise ValueError(f"scan_every: expected >= 0, got {scan_every}")
+        if max_scan_every < scan_every:
+            raise ValueError(f"max_scan_every: expected >= scan_every ({scan_every}), got {max_scan_every}")
+        self.max_scan_every = int(max_scan_every)
         self.landmark_model = landmark_model
         self.scan_every = int(scan_every)
         self.scan_scale = float(scan_scale)
@@ -239,12 +246,13 @@ class LandmarkAssist:
         self.max_persons = int(max_persons)
         self.merge_distance = float(merge_distance)
         self.merge_iou = float(merge_iou)
-        self._persons: list[Person] = []
-        self._frames_seen = 0
+        self.reset()
 
     def reset(self) -> None:
-        self._persons = []
+        self._persons: list[Person] = []
         self._frames_seen = 0
+        self._interval = self.scan_every      # frames from one scan to the next
+        self._last_scan = -self.scan_every    # the first frame is scanned
 
     def _best(self, frame: np.ndarray, rois: list[Roi]) -> Person | None:
         best = None
@@ -268,18 +276,33 @@ class LandmarkAssist:
         h, w = frame.shape[:2]
         found_boxes = np.asarray(found_boxes, np.float32).reshape(-1, 4)
         candidates: list[list[Roi]] = [[p.next_roi] for p in self._persons]
+        followed = len(candidates)
         candidates += [roi_hypotheses(b, h) for b in np.asarray(weak_boxes, np.float32).reshape(-1, 4)]
-        if self.scan_every and self._frames_seen % self.scan_every == 0:
+        scan = bool(self.scan_every) and self._frames_seen - self._last_scan >= self._interval
+        unscanned = len(candidates)
+        if scan:
             candidates += [[Roi(cx=c * w, cy=float(h), size=self.scan_scale * h, rotation=0.0)] for c in SCAN_CENTRES]
+            self._last_scan = self._frames_seen
         self._frames_seen += 1
         persons: list[Person] = []
-        for rois in candidates:
+        origin: list[int] = []     # index of the candidate each person came from
+        lost = False
+        for k, rois in enumerate(candidates):
             p = self._best(frame, rois)
             if p is None:
+                lost |= k < followed
                 continue
             if len(found_boxes) and _duplicates(p, found_boxes, self.duplicate_iou):
                 continue
             persons.append(p)
+            origin.append(k)
+        if scan:
+            base = [p for p, k in zip(persons, origin) if k < unscanned]
+            new = any(k >= unscanned and not any(same_body(p, q) or box_iou(p.box, q.box)[0, 0] > self.merge_iou
+                                                 for q in base) for p, k in zip(persons, origin))
+            self._interval = self.scan_every if new else min(2 * self._interval, self.max_scan_every)
+        if lost:
+            self._interval = self.scan_every
         # One pose per body: BlazePose's presence is ~1 in any ROI near a body, so the same
         # close-up reached from its follow ROI, a weak box and a scan ROI gives several
         # hypotheses that agree on what is visible (head, shoulders) and differ on the rest.

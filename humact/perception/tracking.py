@@ -58,7 +58,8 @@ from scipy.optimize import linear_sum_assignment
 from humact.perception.boxes import COCO17_SIGMAS, box_area, box_iou, oks_matrix
 from humact.types import Detections
 
-__all__ = ["COCO17_SIGMAS", "oks_matrix", "torso_histogram", "Tracker", "track", "prune_short_tracks"]
+__all__ = ["COCO17_SIGMAS", "oks_matrix", "torso_histogram", "Tracker", "track", "prune_short_tracks",
+           "stitch_tracklets"]
 
 #: Hue x saturation bins of the torso histogram.
 HIST_BINS = (12, 8)
@@ -115,6 +116,12 @@ class _Track:
     hist: np.ndarray | None = None  # running mean of the torso histogram, when images are given
 
 
+def bhattacharyya(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bhattacharyya coefficient sum(sqrt(a * b)) over the last axis of two (broadcast)
+    normalised histograms: 1 for equal ones, 0 for disjoint ones."""
+    return np.sqrt(np.clip(np.asarray(a, np.float64), 0, None) * np.clip(np.asarray(b, np.float64), 0, None)).sum(-1)
+
+
 def _centre(box: np.ndarray) -> np.ndarray:
     return 0.5 * (box[..., :2] + box[..., 2:])
 
@@ -150,6 +157,15 @@ class Tracker:
         appearance_gate: the appearance term counts only for a track whose predicted box
             centre is within this many predicted box diagonals of the detection's centre.
         appearance_smoothing: weight of the newest histogram in a track's running mean.
+        max_shift: gate (0 = off): a detection whose box centre lies more than this many
+            predicted-box diagonals from a track's predicted centre, one frame after the
+            track was last seen, cannot continue it; the allowance grows by
+            `max_shift_growth` diagonals per further frame of absence, up to twice
+            `max_shift`. A person does not cross their own body's diagonal in a frame.
+        max_shift_growth: see `max_shift`.
+        max_area_ratio: gate (0 = off): a detection whose box area is more than this many
+            times the track's last box area, or less than its inverse, cannot continue it
+            (a pose spread over two people or a table, or a fragment, is not the person).
     """
 
     def __init__(
@@ -167,6 +183,9 @@ class Tracker:
         appearance_weight: float = 0.0,
         appearance_gate: float = 1.0,
         appearance_smoothing: float = 0.3,
+        max_shift: float = 0.0,
+        max_shift_growth: float = 0.05,
+        max_area_ratio: float = 0.0,
     ) -> None:
         if iou_weight < 0 or oks_weight < 0 or iou_weight + oks_weight <= 0:
             raise ValueError(f"iou_weight, oks_weight: expected >= 0 with a positive sum, "
@@ -191,6 +210,13 @@ class Tracker:
         self.appearance_weight = float(appearance_weight)
         self.appearance_gate = float(appearance_gate)
         self.appearance_smoothing = float(appearance_smoothing)
+        if max_shift < 0 or max_shift_growth < 0:
+            raise ValueError(f"max_shift, max_shift_growth: expected >= 0, got {max_shift}, {max_shift_growth}")
+        if max_area_ratio != 0 and max_area_ratio < 1:
+            raise ValueError(f"max_area_ratio: expected 0 (off) or >= 1, got {max_area_ratio}")
+        self.max_shift = float(max_shift)
+        self.max_shift_growth = float(max_shift_growth)
+        self.max_area_ratio = float(max_area_ratio)
         self._hists: np.ndarray | None = None  # torso histograms of the frame being updated
         self.tracks: list[_Track] = []
         self.next_id = 0
@@ -198,7 +224,7 @@ class Tracker:
         self._frame = -1
         self._updates = 0
         self._key_to_id: dict[int, int] = {}
-        self._history: list[tuple[Detections, np.ndarray]] = []
+        self._history: list[tuple[Detections, np.ndarray, np.ndarray | None]] = []
 
     def similarity(self, frame: int, det: Detections, tracks: list[_Track] | None = None,
                    det_hists: np.ndarray | None = None) -> np.ndarray:
@@ -221,14 +247,32 @@ class Tracker:
         sim = np.where(has_common, mixed, iou)
         if self.appearance_weight > 0 and det_hists is not None and all(t.hist is not None for t in tracks):
             th = np.stack([t.hist for t in tracks]).astype(np.float64)
-            bc = np.sqrt(th[:, None, :] * det_hists[None, :, :].astype(np.float64)).sum(-1)  # Bhattacharyya
+            bc = bhattacharyya(th[:, None, :], det_hists[None, :, :])
             pc = _centre(boxes)
             diag = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
             dist = np.linalg.norm(pc[:, None, :] - _centre(det.xyxy.astype(np.float64))[None], axis=-1)
             near = dist <= self.appearance_gate * np.maximum(diag, 1.0)[:, None]
             wa = self.appearance_weight
             sim = np.where(near, (sim + wa * bc) / (1.0 + wa), sim / (1.0 + wa))
-        return sim
+        return np.where(self.gate(boxes, dt, det.xyxy), sim, 0.0)
+
+    def gate(self, predicted: np.ndarray, dt: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(n, m) bool: which detections `boxes` (m, 4) each track may take, given its
+        `predicted` box (n, 4) `dt` (n,) frames after it was last seen (`max_shift`,
+        `max_area_ratio`); all True when both gates are off."""
+        predicted = np.asarray(predicted, np.float64)
+        boxes = np.asarray(boxes, np.float64)
+        ok = np.ones((len(predicted), len(boxes)), bool)
+        if self.max_shift > 0:
+            diag = np.maximum(np.hypot(predicted[:, 2] - predicted[:, 0], predicted[:, 3] - predicted[:, 1]), 1.0)
+            allow = np.minimum(self.max_shift + self.max_shift_growth * (np.asarray(dt, np.float64) - 1.0),
+                               2.0 * self.max_shift) * diag
+            dist = np.linalg.norm(_centre(predicted)[:, None, :] - _centre(boxes)[None], axis=-1)
+            ok &= dist <= allow[:, None]
+        if self.max_area_ratio > 0:
+            ratio = np.maximum(box_area(boxes), 1.0)[None, :] / np.maximum(box_area(predicted), 1.0)[:, None]
+            ok &= (ratio <= self.max_area_ratio) & (ratio >= 1.0 / self.max_area_ratio)
+        return ok
 
     def _assign(self, frame: int, det: Detections, tracks: list[_Track], free: np.ndarray) -> list[tuple[_Track, int]]:
         """Hungarian assignment of `tracks` to the detections where `free`; pairs below
@@ -295,7 +339,7 @@ class Tracker:
                 keys[j] = tr.key
                 if self._updates <= self.min_hits:
                     self._confirm(tr)
-        self._history.append((frame_dets, keys))
+        self._history.append((frame_dets, keys, self._hists))
         ids = np.array([self._key_to_id.get(int(k), -1) for k in keys], np.int64)
         return dataclasses.replace(frame_dets, track_id=ids)
 
@@ -305,13 +349,21 @@ class Tracker:
         tracks never confirmed stay -1."""
         # Frames without rows are left out: an empty `Detections` built without the
         # optional landmark arrays would make `merge` drop them for every row.
-        chunks = [(d, k) for d, k in self._history if len(d)]
+        chunks = [(d, k) for d, k, _ in self._history if len(d)]
         if not chunks:
             return Detections.empty()
         det = Detections.merge([d for d, _ in chunks])
         keys = np.concatenate([k for _, k in chunks])
         ids = np.array([self._key_to_id.get(int(k), -1) for k in keys], np.int64)
         return dataclasses.replace(det, track_id=ids)
+
+    def history_histograms(self) -> np.ndarray | None:
+        """The torso histogram (len(history()), prod(HIST_BINS)) of every row of `history`,
+        or None unless every frame with rows was given its image (appearance on)."""
+        chunks = [h for d, _, h in self._history if len(d)]
+        if not chunks or any(h is None for h in chunks):
+            return None
+        return np.concatenate(chunks)
 
     def _confirm(self, tr: _Track) -> None:
         tr.track_id = self.next_id
@@ -392,3 +444,77 @@ def _relabel(ids: np.ndarray, frames: np.ndarray, min_track_length: int) -> np.n
     for i in np.flatnonzero(valid):
         out[i] = mapping.get(int(ids[i]), -1)
     return out
+
+
+def stitch_tracklets(det: Detections, *, max_gap: int, histograms: np.ndarray | None = None,
+                     max_distance: float = 0.25, max_area_ratio: float = 2.0, min_colour: float = 0.5,
+                     ends: int = 5) -> Detections:
+    """Offline: join tracks that are one person lost for a while (whole files only).
+
+    Track B continues track A when B starts after A's last frame (never two tracks that
+    share a frame: a person is one row per frame), within `max_gap` frames of it, and at
+    the same place at a similar size: B's first boxes' median centre lies within
+    `max_distance` diagonals of A's last boxes' median box (the larger of the two
+    diagonals), their median areas are within `max_area_ratio` of each other, and, when
+    `histograms` are given, the Bhattacharyya coefficient of their mean torso histograms
+    over those rows is at least `min_colour`. "First" and "last" boxes are `ends` rows.
+    Each track continues at most one and is continued by at most one; the candidate pairs
+    are taken best first (the smallest distance in diagonals plus the colour's distance
+    1 - coefficient), so chains form A -> B -> C in time order.
+
+    Args:
+        det: rows with `track_id` (-1 = untracked, left alone), e.g. `Tracker.history()`.
+        max_gap: most frames between A's last row and B's first (> 0; 0 = no stitching).
+        histograms: (len(det), bins) torso histograms of the rows (`Tracker.history_histograms`).
+    Returns:
+        `det` with the joined tracks' ids merged and all ids renumbered 0, 1, ... in order
+        of first appearance (as `prune_short_tracks`).
+    """
+    if max_gap <= 0 or not len(det):
+        return det
+    ids = det.track_id
+    summary = {}
+    for k in np.unique(ids[ids >= 0]):
+        rows = np.flatnonzero(ids == k)
+        rows = rows[np.argsort(det.frame[rows], kind="stable")]
+        head, tail = rows[:ends], rows[-ends:]
+        summary[int(k)] = dict(
+            first=int(det.frame[rows[0]]), last=int(det.frame[rows[-1]]),
+            head=np.median(det.xyxy[head].astype(np.float64), axis=0),
+            tail=np.median(det.xyxy[tail].astype(np.float64), axis=0),
+            hhead=None if histograms is None else histograms[head].mean(0),
+            htail=None if histograms is None else histograms[tail].mean(0))
+    pairs = []
+    for a, sa in summary.items():
+        for b, sb in summary.items():
+            gap = sb["first"] - sa["last"]
+            if a == b or gap <= 0 or gap > max_gap:
+                continue
+            ta, hb = sa["tail"], sb["head"]
+            diag = max(np.hypot(*(ta[2:] - ta[:2])), np.hypot(*(hb[2:] - hb[:2])), 1.0)
+            dist = float(np.linalg.norm(_centre(ta) - _centre(hb))) / diag
+            ratio = max(box_area(ta), 1.0) / max(box_area(hb), 1.0)
+            if dist > max_distance or not 1.0 / max_area_ratio <= ratio <= max_area_ratio:
+                continue
+            cost = dist
+            if histograms is not None:
+                bc = float(bhattacharyya(sa["htail"], sb["hhead"]))
+                if bc < min_colour:
+                    continue
+                cost += 1.0 - bc
+            pairs.append((cost, a, b))
+
+    succ: dict[int, int] = {}
+    pred: dict[int, int] = {}
+    for _, a, b in sorted(pairs):
+        if a not in succ and b not in pred:
+            succ[a], pred[b] = b, a
+    root = {}
+    for k in summary:
+        r = k
+        while r in pred:
+            r = pred[r]
+        root[k] = r
+    merged = np.array([root.get(int(i), int(i)) if i >= 0 else -1 for i in ids], np.int64)
+    return prune_short_tracks(dataclasses.replace(det, track_id=merged), min_track_length=1)
+
