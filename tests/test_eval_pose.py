@@ -104,7 +104,7 @@ def test_nobody_predicted_anywhere_scores_zero(tmp_path):
 def test_an_image_without_a_result_is_an_error_naming_it(tmp_path):
     gt = _gt(tmp_path, [_person(10, 10)])
     (tmp_path / "pred").mkdir()
-    with pytest.raises(InputError, match="no result img7.json for ground-truth image img7.jpg"):
+    with pytest.raises(InputError, match="no result img7.jpg.json for ground-truth image img7.jpg"):
         evaluate_pose_dir(gt, tmp_path / "pred")
     assert evaluate_pose_dir(gt, tmp_path / "pred", missing="empty").found == 0
 
@@ -151,6 +151,6 @@ def test_the_default_backend_scores_at_least_0_55_ap_on_the_shared_coco_images(t
     except ModelFilesMissing as e:
         pytest.skip(f"model files missing: {e}")
     for img in sorted(folder.glob("*.jpg")):
-        write_result_json(extract_video(img, backend=backend), tmp_path / f"{img.stem}.json")
+        write_result_json(extract_video(img, backend=backend), tmp_path / f"{img.name}.json")
     r = evaluate_pose_dir(folder / "test_coco.json", tmp_path)
     assert r.ap >= 0.55 and r.found >= 10

@@ -2,7 +2,9 @@
 
     ground truth   a COCO keypoints JSON (`images`, `annotations` with `keypoints`, `categories`)
     predictions    a folder of humact result JSONs (`humact extract IMAGE --out DIR`), one per
-                   image, named after the image (`000000000785.jpg` -> `000000000785.json`)
+                   image, named after the image as `humact extract` names it
+                   (`000000000785.jpg` -> `000000000785.jpg.json`; `000000000785.json`, the name
+                   older humact versions wrote, is read when that is absent)
 
 Each person in an image's result becomes one COCO result (`results_to_coco`):
 
@@ -111,7 +113,8 @@ def results_to_coco(pred_dir: str | os.PathLike, gt, *, keypoint_threshold: floa
     """COCO keypoint results from the humact result JSONs in `pred_dir`.
 
     Args:
-        pred_dir: folder with `STEM.json` for each ground-truth image `STEM.EXT`.
+        pred_dir: folder with `NAME.json` (extract's name; else `STEM.json`) for each ground-truth
+            image `NAME` = `STEM.EXT`.
         gt: the ground truth (`load_coco_gt`).
         keypoint_threshold: keypoints above this score enter the person's rescoring.
         missing: an image without a result file: "error" (InputError naming it) or
@@ -129,11 +132,13 @@ def results_to_coco(pred_dir: str | os.PathLike, gt, *, keypoint_threshold: floa
         raise InputError(f"{pred_dir}: no such prediction folder")
     out = []
     for img in gt.dataset["images"]:
-        stem = Path(img["file_name"]).stem
-        path = pred_dir / f"{stem}.json"
+        name = Path(img["file_name"]).name
+        path = pred_dir / f"{name}.json"
+        if not path.is_file():
+            path = pred_dir / f"{Path(name).stem}.json"
         if not path.is_file():
             if missing == "error":
-                raise InputError(f"{pred_dir}: no result {stem}.json for ground-truth image {img['file_name']} "
+                raise InputError(f"{pred_dir}: no result {name}.json for ground-truth image {img['file_name']} "
                                  f"(run `humact extract` on it, or pass --missing empty)")
             continue
         try:
