@@ -420,6 +420,25 @@ def _detector_hint(model_dir: Path) -> str:
             f"on another machine and place it at {model_dir / YOLOX_NAME}, or pass --detector-model PATH")
 
 
+def find_model_file(path: str | os.PathLike | None, model_dir: str | os.PathLike | None, name: str, *,
+                    flag: str, what: str, known: set[str] | None, hint: str,
+                    error: type[Exception] = ModelFilesMissing) -> Path:
+    """A model file: `path` when given (the user's `flag`, used as it is), else `model_dir / name`
+    (default `default_model_dir()`), which must exist and, with `known`, have one of those sha256s.
+    `error` carries the message, which ends with `hint` (how to fetch or place the file)."""
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise error(f"{flag}: no such file: {p}")
+        return p
+    found = (Path(model_dir).expanduser() if model_dir is not None else default_model_dir()) / name
+    if not found.is_file():
+        raise error(f"{what} {found} is missing; {hint}")
+    if known is not None and _sha256_file(found) not in known:
+        raise error(f"{what} {found} has an unknown sha256 (corrupt or another file); {hint}")
+    return found
+
+
 def find_detector(model_dir: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
                   verify: bool = True) -> Path:
     """The YOLOX person detector's ONNX file.
@@ -435,19 +454,9 @@ def find_detector(model_dir: str | os.PathLike | None = None, *, path: str | os.
         ModelFilesMissing: the file is absent or not a known YOLOX-Nano export; the message
             says how to fetch or place it.
     """
-    if path is not None:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise ModelFilesMissing(f"--detector-model: no such file: {path}")
-        return path
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
-    found = model_dir / YOLOX_NAME
-    if not found.is_file():
-        raise ModelFilesMissing(f"YOLOX detector {found} is missing; {_detector_hint(model_dir)}")
-    if verify and _sha256_file(found) not in YOLOX_KNOWN:
-        raise ModelFilesMissing(f"YOLOX detector {found} has an unknown sha256 (corrupt or another model); "
-                                f"{_detector_hint(model_dir)}")
-    return found
+    return find_model_file(path, model_dir, YOLOX_NAME, flag="--detector-model", what="YOLOX detector",
+                           known=set(YOLOX_KNOWN) if verify else None, hint=_detector_hint(model_dir))
 
 
 def download_detector(model_dir: str | os.PathLike | None = None, *, url: str | None = None,

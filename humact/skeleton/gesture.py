@@ -82,20 +82,10 @@ def find_gesture_checkpoint(path: str | os.PathLike | None = None, *,
     Raises:
         CheckpointError: the file is missing or (in the model directory) not PYSKL's file.
     """
-    from humact.perception.model_files import _sha256_file, default_model_dir
+    from humact.perception.model_files import find_model_file
 
-    if path is not None:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise CheckpointError(f"--model: no such file: {p}")
-        return p
-    d = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
-    p = d / HAGRID_NAME
-    if not p.is_file():
-        raise CheckpointError(f"gesture model {p} is missing; {SETUP_HINT}")
-    if p.stat().st_size != HAGRID_SIZE or _sha256_file(p) != HAGRID_SHA256:
-        raise CheckpointError(f"gesture model {p} is not PYSKL's demo/hagrid.pth (wrong sha256); {SETUP_HINT}")
-    return p
+    return find_model_file(path, model_dir, HAGRID_NAME, flag="--model", what="gesture model",
+                           known={HAGRID_SHA256}, hint=SETUP_HINT, error=CheckpointError)
 
 
 def download_gesture_checkpoint(model_dir: str | os.PathLike | None = None, *, url: str | None = None,
