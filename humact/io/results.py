@@ -296,14 +296,7 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
             if col is None:
                 raise ResultFormatError(f"{source}: field '{where}actions' is given but the top-level "
                                         "'actions' (labels, model) is missing")
-            for j, a in enumerate(top):
-                aw = f"{where}actions[{j}]"
-                _typed(a, (dict,), "an object", source, aw)
-                lab = _typed(_field(a, "label", aw + ".", source), (str,), "a string", source, aw + ".label")
-                if lab not in col:
-                    raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of "
-                                            "actions.labels")
-                scores[i, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
+            _read_actions(top, col, scores[i], source, where + "actions", "actions.labels")
         if "no_actions" in e:
             why = _typed(e["no_actions"], (str,), "a string", source, where + "no_actions")
             reasons.append(why or "no actions recorded")
@@ -365,15 +358,8 @@ def _detections_from_dict(doc: dict, entries: list, track_ids: np.ndarray, sourc
         kf[n] = _count(_field(r, "keyframe", where + ".", source), max(len(kfs) - 1, 0), source, where + ".keyframe")
         boxes[n] = as_array(_field(r, "box", where + ".", source), np.float32, source=source, field=where + ".box",
                             shape=(4,), limit=None, finite=True, error=ResultFormatError)
-        for a_i, a in enumerate(_typed(_field(r, "actions", where + ".", source), (list,), "a list", source,
-                                       where + ".actions")):
-            aw = f"{where}.actions[{a_i}]"
-            _typed(a, (dict,), "an object", source, aw)
-            lab = _typed(_field(a, "label", aw + ".", source), (str,), "a string", source, aw + ".label")
-            if lab not in col:
-                raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of "
-                                        "detections.labels")
-            scores[n, col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
+        _read_actions(_typed(_field(r, "actions", where + ".", source), (list,), "a list", source, where + ".actions"),
+                      col, scores[n], source, where + ".actions", "detections.labels")
     model = _typed(d.get("model", ""), (str,), "a string", source, "detections.model")
     thr = _number(d.get("threshold", 0.0), source, "detections.threshold")
     return ActionDetections(tuple(labels), ids, np.array(times, np.float64), np.array(frames, np.int64),
@@ -390,6 +376,18 @@ def _optional_count(v: dict, key: str, source: str) -> int | None:
         raise ResultFormatError(f"{source}: field 'video.{key}': expected a non-negative integer or null, "
                                 f"got {short_repr(value)}")
     return value
+
+
+def _read_actions(items: list, col: dict[str, int], row: np.ndarray, source, where: str, labels_field: str) -> None:
+    """Fill `row` (one score per label, `col`: label -> column) from a list of {"label", "score"} objects
+    at field `where`; a label that is not one of `labels_field` is a ResultFormatError."""
+    for j, a in enumerate(items):
+        aw = f"{where}[{j}]"
+        _typed(a, (dict,), "an object", source, aw)
+        lab = _typed(_field(a, "label", aw + ".", source), (str,), "a string", source, aw + ".label")
+        if lab not in col:
+            raise ResultFormatError(f"{source}: field '{aw}.label': {short_repr(lab)} is not one of {labels_field}")
+        row[col[lab]] = _number(_field(a, "score", aw + ".", source), source, aw + ".score", 3e38)
 
 
 def read_result_json(path: str | os.PathLike) -> VideoResult:
