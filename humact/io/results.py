@@ -52,7 +52,6 @@ array constructor `numpy._core`).
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 from typing import Any

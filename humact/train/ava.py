@@ -146,14 +146,7 @@ def train_ava(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bo
         log(f"train: {len(train)} keyframes, {n_boxes} person boxes, {len(train.sources)} videos; {name} "
             f"(base {cfg.model.base_channels}, {'frozen' if cfg.model.norm_eval else 'training'} BN) input "
             f"{spec.clip_len}x{spec.frame_interval}, short side {cfg.data.ava_scale}, crop {cfg.data.ava_crop} -> {out}")
-    history = trainer.fit(resume=resume, log=log)
-    seconds = sum(h["seconds"] for h in history)
-    if world.main:
-        cfg.save(out / "config.json")
-        trainer.save_model(out / "model.safetensors", {"train_seconds": seconds, "world_size": world.size})
-    ddp.barrier()
-    if log:
-        log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training)")
+    history = trainer.fit_and_save(cfg, out, resume=resume, log=log)
     result = TrainResult(out, out / "model.safetensors", history)
     d = cfg.data
     if test and d.ava_val and world.main:    # rank 0 alone: one pass over the keyframes, no sharding

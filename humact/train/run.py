@@ -12,7 +12,7 @@ take `humact.train.ava.train_ava` instead: AVA-format data, boxes and multi-labe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
@@ -100,7 +100,6 @@ def train_model(cfg: TrainConfig, *, resume: bool = True, test: bool = True, pro
 
 def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
            log: Callable[[str], None] | None) -> TrainResult:
-    from humact.scale import ddp
     from humact.recognize.skeleton import build_model, in_channels_of, input_clips, input_shape
     from humact.train.trainer import Trainer
 
@@ -119,7 +118,7 @@ def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
     train, val, test_set = load_splits(cfg)
     cfg, chosen, notes = from_data(cfg, train)
     if log:
-        log(f"data: {describe(train)}" + (f"; from the data: " + ", ".join(f"{k} {v}" for k, v in chosen.items())
+        log(f"data: {describe(train)}" + ("; from the data: " + ", ".join(f"{k} {v}" for k, v in chosen.items())
                                           if chosen else ""))
         for note in notes:
             log(f"note: {note}")
@@ -145,15 +144,7 @@ def _train(cfg: TrainConfig, world, *, resume: bool, test: bool, progress: bool,
     if log:
         log(f"train: {len(train)} samples, {len(train.classes)} classes, layout {train.layout_name}, "
             f"{cfg.model.name} input {input_shape(clips)} -> {out}")
-    history = trainer.fit(resume=resume, log=log)
-    seconds = sum(h["seconds"] for h in history)
-    if world.main:
-        cfg.save(out / "config.json")
-        trainer.save_model(out / "model.safetensors", {"train_seconds": seconds, "world_size": world.size})
-    ddp.barrier()  # the model is written before any process reads it back for the test
-    if log:
-        log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training"
-            + (f", {world.size} processes)" if world.size > 1 else ")"))
+    history = trainer.fit_and_save(cfg, out, resume=resume, log=log)
     result = TrainResult(out, out / "model.safetensors", history, notes=notes)
     if test and test_set is not None:
         from humact.train.evaluate import test_checkpoint

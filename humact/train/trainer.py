@@ -465,6 +465,21 @@ class Trainer:
                 log(f"precise BN: statistics recomputed over {used} training batches")
         return self.history
 
+    def fit_and_save(self, cfg, out: Path, *, resume: bool = True, log: Callable[[str], None] | None = print
+                     ) -> list[dict]:
+        """`fit`, then (rank 0) `out/config.json` and `out/model.safetensors` with the training time; every
+        process waits until the model is written (it may be read back for the test). Returns the history."""
+        history = self.fit(resume=resume, log=log)
+        seconds = sum(h["seconds"] for h in history)
+        if self.world.main:
+            cfg.save(out / "config.json")
+            self.save_model(out / "model.safetensors", {"train_seconds": seconds, "world_size": self.world.size})
+        ddp.barrier()
+        if log:
+            log(f"saved {out / 'model.safetensors'} ({seconds:.0f} s of training"
+                + (f", {self.world.size} processes)" if self.world.size > 1 else ")"))
+        return history
+
     def save_model(self, path: str | os.PathLike, extra_meta: dict | None = None) -> None:
         """The final model alone (no optimizer state), safetensors + JSON meta (rank 0 only)."""
         if not self.world.main:

@@ -62,7 +62,7 @@ from humact.io.checkpoints import load_foreign, mmaction_filter
 from humact.io.limits import MAX_ARRAY_ELEMENTS, MAX_PERSONS, check_limit, read_json
 from humact.video_models.ava import AVADetector
 from humact.video_models.heads import BBoxHeadAVA
-from humact.video_models.resnet3d import ConvBNAct, ResNet3d, slowonly_r50
+from humact.video_models.resnet3d import ConvBNAct, slowonly_r50
 from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
