@@ -117,6 +117,7 @@ class StreamScorer:
     #: the LFB detector's own short-term features
     bank_detector: object = None
     bank_fingerprint: dict = field(default_factory=dict)
+    bank_dtype: str = "float32"
     lfb_window: int = 100
     lfb_max_per_second: int = 5
 
@@ -160,7 +161,9 @@ class StreamScorer:
             vid = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", Path(video).stem) or "video"
             sha = __import__("hashlib").sha256(np.ascontiguousarray(boxes.boxes).tobytes()).hexdigest()[:16]
             made_by = self.bank_fingerprint or {"model": self.name}
-            bank = FeatureBank(f"{base}.lfb", channels=channels, dtype="float32",
+            # float32: pass 2 reads the short-term features back; a bank detector's bank is stored as the
+            # one the LFB detector trained on (its dtype, float16)
+            bank = FeatureBank(f"{base}.lfb", channels=channels, dtype=self.bank_dtype,
                                fingerprint=made_by | {"sampling": self.sampling, "boxes": sha})
             todo = set(bank.todo(vid, keyframes.timestamps[ks].tolist()))
             writer = bank.writer(vid, keyframes.timestamps[ks].tolist())
@@ -341,7 +344,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
     notes = []
     classes: dict = {}
     meta: dict = {}
-    bank_detector, bank_fingerprint = None, {}
+    bank_detector, bank_fingerprint, bank_dtype = None, {}, "float32"
     window, per_second = 100, 5
     flow_spec = None
     if ours:
@@ -394,6 +397,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
             bank_ckpt, sha = str(b["checkpoint"]), str(b["checkpoint_sha256"])
             window, per_second = int(b["window"]), int(b["max_per_second"])
             bank_model = str(b["model"])
+            bank_dtype = str(b["dtype"])
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{checkpoint}.json: bank: {e!r}") from None
         if not Path(bank_ckpt).is_file():
@@ -472,4 +476,4 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
     return StreamScorer(model, spec, label, options, labels, ids, sampling=sampling, arm=arm, arm_config=arm_config,
                         flow_model=flow_model, audio_model=audio_model, weights_note="; ".join(notes),
                         two_stream=kind == "flow", flow_spec=flow_spec, bank_detector=bank_detector,
-                        bank_fingerprint=bank_fingerprint, lfb_window=window, lfb_max_per_second=per_second)
+                        bank_fingerprint=bank_fingerprint, bank_dtype=bank_dtype, lfb_window=window, lfb_max_per_second=per_second)
