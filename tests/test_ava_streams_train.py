@@ -222,7 +222,8 @@ def test_two_stream_score_fusion_loss_is_both_streams():
     y = torch.tensor([[0, 1.0, 0, 1.0]])
     assert torch.allclose(model.loss(out, y), ava_loss(out["rgb"], y) + ava_loss(out["flow"], y))
     model.loss(out, y).backward()
-    assert model.rgb.backbone.conv1.conv.weight.grad is not None and model.flow.backbone.conv1.conv.weight.grad is not None
+    assert model.rgb.backbone.conv1.conv.weight.grad is not None
+    assert model.flow.backbone.conv1.conv.weight.grad is not None
     model.eval()                                                      # no dropout: predict is the forward's mean
     with torch.no_grad():
         out = model(rgb, flow, rois)

@@ -33,7 +33,8 @@ from humact.video_models.ava import DETECTORS, AVASpec, build_detector
 from humact.video_models.clips import normalize
 
 __all__ = ["rescale_size", "resize_clip", "flip_clip", "prepare_clip", "AVAClipDetector", "DetectorSet",
-           "load_detector", "load_detectors", "load_trained", "fuse_logits", "match_boxes", "fuse_across_proposals", "TTA_SCALES", "FUSIONS"]
+           "load_detector", "load_detectors", "load_trained", "fuse_logits", "match_boxes", "fuse_across_proposals",
+           "TTA_SCALES", "FUSIONS"]
 
 TTA_SCALES = (224, 256, 320)
 #: IoU at which boxes of different detectors' proposals are the same person (PASCAL's, AVA's matching)
@@ -212,9 +213,10 @@ def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True
 
     from humact.video_models.ava import detector_stream
 
-    if detector_stream(name):
-        raise UsageError(f"--model {name}: this detector reads {'a feature bank' if detector_stream(name) == 'lfb' else 'flow'}"
-                         f"; add --{detector_stream(name)}")
+    stream = detector_stream(name)
+    if stream:
+        raise UsageError(f"--model {name}: this detector reads {'a feature bank' if stream == 'lfb' else 'flow'}; "
+                         f"add --{stream}")
     path = fetch(checkpoint)
     if str(path).endswith(".safetensors"):
         return _load_trained(name, path, fast=fast)

@@ -476,4 +476,5 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
     return StreamScorer(model, spec, label, options, labels, ids, sampling=sampling, arm=arm, arm_config=arm_config,
                         flow_model=flow_model, audio_model=audio_model, weights_note="; ".join(notes),
                         two_stream=kind == "flow", flow_spec=flow_spec, bank_detector=bank_detector,
-                        bank_fingerprint=bank_fingerprint, bank_dtype=bank_dtype, lfb_window=window, lfb_max_per_second=per_second)
+                        bank_fingerprint=bank_fingerprint, bank_dtype=bank_dtype, lfb_window=window,
+                        lfb_max_per_second=per_second)
