@@ -104,6 +104,25 @@ class DataConfig:
     ava_max_rois: int = opt(32, "ava: boxes trained per keyframe (MMAction2's RandomSampler num)", lo=1, hi=4096)
     ava_negatives: bool = opt(False, "ava: also train on proposals matching no ground truth, as background (all "
                                      "targets 0); MMAction2's BBoxHeadAVA loss leaves them out")
+    # the LFB detectors' feature bank and the RGB + flow detectors' flow (humact.train.ava)
+    ava_bank: str = opt("", "ava, LFB detectors: feature-bank folder (one sub-folder per video); pass 1 fills "
+                            "it first with ava_bank_checkpoint's RoI features at every keyframe (reused when "
+                            "complete with the same detector)")
+    ava_bank_model: str = opt("slowonly_r50_4x16_ava", "ava, LFB detectors: the frozen short-term AVA detector "
+                                                       "that fills the bank")
+    ava_bank_checkpoint: str = opt("", "ava, LFB detectors: ava_bank_model's weights (a `humact train` "
+                                       "model.safetensors or an MMAction2 AVA checkpoint)")
+    ava_lfb_window: int = opt(60, "ava, LFB detectors: bank window in seconds around the keyframe (MMAction2's "
+                                  "window_size)", lo=1, hi=10_000)
+    ava_lfb_max_per_second: int = opt(5, "ava, LFB detectors: bank features per second of the window "
+                                         "(MMAction2's max_num_sampled_feat)", lo=1, hi=100)
+    ava_flow: str = opt("", "ava, RGB + flow detectors: folder of `humact flow --out` folders (NAME.flow/, NAME "
+                            "the video file's or frame folder's name); a missing one is extracted there first")
+    ava_flow_method: Literal["dis", "farneback", "tvl1"] = opt("dis", "ava, RGB + flow detectors: flow method "
+                                                                      "when extracting")
+    ava_flow_short_side: int = opt(0, "ava, RGB + flow detectors: short side of the extracted flow (0 = the "
+                                      "video's size); `humact detect` extracts with the checkpoint's setting",
+                                   lo=0, hi=4096)
 
 
 @dataclass

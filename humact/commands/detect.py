@@ -20,7 +20,11 @@ REL.flow/, `humact flow`'s format, extracted once; a flow SlowOnly detector, sco
 --audio (1-s log-mel at each keyframe, a VGG-style CNN for the audible classes; no audio track:
 off). `--checkpoint random` runs the detector with seeded untrained weights (for trying the
 pipeline: the output says so); the arm head, flow detector and audio CNN are untrained unless
---arm-checkpoint / --flow-checkpoint / --audio-checkpoint are given.
+--arm-checkpoint / --flow-checkpoint / --audio-checkpoint are given. Detectors `humact train`
+wrote with a stream: --model lfb_nl_slowonly_r50_4x16_ava (lfb_avg_/lfb_max_/lfb_nl_slowfast_)
+--checkpoint RUN/model.safetensors --lfb (pass 1 by the bank detector it was trained with), and
+--model rgbflow_concat_slowonly_r50_4x16_ava (rgbflow_add_/rgbflow_score_) --checkpoint ... --flow
+(the flow extracted with the checkpoint's settings, read by the detector itself).
 
 For each input REL it writes, atomically, into DIR:
   REL.ava.csv         video_id,timestamp,x1,y1,x2,y2,action_id,score (boxes normalised), for `humact eval ava`
@@ -94,14 +98,17 @@ def add_parser(subparsers) -> None:
                    help="fusing several detectors: mean after / before the sigmoid, top-k (k=n//2) before it")
     p.add_argument("--no-timeline", dest="timeline", action="store_false", help="no timeline PNG")
     g = p.add_argument_group("extra streams (one AVA detector)")
-    g.add_argument("--lfb", action="store_true", help="long-term feature bank (slowonly_r50_4x16_ava or slowfast_r50_4x16_ava)")
+    g.add_argument("--lfb", action="store_true", help="long-term feature bank (slowonly_r50_4x16_ava or "
+                   "slowfast_r50_4x16_ava with an MMAction2 LFB checkpoint, or an lfb_* detector `humact train` wrote)")
     g.add_argument("--lfb-fbo", choices=("non_local", "avg", "max"), default="non_local",
                    help="feature bank operator (default: %(default)s)")
-    g.add_argument("--lfb-window", type=positive_int, default=100, help="bank window, seconds (default: %(default)s)")
+    g.add_argument("--lfb-window", type=positive_int, default=None,
+                   help="bank window, seconds (default: a trained lfb_* checkpoint's, else 100)")
     g.add_argument("--arm-rois", action="store_true", help="arm boxes from the keypoints, merged into the person scores")
     g.add_argument("--arm-config", metavar="TOML", help="arm classes (default: humact/assets/ava_arm_rois.toml)")
     g.add_argument("--arm-checkpoint", metavar="PATH", help="trained arm head (humact safetensors)")
-    g.add_argument("--flow", action="store_true", help="optical-flow stream (flow images extracted once into REL.flow/)")
+    g.add_argument("--flow", action="store_true", help="optical-flow stream (flow images extracted once into REL.flow/; "
+                   "an rgbflow_* detector `humact train` wrote takes them itself)")
     g.add_argument("--flow-method", choices=("dis", "farneback", "tvl1"), default="dis",
                    help="flow method when extracting (default: %(default)s)")
     g.add_argument("--flow-checkpoint", metavar="PATH_OR_URL", help="flow AVA detector (MMAction2 layout, 2 channels)")

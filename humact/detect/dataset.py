@@ -36,7 +36,7 @@ from humact.errors import InputError
 from humact.video_models.ava import AVASpec
 
 __all__ = ["AVAKeyframe", "read_ava_keyframes", "FrameSource", "open_sources", "AVADetectionDataset",
-           "assign_labels", "VIDEO_SUFFIXES"]
+           "assign_labels", "flow_folders", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg")
 #: MMAction2's `num_max_proposals`
@@ -179,9 +179,40 @@ class FrameSource:
             if missing:
                 raise InputError(f"{self.path}: frame {min(missing)} could not be decoded")
         shapes = {frames[i].shape for i in want}
+        if not shapes:
+            return np.zeros((0, self.height, self.width, 3), np.uint8)
         if len(shapes) != 1:
             raise InputError(f"{self.path}: frames of different sizes {sorted(shapes)}")
         return np.stack([frames[int(i)] for i in indices])
+
+
+    def iter_frames(self, start: int = 0):
+        """(index, RGB frame) from frame `start` to the end, in order (flow extraction's input)."""
+        if not self.folder:
+            from humact.video import read_frames
+
+            yield from read_frames(self.path, start=start)
+            return
+        for i in range(int(start), self.num_frames):
+            yield i, self.read(np.array([i]))[0]
+
+
+def flow_folders(sources: dict[str, "FrameSource"], root: str | os.PathLike, spec=None, *,
+                 log=None) -> dict[str, Path]:
+    """Each video's flow folder under `root`, as `humact flow --out ROOT` names it (`NAME.flow`, NAME the
+    video file's or frame folder's name), extracted there first where it is missing or was made with
+    other settings (`humact.video_models.flow.extract_flow`: resumable, a finished folder is reused)."""
+    from humact.video_models.flow import FlowSpec, extract_flow
+
+    spec = spec or FlowSpec()
+    out = {}
+    for vid, src in sorted(sources.items()):
+        folder = Path(root) / f"{src.path.name}.flow"
+        r = extract_flow(src.path, folder, spec, frames=(src.num_frames, src.iter_frames))
+        if log and r.computed:
+            log(f"flow: {vid}: {r.computed} of {r.pairs} pairs computed ({spec.method}) -> {folder}")
+        out[vid] = folder
+    return out
 
 
 def open_sources(root: str | os.PathLike, video_ids: Sequence[str], *, fps: float = 30.0) -> dict[str, FrameSource]:
@@ -234,12 +265,31 @@ class AVADetectionDataset:
         scale: (min, max) training short side; crop: training crop side (0 = none); flip: probability.
         pos_iou, max_rois, negatives: the assignment and sampling (module docstring).
         timestamp_start: the second of each video's first frame in the CSV's timestamps.
+        bank: a `humact.video_models.lfb.FeatureBank` holding the videos' keyframe seconds (pass 1): each
+            item then carries its keyframe's window (`lfb_window` s, `lfb_max_per_second` features per
+            second; in training a random subset of a fuller second, seeded as the item), and `collate`
+            gives every RoI its keyframe's window: ((clips, rois, lt (R, L, C)), labels), the
+            `LFBDetector`'s input (MMAction2's FBOHead samples the bank per RoI the same way).
+        flow: video id -> flow folder (`flow_folders`): each item carries the flow images at the clip's
+            frames, resized, cropped and flipped with the RGB frames (a flip inverts flow_x, as MMAction2's
+            Flip), `(2, T, h, w)` normalised; `collate` gives ((clips, flows, rois), labels), the
+            `TwoStreamDetector`'s input.
+        test_boxes: test mode's boxes, "gt" or "proposals" (a keyframe without proposals: its
+            ground-truth boxes); proposals carry all-zero labels.
     """
 
     def __init__(self, keyframes: list[AVAKeyframe], sources: dict[str, FrameSource], spec: AVASpec, *,
                  train: bool = True, scale: tuple[int, int] = (256, 320), crop: int = 256, flip: float = 0.5,
                  test_scale: int = 256, pos_iou: float = 0.9, max_rois: int = 32, negatives: bool = False,
-                 timestamp_start: int = 900, seed: int = 0, source: str = "") -> None:
+                 timestamp_start: int = 900, seed: int = 0, source: str = "", bank=None, lfb_window: int = 60,
+                 lfb_max_per_second: int = 5, flow: dict[str, Path] | None = None,
+                 test_boxes: str = "gt") -> None:
+        if bank is not None and flow is not None:
+            raise ValueError("AVADetectionDataset: a feature bank or flow, not both")
+        if test_boxes not in ("gt", "proposals"):
+            raise ValueError(f"AVADetectionDataset test_boxes: 'gt' or 'proposals', got {test_boxes!r}")
+        self.bank, self.lfb_window, self.lfb_max_per_second = bank, int(lfb_window), int(lfb_max_per_second)
+        self.flow, self.test_boxes = flow, test_boxes
         self.keyframes, self.sources, self.spec = list(keyframes), sources, spec
         self.train, self.scale, self.crop, self.flip = train, tuple(scale), int(crop), float(flip)
         self.test_scale, self.pos_iou, self.max_rois, self.negatives = test_scale, pos_iou, max_rois, negatives
@@ -273,20 +323,42 @@ class AVADetectionDataset:
         k = self.keyframes[i]
         return self.sources[k.video_id].read(self.clip_indices(i)), k
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    @property
+    def stream(self) -> str:
+        """"lfb", "flow" or "" (what the items carry besides the clip)."""
+        return "lfb" if self.bank is not None else "flow" if self.flow is not None else ""
+
+    def _window(self, k: AVAKeyframe, rng: np.random.Generator | None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(int(rng.integers(2 ** 62))) if rng is not None else None
+        return self.bank.window(k.video_id, k.timestamp, window_size=self.lfb_window,
+                                max_per_second=self.lfb_max_per_second, generator=g)
+
+    def __getitem__(self, i: int):
+        """(clip, boxes, labels), plus the stream's part (the bank window (L, C) or the flow clip) when
+        there is one."""
         from humact.detect.rgb import flip_clip, resize_clip
-        from humact.video_models.clips import normalize
 
         k = self.keyframes[i]
         rng = np.random.default_rng((self.seed, self.epoch, i)) if self.train else None
-        frames = self.sources[k.video_id].read(self.clip_indices(i, rng))
+        idx = self.clip_indices(i, rng)
+        frames = self.sources[k.video_id].read(idx)
         h, w = frames.shape[1:3]
+        if self.flow is not None:       # one geometry for both: flow planes ride along as channels 3, 4
+            from humact.video_models.flow import read_flow_images
+
+            frames = np.concatenate([frames, read_flow_images(self.flow[k.video_id], idx, size=(h, w))], axis=-1)
         px = np.array([w, h, w, h], np.float32)
         gt = k.boxes.astype(np.float32) * px
+        extra = None
         if not self.train:
+            labels = k.labels
+            if self.test_boxes == "proposals" and len(k.proposals):
+                gt = k.proposals.astype(np.float32) * px
+                labels = np.zeros((len(gt), k.labels.shape[1]), np.float32)
             frames, boxes = resize_clip(frames, gt, self.test_scale)
-            return normalize(frames, self.spec.mean, self.spec.std), torch.from_numpy(boxes), \
-                torch.from_numpy(k.labels)
+            x, extra = self._split(frames, False, k, None)
+            out = (x, torch.from_numpy(boxes), torch.from_numpy(labels))
+            return out if extra is None else out + (extra,)
         # RandomRescale, RandomCrop, Flip move ground truth and proposals alike
         boxes = np.concatenate([gt, k.proposals.astype(np.float32) * px])   # add_gt_as_proposals: gt first
         short = int(rng.integers(self.scale[0], self.scale[1] + 1))
@@ -298,7 +370,8 @@ class AVADetectionDataset:
             frames = frames[:, y0:y0 + self.crop, x0:x0 + self.crop]
             boxes = boxes - np.array([x0, y0, x0, y0], np.float32)
             boxes = np.clip(boxes, 0, self.crop - 1)
-        if rng.random() < self.flip:
+        flipped = bool(rng.random() < self.flip)
+        if flipped:
             frames, boxes = flip_clip(frames, boxes)
         g = len(gt)
         assigned = assign_labels(boxes, boxes[:g], k.labels, self.pos_iou)
@@ -314,14 +387,39 @@ class AVADetectionDataset:
             background[:, 0] = 1.0
             chosen.append(neg), labels.append(background)
         rows = np.concatenate(chosen)
+        x, extra = self._split(frames, flipped, k, rng)
+        out = (x, torch.from_numpy(np.ascontiguousarray(boxes[rows], np.float32)),
+               torch.from_numpy(np.concatenate(labels).astype(np.float32)))
+        return out if extra is None else out + (extra,)
+
+    def _split(self, frames: np.ndarray, flipped: bool, k: AVAKeyframe, rng):
+        """Frames after the geometry -> the normalised RGB clip and the stream's part (or None)."""
+        from humact.video_models.clips import normalize
+
+        if self.flow is not None:
+            from humact.video_models.flow import normalize_flow
+
+            flow = frames[..., 3:]
+            if flipped:                # MMAction2's Flip on flow: x flow images inverted (255 - v)
+                flow = np.concatenate([255 - flow[..., :1], flow[..., 1:]], axis=-1)
+            return normalize(np.ascontiguousarray(frames[..., :3]), self.spec.mean, self.spec.std), \
+                normalize_flow(flow)
         x = normalize(np.ascontiguousarray(frames), self.spec.mean, self.spec.std)
-        return x, torch.from_numpy(np.ascontiguousarray(boxes[rows], np.float32)), \
-            torch.from_numpy(np.concatenate(labels).astype(np.float32))
+        return x, (self._window(k, rng) if self.bank is not None else None)
 
     @staticmethod
-    def collate(items) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Items -> ((clips (N, 3, T, h, w), rois (R, 5) with the batch index first), labels (R, C))."""
-        clips = torch.stack([x for x, _, _ in items])
-        rois = torch.cat([torch.cat([torch.full((len(b), 1), float(n)), b], dim=1)
-                          for n, (_, b, _) in enumerate(items)])
-        return (clips, rois), torch.cat([y for _, _, y in items])
+    def collate(items):
+        """Items -> ((clips (N, 3, T, h, w), rois (R, 5) with the batch index first), labels (R, C)); with
+        flow ((clips, flows (N, 2, T, h, w), rois), labels); with a bank ((clips, rois, lt (R, L, C)),
+        labels), each RoI with its keyframe's window."""
+        clips = torch.stack([it[0] for it in items])
+        rois = torch.cat([torch.cat([torch.full((len(it[1]), 1), float(n)), it[1]], dim=1)
+                          for n, it in enumerate(items)])
+        labels = torch.cat([it[2] for it in items])
+        if len(items[0]) == 3:
+            return (clips, rois), labels
+        extra = [it[3] for it in items]
+        if extra[0].dim() == 4:                                   # flow clips (2, T, h, w)
+            return (clips, torch.stack(extra), rois), labels
+        lt = torch.cat([e[None].expand(len(it[1]), -1, -1) for e, it in zip(extra, items)])
+        return (clips, rois, lt), labels

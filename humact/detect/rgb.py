@@ -33,7 +33,8 @@ from humact.video_models.ava import DETECTORS, AVASpec, build_detector
 from humact.video_models.clips import normalize
 
 __all__ = ["rescale_size", "resize_clip", "flip_clip", "prepare_clip", "AVAClipDetector", "DetectorSet",
-           "load_detector", "load_detectors", "fuse_logits", "match_boxes", "fuse_across_proposals", "TTA_SCALES", "FUSIONS"]
+           "load_detector", "load_detectors", "load_trained", "fuse_logits", "match_boxes", "fuse_across_proposals",
+           "TTA_SCALES", "FUSIONS"]
 
 TTA_SCALES = (224, 256, 320)
 #: IoU at which boxes of different detectors' proposals are the same person (PASCAL's, AVA's matching)
@@ -210,6 +211,12 @@ def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True
     from humact.io.checkpoints import load_strict, read_foreign
     from humact.io.download import fetch
 
+    from humact.video_models.ava import detector_stream
+
+    stream = detector_stream(name)
+    if stream:
+        raise UsageError(f"--model {name}: this detector reads {'a feature bank' if stream == 'lfb' else 'flow'}; "
+                         f"add --{stream}")
     path = fetch(checkpoint)
     if str(path).endswith(".safetensors"):
         return _load_trained(name, path, fast=fast)
@@ -233,10 +240,10 @@ def load_detector(name: str, checkpoint: str | os.PathLike, *, fast: bool = True
     return AVAClipDetector(fuse(model) if fast else model, spec, name)
 
 
-def _load_trained(name: str, path, *, fast: bool = True) -> AVAClipDetector:
-    """A detector `humact train` wrote (safetensors + JSON: its config, class ids and names, test spec)."""
+def load_trained(name: str, path) -> tuple[torch.nn.Module, AVASpec, dict, dict]:
+    """A detector `humact train` wrote (safetensors + JSON: its config, class ids and names, test spec;
+    LFB detectors: the bank's width) -> (model in eval mode, spec, {action id: name}, the JSON)."""
     from humact.config import read_saved_config
-    from humact.deploy import fuse
     from humact.io.checkpoints import load_checkpoint, load_strict
 
     tensors, meta = load_checkpoint(path)
@@ -252,15 +259,22 @@ def _load_trained(name: str, path, *, fast: bool = True) -> AVAClipDetector:
         sp = meta["spec"]
         spec = replace(DETECTORS[name][2], short_side=int(sp["short_side"]), mean=tuple(map(float, sp["mean"])),
                        std=tuple(map(float, sp["std"])))
+        lt_channels = int(meta["bank"]["channels"]) if "bank" in meta else None
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{src}.json: class_ids / classes / spec: {e!r}") from None
+        raise CheckpointError(f"{src}.json: class_ids / classes / spec / bank: {e!r}") from None
     if ids != list(range(1, len(ids) + 1)) or len(names) != len(ids):
         raise CheckpointError(f"{src}: class_ids must be 1..{len(ids)} with one name each")
     model, _ = build_detector(name, num_classes=len(ids) + 1, dropout=cfg.model.dropout,
-                              base_channels=cfg.model.base_channels)
+                              base_channels=cfg.model.base_channels, lt_channels=lt_channels)
     load_strict(model, tensors, src)
-    model.eval()
-    return AVAClipDetector(fuse(model) if fast else model, spec, name, classes=dict(zip(ids, names)))
+    return model.eval(), spec, dict(zip(ids, names)), meta
+
+
+def _load_trained(name: str, path, *, fast: bool = True) -> AVAClipDetector:
+    from humact.deploy import fuse
+
+    model, spec, classes, _ = load_trained(name, path)
+    return AVAClipDetector(fuse(model) if fast else model, spec, name, classes=classes)
 
 
 @dataclass

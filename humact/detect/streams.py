@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humact.errors import InputError, UsageError
+from humact.errors import CheckpointError, InputError, UsageError
 
 __all__ = ["RANDOM", "StreamOptions", "StreamScorer", "load_stream_scorer"]
 
@@ -49,8 +49,8 @@ class StreamOptions:
 
     lfb: bool = False
     lfb_fbo: str = "non_local"
-    lfb_window: int = 100
-    lfb_max_per_second: int = 5
+    lfb_window: int | None = None        # None: a trained checkpoint's window, else 100
+    lfb_max_per_second: int | None = None  # None: a trained checkpoint's, else 5
     arm_rois: bool = False
     arm_config: str | None = None
     arm_checkpoint: str | None = None
@@ -109,6 +109,17 @@ class StreamScorer:
     audio_model: torch.nn.Module | None = None
     weights_note: str = ""
     report: list[str] = field(default_factory=list)
+    #: `model` is an RGB + flow detector (`TwoStreamDetector`): it takes the flow clip itself
+    two_stream: bool = False
+    #: the flow extraction settings (a trained RGB + flow checkpoint's; else --flow-method's)
+    flow_spec: object = None
+    #: the frozen short-term detector whose features fill the bank (a trained LFB checkpoint's); None:
+    #: the LFB detector's own short-term features
+    bank_detector: object = None
+    bank_fingerprint: dict = field(default_factory=dict)
+    bank_dtype: str = "float32"
+    lfb_window: int = 100
+    lfb_max_per_second: int = 5
 
     @torch.no_grad()
     def score_video(self, video, meta, keyframes, boxes, *, progress: bool = False, desc: str = "",
@@ -137,7 +148,7 @@ class StreamScorer:
 
             t = time.perf_counter()
             flow_dir = Path(f"{base}.flow")
-            r = extract_flow(video, flow_dir, FlowSpec(method=o.flow_method))
+            r = extract_flow(video, flow_dir, self.flow_spec or FlowSpec(method=o.flow_method))
             times["flow_extract"] = time.perf_counter() - t
             how = "reused" if not r.computed else f"{r.computed} computed, {o.flow_method}"
             self.report.append(f"flow: {r.pairs} pairs in {flow_dir} ({how})")
@@ -145,12 +156,15 @@ class StreamScorer:
         if o.lfb:
             from humact.video_models.lfb import FeatureBank, pool_roi_features
 
-            channels = self.model.roi_head.shared_head.fbo.st_feat_conv.in_channels \
-                if o.lfb_fbo == "non_local" else self.model.roi_head.bbox_head.in_channels // 2
+            fbo = self.model.roi_head.shared_head.fbo
+            channels = fbo.lt_feat_conv.in_channels if hasattr(fbo, "lt_feat_conv") else fbo.out_channels
             vid = re.sub(r"[^A-Za-z0-9_.,=+-]", "_", Path(video).stem) or "video"
             sha = __import__("hashlib").sha256(np.ascontiguousarray(boxes.boxes).tobytes()).hexdigest()[:16]
-            bank = FeatureBank(f"{base}.lfb", channels=channels, dtype="float32",
-                               fingerprint={"model": self.name, "sampling": self.sampling, "boxes": sha})
+            made_by = self.bank_fingerprint or {"model": self.name}
+            # float32: pass 2 reads the short-term features back; a bank detector's bank is stored as the
+            # one the LFB detector trained on (its dtype, float16)
+            bank = FeatureBank(f"{base}.lfb", channels=channels, dtype=self.bank_dtype,
+                               fingerprint=made_by | {"sampling": self.sampling, "boxes": sha})
             todo = set(bank.todo(vid, keyframes.timestamps[ks].tolist()))
             writer = bank.writer(vid, keyframes.timestamps[ks].tolist())
         n_arms = 0
@@ -172,13 +186,19 @@ class StreamScorer:
                 idx = ava_clip_indices(center, meta.num_frames, clip_len=self.spec.clip_len,
                                        frame_interval=self.spec.frame_interval, mode=self.sampling)
                 ts = int(keyframes.timestamps[k])
-                if bank is not None and ts not in todo and not o.arm_rois and not o.flow:
+                if bank is not None and ts not in todo and not o.arm_rois and not o.flow \
+                        and self.bank_detector is None:
                     shown.update()
                     continue           # the bank has this second; nothing else needs the clip
                 t = time.perf_counter()
                 nested = times["arms"] + times["lfb"]
-                frames = dict(read_frames(video, indices=sorted(set(idx.tolist()))))
-                missing = set(idx.tolist()) - set(frames)
+                bd = self.bank_detector
+                bank_idx = idx if bd is None else ava_clip_indices(
+                    center, meta.num_frames, clip_len=bd.spec.clip_len, frame_interval=bd.spec.frame_interval,
+                    mode=self.sampling)
+                need = sorted(set(idx.tolist()) | set(bank_idx.tolist()))
+                frames = dict(read_frames(video, indices=need))
+                missing = set(need) - set(frames)
                 if missing:
                     raise InputError(f"{video}: frame {min(missing)} could not be decoded")
                 clip = np.stack([frames[int(i)] for i in idx])
@@ -194,14 +214,28 @@ class StreamScorer:
                     n_arms += len(arms)
                     times["arms"] += time.perf_counter() - ta
                 x, rois = prepare_clip(clip, all_boxes, self.spec)
+                if self.two_stream:       # RGB + flow in one detector: the flow clip at the same frames
+                    from humact.video_models.flow import read_flow_clip
+
+                    fx = read_flow_clip(flow_dir, idx, channels=2, size=tuple(x.shape[-2:]))[None]
+                    pending[k] = {"rows": rows, "rgb": self.model.predict(x, fx, rois).double().numpy()}
+                    times["rgb"] += time.perf_counter() - t
+                    shown.update()
+                    continue
                 feats = self.model.forward_features(x)
                 roi_feats = self.model.roi_features(feats, rois)
                 p_feats, a_feats = roi_feats[:len(rows)], roi_feats[len(rows):]
                 entry: dict = {"rows": rows}
                 if bank is not None:
                     tl = time.perf_counter()
-                    if ts in todo:
-                        writer.add(ts, pool_roi_features(p_feats).flatten(1))   # LFBInferHead's, float32
+                    st = pool_roi_features(p_feats).flatten(1)                 # LFBInferHead's, float32
+                    if bd is not None:
+                        entry["st"] = st
+                        if ts in todo:      # the bank detector's own clip and short side
+                            bx, brois = prepare_clip(np.stack([frames[int(i)] for i in bank_idx]), person, bd.spec)
+                            writer.add(ts, pool_roi_features(bd.roi_features(bx, brois)).flatten(1))
+                    elif ts in todo:
+                        writer.add(ts, st)
                     times["lfb"] += time.perf_counter() - tl
                 else:
                     entry["rgb"] = torch.sigmoid(self.model.classify(p_feats)).double().numpy()
@@ -225,18 +259,21 @@ class StreamScorer:
             for k in ks:
                 rows = boxes.on(k)
                 ts = int(keyframes.timestamps[k])
-                st = bank.read(vid, ts)
-                if st is None or len(st) != len(rows):
+                st = pending.get(k, {}).get("st")
+                held = bank.read(vid, ts)
+                st = held if st is None else st
+                if st is None or held is None or len(held) != len(rows):
                     raise InputError(f"{base}.lfb: second {ts}: the bank does not hold this keyframe's "
                                      f"{len(rows)} boxes; delete the folder to rebuild it")
-                lt = bank.windows([(vid, ts)] * len(rows), window_size=o.lfb_window,
-                                  max_per_second=o.lfb_max_per_second)
+                lt = bank.windows([(vid, ts)] * len(rows), window_size=self.lfb_window,
+                                  max_per_second=self.lfb_max_per_second)
                 logits = self.model.classify(st[:, :, None, None, None], lt)
                 pending.setdefault(k, {"rows": rows})["rgb"] = torch.sigmoid(logits).double().numpy()
             times["lfb"] += time.perf_counter() - tl
             self.report.append(f"lfb: bank {bank.video_dir(vid)} ({len(bank.seconds(vid))} s; "
-                               f"{'reused' if not todo else f'{len(todo)} s computed'}), window {o.lfb_window} s, "
-                               f"fbo {o.lfb_fbo}")
+                               f"{'reused' if not todo else f'{len(todo)} s computed'}), window {self.lfb_window} s, "
+                               f"fbo {self.model.roi_head.shared_head.fbo_type}"
+                               + (f", filled by {self.bank_fingerprint['model']}" if bd is not None else ""))
         if o.arm_rois:
             self.report.append(f"arms: {n_arms} arm boxes on {len(ks)} keyframes ({len(boxes)} person boxes), "
                                f"{len(self.arm_config.merge_classes)} merged classes")
@@ -286,27 +323,61 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
                        sampling: str = "test", tta: bool = False) -> StreamScorer:
     """The AVA detector `name` with `options`' streams (see the module docstring)."""
     from humact.deploy import fuse
-    from humact.video_models.ava import DETECTORS, build_detector
+    from humact.video_models.ava import DETECTORS, build_detector, detector_stream
 
     if tta:
         raise UsageError("--tta is not combined with --lfb / --arm-rois / --flow / --audio")
     if name not in DETECTORS:
         build_detector(name)                                   # the usage error naming the known ones
     spec = DETECTORS[name][2]
+    kind = detector_stream(name)
+    ours = checkpoint != RANDOM and str(checkpoint).endswith(".safetensors")
+    if kind == "lfb" and not options.lfb or kind == "flow" and not options.flow:
+        raise UsageError(f"--model {name}: this detector reads {'a feature bank' if kind == 'lfb' else 'flow'}; "
+                         f"add --{kind}")
+    if kind == "flow" and (options.lfb or options.arm_rois):
+        raise UsageError(f"--model {name}: an RGB + flow detector runs with --flow (and --audio), not with "
+                         "--lfb or --arm-rois")
+    if ours and options.lfb and kind != "lfb":
+        raise UsageError(f"--lfb with {checkpoint}: a `humact train` checkpoint with a feature bank is an LFB "
+                         f"detector's (--model lfb_nl_slowonly_r50_4x16_ava, ...), not {name}'s")
     notes = []
-    if options.lfb:
+    classes: dict = {}
+    meta: dict = {}
+    bank_detector, bank_fingerprint, bank_dtype = None, {}, "float32"
+    window, per_second = 100, 5
+    flow_spec = None
+    if ours:
+        from humact.detect.rgb import load_trained
+        from humact.io.download import fetch
+
+        model, spec, classes, meta = load_trained(name, fetch(checkpoint))
+        label = name
+    elif kind == "flow":
+        if checkpoint != RANDOM:
+            raise CheckpointError(f"--checkpoint {checkpoint}: {name} has no MMAction2 checkpoint; give the "
+                                  "model.safetensors `humact train` wrote, or random")
+        model, spec = build_detector(name)
+        _random_init(model)
+        label = name
+    elif options.lfb:
         from humact.video_models import lfb as lfbm
 
-        if name not in LFB_MODELS:
-            raise UsageError(f"--lfb: the feature bank runs with {' or '.join(LFB_MODELS)}, not {name}")
-        model = getattr(lfbm, LFB_MODELS[name])(fbo=options.lfb_fbo)
+        if kind == "lfb":
+            model, spec = build_detector(name)
+            label = name
+        elif name in LFB_MODELS:
+            model = getattr(lfbm, LFB_MODELS[name])(fbo=options.lfb_fbo)
+            label = f"{LFB_MODELS[name]}({options.lfb_fbo})"
+        else:
+            raise UsageError(f"--lfb: the feature bank runs with {' or '.join(LFB_MODELS)} or an lfb_* detector, "
+                             f"not {name}")
         if checkpoint == RANDOM:
             _random_init(model)
         else:
             from humact.io.download import fetch
 
             lfbm.load_mmaction2_lfb_detector(model, fetch(checkpoint))
-        label = f"{LFB_MODELS[name]}({options.lfb_fbo})"
     elif checkpoint == RANDOM:
         model, spec = build_detector(name)
         _random_init(model)
@@ -317,17 +388,48 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
         d = load_detector(name, checkpoint, fast=False)
         model, spec, label = d.model, d.spec, name
     notes.append(f"detector: {'random (seed 0, untrained)' if checkpoint == RANDOM else checkpoint}")
+    if "bank" in meta:
+        from humact.detect.rgb import load_detector
+        from humact.train.ava import _sha256
+
+        b = meta["bank"]
+        try:
+            bank_ckpt, sha = str(b["checkpoint"]), str(b["checkpoint_sha256"])
+            window, per_second = int(b["window"]), int(b["max_per_second"])
+            bank_model = str(b["model"])
+            bank_dtype = str(b["dtype"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{checkpoint}.json: bank: {e!r}") from None
+        if not Path(bank_ckpt).is_file():
+            raise CheckpointError(f"{checkpoint}: its feature bank was filled by {bank_model} from {bank_ckpt}, "
+                                  "which is not there any more: pass 1 needs that detector")
+        if _sha256(bank_ckpt) != sha:
+            raise CheckpointError(f"{checkpoint}: {bank_ckpt} changed since training (sha256 differs): the bank "
+                                  "detector must be the one the LFB detector was trained with")
+        bank_detector = load_detector(bank_model, bank_ckpt)
+        bank_fingerprint = {"model": bank_model, "checkpoint_sha256": sha}
+        notes.append(f"bank: {bank_model} {bank_ckpt}")
+    if "flow" in meta:
+        from humact.video_models.flow import FlowSpec
+
+        try:
+            flow_spec = FlowSpec(**meta["flow"])
+        except TypeError as e:
+            raise CheckpointError(f"{checkpoint}.json: flow: {e}") from None
+    window = options.lfb_window or window
+    per_second = options.lfb_max_per_second or per_second
     model.eval()
     model = fuse(model)
-    num_classes = int(model.roi_head.bbox_head.fc_cls.out_features)
+    num_classes = int(model.num_classes if kind == "flow" else model.roi_head.bbox_head.fc_cls.out_features)
     arm = arm_config = flow_model = audio_model = None
     if options.arm_rois:
         from humact.video_models.arms import ArmHead, load_arm_config
 
         arm_config = load_arm_config(options.arm_config) if options.arm_config else load_arm_config()
         # the arm RoIs' features are the detector's own RoI features (the short-term ones with --lfb)
-        c = model.roi_head.shared_head.fbo.st_feat_conv.in_channels if options.lfb and options.lfb_fbo == "non_local" \
-            else (model.roi_head.bbox_head.in_channels // 2 if options.lfb else model.roi_head.bbox_head.in_channels)
+        head = model.roi_head
+        c = head.shared_head.out_channels - head.shared_head.fbo.out_channels if options.lfb \
+            else head.bbox_head.in_channels
         arm = ArmHead(in_channels=c, class_ids=arm_config.candidates)
         if options.arm_checkpoint:
             _load_ours(arm, options.arm_checkpoint, "arm head")
@@ -336,7 +438,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
         arm.eval()
         notes.append(f"arms: {options.arm_checkpoint or 'random (untrained)'}")
         label += "+arms"
-    if options.flow:
+    if options.flow and kind != "flow":
         from humact.video_models.flow import flow_slowonly_r50_ava
 
         flow_model = flow_slowonly_r50_ava(in_channels=2, num_classes=num_classes)
@@ -362,7 +464,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
         notes.append(f"audio: {options.audio_checkpoint or 'random (untrained)'}")
         label += "+audio"
     ids = np.arange(1, num_classes, dtype=np.int64)
-    names_of = {}
+    names_of = dict(classes)
     if label_map:
         from humact.eval.ava import read_label_map
 
@@ -372,4 +474,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
     if untrained:
         label += " [untrained weights: scores are not meaningful]"
     return StreamScorer(model, spec, label, options, labels, ids, sampling=sampling, arm=arm, arm_config=arm_config,
-                        flow_model=flow_model, audio_model=audio_model, weights_note="; ".join(notes))
+                        flow_model=flow_model, audio_model=audio_model, weights_note="; ".join(notes),
+                        two_stream=kind == "flow", flow_spec=flow_spec, bank_detector=bank_detector,
+                        bank_fingerprint=bank_fingerprint, bank_dtype=bank_dtype, lfb_window=window,
+                        lfb_max_per_second=per_second)

@@ -31,7 +31,7 @@ from humact.video_models.roi import RoIExtractor3D
 from humact.video_models.slowfast import ResNet3dSlowFast
 
 __all__ = ["AVARoIHead", "AVADetector", "slowonly_r50_ava", "slowfast_r50_ava", "load_mmaction2_detector", "AVASpec",
-           "DETECTORS", "build_detector", "ava_loss", "ava_hits"]
+           "DETECTORS", "build_detector", "detector_stream", "ava_loss", "ava_hits"]
 
 
 def ava_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -175,20 +175,64 @@ DETECTORS: dict[str, tuple[str, dict, AVASpec]] = {
 }
 
 
+#: The LFB and RGB + flow detectors (`video_models.lfb`, `video_models.flow`), trained by `humact train` on
+#: AVA-format data with a feature bank (data.ava_bank) or flow clips (data.ava_flow): name -> as above
+DETECTORS.update({
+    "lfb_nl_slowonly_r50_4x16_ava": ("lfb_nl_slowonly_r50_ava", {"fbo": "non_local"}, AVASpec(
+        4, 16, config="slowonly-lfb-nl_kinetics400-pretrained-r50_8xb12-4x16x1-20e_ava21-rgb")),
+    "lfb_avg_slowonly_r50_4x16_ava": ("lfb_nl_slowonly_r50_ava", {"fbo": "avg"}, AVASpec(
+        4, 16, config="slowonly-lfb-avg_kinetics400-pretrained-r50_8xb12-4x16x1-20e_ava21-rgb")),
+    "lfb_max_slowonly_r50_4x16_ava": ("lfb_nl_slowonly_r50_ava", {"fbo": "max"}, AVASpec(
+        4, 16, config="slowonly-lfb-max_kinetics400-pretrained-r50_8xb12-4x16x1-20e_ava21-rgb")),
+    "lfb_nl_slowfast_r50_4x16_ava": ("lfb_slowfast_r50_ava", {"fbo": "non_local"}, AVASpec(
+        32, 2, config="slowfast 4x16 AVA detector + LFB non-local (the AVA system's combination)")),
+    "rgbflow_concat_slowonly_r50_4x16_ava": ("two_stream_ava", {"fusion": "concat"}, AVASpec(
+        4, 16, config="SlowOnly-R50 RGB + SlowOnly-R50 flow (2 channels), last maps concatenated, one RoI head")),
+    "rgbflow_add_slowonly_r50_4x16_ava": ("two_stream_ava", {"fusion": "add"}, AVASpec(
+        4, 16, config="SlowOnly-R50 RGB + SlowOnly-R50 flow (2 channels), last maps added, one RoI head")),
+    "rgbflow_score_slowonly_r50_4x16_ava": ("two_stream_ava", {"fusion": "score"}, AVASpec(
+        4, 16, config="SlowOnly-R50 RGB and flow AVA detectors, sigmoid scores averaged")),
+})
+
+
+def detector_stream(name: str) -> str:
+    """What a named detector eats besides the RGB clip and the boxes: "" (nothing), "lfb" (each RoI's
+    feature-bank window) or "flow" (the flow clip at the same frames)."""
+    builder = DETECTORS[name][0] if name in DETECTORS else ""
+    return "lfb" if builder.startswith("lfb_") else "flow" if builder == "two_stream_ava" else ""
+
+
 def build_detector(name: str, *, num_classes: int = 81, dropout: float = 0.5, base_channels: int = 64,
-                   norm_eval: bool = False):
+                   norm_eval: bool = False, lt_channels: int | None = None):
     """The named AVA detector (random weights) and its spec. `base_channels` narrows the backbone (the
-    first stage's width; 64 is MMAction2's, the one its checkpoints have); `norm_eval` keeps its
-    BatchNorm in eval mode under `train()` (MMAction2's `norm_eval`, frozen statistics)."""
+    first stage's width; 64 is MMAction2's, the one its checkpoints have; the LFB detectors' latent width
+    follows, 512 at 64); `norm_eval` keeps its BatchNorm in eval mode under `train()` (MMAction2's
+    `norm_eval`, frozen statistics). `lt_channels`: the LFB detectors' bank feature width (default: their
+    own short-term width)."""
     if name not in DETECTORS:
         raise UsageError(f"--model: unknown AVA detector {name!r}; known: skeleton, {', '.join(DETECTORS)}")
     builder, kw, spec = DETECTORS[name]
     bb: dict = {}
-    if builder == "slowonly_r50_ava":
-        bb = dict(base_channels=base_channels, norm_eval=norm_eval)
-    else:
+    if builder in ("slowfast_r50_ava", "lfb_slowfast_r50_ava"):
         bb = dict(base_channels=base_channels, slow_kw=dict(norm_eval=norm_eval), fast_kw=dict(norm_eval=norm_eval))
+    else:
+        bb = dict(base_channels=base_channels, norm_eval=norm_eval)
+    if builder.startswith("lfb_"):
+        bb.update(latent_channels=max(1, 512 * base_channels // 64), lt_channels=lt_channels)
     return _BUILDERS[builder](num_classes=num_classes, dropout=dropout, **kw, **bb), spec
 
 
-_BUILDERS = {"slowonly_r50_ava": slowonly_r50_ava, "slowfast_r50_ava": slowfast_r50_ava}
+def _lazy(module: str, builder: str):
+    # the LFB and flow model files import this one: their builders are looked up when called
+    def build(**kw):
+        import importlib
+
+        return getattr(importlib.import_module(f"humact.video_models.{module}"), builder)(**kw)
+
+    return build
+
+
+_BUILDERS = {"slowonly_r50_ava": slowonly_r50_ava, "slowfast_r50_ava": slowfast_r50_ava,
+             "lfb_nl_slowonly_r50_ava": _lazy("lfb", "lfb_nl_slowonly_r50_ava"),
+             "lfb_slowfast_r50_ava": _lazy("lfb", "lfb_slowfast_r50_ava"),
+             "two_stream_ava": _lazy("flow", "TwoStreamDetector")}

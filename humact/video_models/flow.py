@@ -52,11 +52,11 @@ from torch import nn
 
 from humact.errors import InputError, UsageError
 from humact.io.atomic import atomic_path, atomic_write
-from humact.video_models.ava import AVADetector, AVARoIHead, slowonly_r50_ava
+from humact.video_models.ava import AVADetector, AVARoIHead, ava_hits, ava_loss, slowonly_r50_ava
 from humact.video_models.resnet3d import slowonly_r50
 
 __all__ = ["FLOW_METHODS", "FlowSpec", "FlowResult", "compute_flow", "flow_to_images", "extract_flow",
-           "flow_image_path", "count_flow_pairs", "read_flow_clip", "flow_indices", "flow_slowonly_r50_ava",
+           "flow_image_path", "count_flow_pairs", "read_flow_clip", "read_flow_images", "normalize_flow", "flow_indices", "flow_slowonly_r50_ava",
            "expand_flow_conv1", "TwoStreamDetector", "tvl1_available", "FLOW_MEAN", "FLOW_STD"]
 
 FLOW_METHODS = ("dis", "farneback", "tvl1")
@@ -181,17 +181,24 @@ def _write_jpeg(path: Path, img: np.ndarray, quality: int) -> None:
 
 
 def extract_flow(video: str | os.PathLike, out_dir: str | os.PathLike, spec: FlowSpec = FlowSpec(), *,
-                 progress: Callable[[int, int], None] | None = None) -> FlowResult:
-    """Write the flow images of `video` into `out_dir` (resuming a partial folder; see the module doc)."""
+                 progress: Callable[[int, int], None] | None = None,
+                 frames: tuple[int, Callable[[int], Iterable[tuple[int, np.ndarray]]]] | None = None) -> FlowResult:
+    """Write the flow images of `video` into `out_dir` (resuming a partial folder; see the module doc).
+
+    `frames`: (number of frames, start -> iterator of (index, RGB frame) from `start`) for a source
+    that is not a video file (an AVA frame folder: `humact.detect.dataset.FrameSource.iter_frames`)."""
     from humact.video import probe, read_frames
 
     out = Path(out_dir)
     t0 = time.perf_counter()
-    meta = probe(video)
-    total = max(meta.num_frames - 1, 0)
+    if frames is None:
+        num_frames = probe(video).num_frames
+        frames = (num_frames, lambda start: read_frames(video, start=start))
+    num_frames, frames_from = frames
+    total = max(num_frames - 1, 0)
     manifest = out / "flow.json"
     settings = {"format": FLOW_FORMAT, "spec": asdict(spec), "video": Path(video).name,
-                "num_frames": meta.num_frames, "pairs": total}
+                "num_frames": num_frames, "pairs": total}
     if manifest.is_file():
         try:
             done = json.loads(manifest.read_text())
@@ -207,7 +214,7 @@ def extract_flow(video: str | os.PathLike, out_dir: str | os.PathLike, spec: Flo
     out.mkdir(parents=True, exist_ok=True)
     prev = None
     computed = 0
-    for i, rgb in read_frames(video, start=start):
+    for i, rgb in frames_from(start):
         g = _grey(rgb, spec.short_side)
         if prev is not None:
             imgs = flow_to_images(estimate(prev, g), spec.bound, spec.uv)
@@ -239,6 +246,19 @@ def read_flow_clip(folder: str | os.PathLike, frame_indices: Iterable[int], *, c
 
     `size` (H, W) resizes (bilinear), e.g. to the RGB clip's size, so boxes map to both streams.
     """
+    return normalize_flow(read_flow_images(folder, frame_indices, channels=channels, size=size))
+
+
+def normalize_flow(images: np.ndarray) -> torch.Tensor:
+    """(T, H, W, C) uint8 flow images -> (C, T, H, W) float32, (v - 128) / 128 (MMAction2's)."""
+    clip = torch.from_numpy(np.ascontiguousarray(images.transpose(3, 0, 1, 2)).astype(np.float32))
+    return (clip - FLOW_MEAN) / FLOW_STD
+
+
+def read_flow_images(folder: str | os.PathLike, frame_indices: Iterable[int], *, channels: int = 2,
+                     size: tuple[int, int] | None = None) -> np.ndarray:
+    """The 8-bit flow images (x, y[, uv]) of 0-based frames -> (T, H, W, channels) uint8 (frame f: image
+    f + 1, `flow_indices`); `size` (H, W) resizes them (bilinear)."""
     import cv2
 
     if channels not in (2, 3):
@@ -257,17 +277,17 @@ def read_flow_clip(folder: str | os.PathLike, frame_indices: Iterable[int], *, c
             if size is not None and img.shape != tuple(size):
                 img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
             frame.append(img)
-        planes.append(np.stack(frame))
-    clip = torch.from_numpy(np.stack(planes, axis=1).astype(np.float32))      # (C, T, H, W)
-    return (clip - FLOW_MEAN) / FLOW_STD
+        planes.append(np.stack(frame, axis=-1))
+    return np.stack(planes)                                                   # (T, H, W, C)
 
 
 # ------------------------------------------------------------------------------------------ models
 
 
-def flow_slowonly_r50_ava(*, in_channels: int = 2, num_classes: int = 81, dropout: float = 0.5) -> AVADetector:
+def flow_slowonly_r50_ava(*, in_channels: int = 2, num_classes: int = 81, dropout: float = 0.5,
+                          **backbone_kw) -> AVADetector:
     """SlowOnly-R50 AVA detector on (N, 2 or 3, T, H, W) flow clips (MMAction2's flow SlowOnly backbone)."""
-    return slowonly_r50_ava(in_channels=in_channels, num_classes=num_classes, dropout=dropout)
+    return slowonly_r50_ava(in_channels=in_channels, num_classes=num_classes, dropout=dropout, **backbone_kw)
 
 
 def expand_flow_conv1(weight: torch.Tensor) -> torch.Tensor:
@@ -283,22 +303,28 @@ class TwoStreamDetector(nn.Module):
     Feature fusion ("concat" / "add"): (R, num_classes) logits from one RoI head on the fused maps
     (both backbones must give maps of the same size: same input size and stride). Score fusion
     ("score"): {'rgb': logits, 'flow': logits} (each stream is trained with its own loss);
-    `predict` gives the weighted average of the two sigmoid scores.
+    `predict` gives the weighted average of the two sigmoid scores. `backbone_kw` (base_channels,
+    norm_eval) go to both backbones.
+
+    Trained by `humact.train.trainer.Trainer` on `humact.detect.dataset` items with flow
+    (`flow=True`: collated into ((rgb, flow, rois), labels)) through `loss` / `train_hits`: AVA's
+    `ava_loss` on the fused logits, or with score fusion the sum of each stream's `ava_loss`.
     """
 
     def __init__(self, *, fusion: str = "concat", num_classes: int = 81, flow_channels: int = 2, dropout: float = 0.5,
-                 weights: tuple[float, float] = (1.0, 1.0)) -> None:
+                 weights: tuple[float, float] = (1.0, 1.0), **backbone_kw) -> None:
         super().__init__()
         if fusion not in ("concat", "add", "score"):
             raise ValueError(f"TwoStreamDetector fusion: expected 'concat', 'add' or 'score', got {fusion!r}")
         self.fusion = fusion
         self.weights = tuple(float(w) for w in weights)
         if fusion == "score":
-            self.rgb = slowonly_r50_ava(num_classes=num_classes, dropout=dropout)
-            self.flow = flow_slowonly_r50_ava(in_channels=flow_channels, num_classes=num_classes, dropout=dropout)
+            self.rgb = slowonly_r50_ava(num_classes=num_classes, dropout=dropout, **backbone_kw)
+            self.flow = flow_slowonly_r50_ava(in_channels=flow_channels, num_classes=num_classes, dropout=dropout,
+                                              **backbone_kw)
             return
-        self.rgb_backbone = slowonly_r50(spatial_strides=(1, 2, 2, 1))
-        self.flow_backbone = slowonly_r50(in_channels=flow_channels, spatial_strides=(1, 2, 2, 1))
+        self.rgb_backbone = slowonly_r50(spatial_strides=(1, 2, 2, 1), **backbone_kw)
+        self.flow_backbone = slowonly_r50(in_channels=flow_channels, spatial_strides=(1, 2, 2, 1), **backbone_kw)
         c = self.rgb_backbone.feat_dim
         self.roi_head = AVARoIHead(in_channels=2 * c if fusion == "concat" else c, num_classes=num_classes,
                                    dropout=dropout)
@@ -315,13 +341,30 @@ class TwoStreamDetector(nn.Module):
             return {"rgb": self.rgb(rgb, rois), "flow": self.flow(flow, rois)}
         return self.roi_head(self.fused_features(rgb, flow), rois)
 
-    @torch.no_grad()
-    def predict(self, rgb: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
-        out = self.forward(rgb, flow, rois)
+    @property
+    def num_classes(self) -> int:
+        head = self.rgb.roi_head if self.fusion == "score" else self.roi_head
+        return int(head.bbox_head.fc_cls.out_features)
+
+    def scores(self, out) -> torch.Tensor:
+        """`forward`'s output -> (R, num_classes) sigmoid scores (score fusion: the weighted average)."""
         if self.fusion != "score":
             return out.sigmoid()
         wr, wf = self.weights
         return (wr * out["rgb"].sigmoid() + wf * out["flow"].sigmoid()) / (wr + wf)
+
+    @torch.no_grad()
+    def predict(self, rgb: torch.Tensor, flow: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
+        return self.scores(self.forward(rgb, flow, rois))
+
+    def loss(self, out, labels: torch.Tensor) -> torch.Tensor:
+        if self.fusion == "score":
+            return ava_loss(out["rgb"], labels) + ava_loss(out["flow"], labels)
+        return ava_loss(out, labels)
+
+    def train_hits(self, out, labels: torch.Tensor) -> tuple[int, int]:
+        p = self.scores(out).clamp(1e-6, 1 - 1e-6)
+        return ava_hits(torch.log(p) - torch.log1p(-p), labels)
 
     def load_stream(self, stream: str, checkpoint, *, backbone_only: bool = True) -> "TwoStreamDetector":
         """Load an MMAction2 checkpoint into one stream strictly: its `backbone.*` keys (a Kinetics

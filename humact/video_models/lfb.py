@@ -544,23 +544,27 @@ class LFBDetector(AVADetector):
 
 
 def lfb_nl_slowonly_r50_ava(*, fbo: str = "non_local", num_classes: int = 81, dropout: float = 0.5,
-                            latent_channels: int = 512, **backbone_kw) -> LFBDetector:
+                            latent_channels: int = 512, lt_channels: int | None = None,
+                            **backbone_kw) -> LFBDetector:
     """MMAction2's `slowonly-lfb-{nl,avg,max}_kinetics400-pretrained-r50_8xb12-4x16x1-20e_ava21-rgb`:
     SlowOnly-R50 (stride 16), input (N, 3, 4, H, W); bank features of 2048 channels."""
     backbone = slowonly_r50(spatial_strides=(1, 2, 2, 1), **backbone_kw)
-    return LFBDetector(backbone, LFBRoIHead(st_channels=backbone.feat_dim, fbo=fbo, num_classes=num_classes,
-                                            dropout=dropout, latent_channels=latent_channels))
+    return LFBDetector(backbone, LFBRoIHead(st_channels=backbone.feat_dim, lt_channels=lt_channels, fbo=fbo,
+                                            num_classes=num_classes, dropout=dropout,
+                                            latent_channels=latent_channels))
 
 
 def lfb_slowfast_r50_ava(*, fbo: str = "non_local", num_classes: int = 81, dropout: float = 0.5,
-                         latent_channels: int = 512, resample_rate: int = 8, speed_ratio: int = 8,
+                         latent_channels: int = 512, lt_channels: int | None = None, resample_rate: int = 8,
+                         speed_ratio: int = 8,
                          channel_ratio: int = 8, **backbone_kw) -> LFBDetector:
     """SlowFast-R50 4x16 AVA detector + LFB in one model: (N, 3, 32, H, W); short-term and bank
     features are SlowFast's 2304 channels (slow 2048 + fast 256)."""
     backbone = ResNet3dSlowFast(depth=50, resample_rate=resample_rate, speed_ratio=speed_ratio,
                                 channel_ratio=channel_ratio, spatial_strides=(1, 2, 2, 1), **backbone_kw)
-    return LFBDetector(backbone, LFBRoIHead(st_channels=sum(backbone.feat_dims), fbo=fbo, num_classes=num_classes,
-                                            dropout=dropout, latent_channels=latent_channels))
+    return LFBDetector(backbone, LFBRoIHead(st_channels=sum(backbone.feat_dims), lt_channels=lt_channels, fbo=fbo,
+                                            num_classes=num_classes, dropout=dropout,
+                                            latent_channels=latent_channels))
 
 
 def load_mmaction2_lfb_detector(model: LFBDetector, checkpoint) -> LFBDetector:
