@@ -103,6 +103,9 @@ def test_bad_shards_and_ids_are_one_line_errors(tmp_path):
         FeatureBank(tmp_path, channels=4).read("v", 1)
     with pytest.raises(UsageError, match="video id"):
         bank.video_dir("../escape")
+    with pytest.raises(UsageError, match="video id"):
+        bank.video_dir(".hidden")
+    assert bank.video_dir("-5KQ66BBWC4").name == "-5KQ66BBWC4"  # real AVA ids may start with '-'
     with pytest.raises(ValueError, match="seconds must increase"):
         with bank.writer("w") as w:
             w.add(3, torch.ones(1, 4))

@@ -390,7 +390,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
     notes.append(f"detector: {'random (seed 0, untrained)' if checkpoint == RANDOM else checkpoint}")
     if "bank" in meta:
         from humact.detect.rgb import load_detector
-        from humact.train.ava import _sha256
+        from humact.io.download import sha256_file
 
         b = meta["bank"]
         try:
@@ -403,7 +403,7 @@ def load_stream_scorer(name: str, checkpoint: str, options: StreamOptions, *, la
         if not Path(bank_ckpt).is_file():
             raise CheckpointError(f"{checkpoint}: its feature bank was filled by {bank_model} from {bank_ckpt}, "
                                   "which is not there any more: pass 1 needs that detector")
-        if _sha256(bank_ckpt) != sha:
+        if sha256_file(bank_ckpt) != sha:
             raise CheckpointError(f"{checkpoint}: {bank_ckpt} changed since training (sha256 differs): the bank "
                                   "detector must be the one the LFB detector was trained with")
         bank_detector = load_detector(bank_model, bank_ckpt)

@@ -20,7 +20,7 @@ from pathlib import Path
 from humact.errors import InputError
 from humact.io.atomic import atomic_path
 
-__all__ = ["fetch", "is_url", "cache_dir", "DownloadError", "MAX_DOWNLOAD_BYTES"]
+__all__ = ["fetch", "is_url", "cache_dir", "sha256_file", "DownloadError", "MAX_DOWNLOAD_BYTES"]
 
 #: Refuse larger files: no checkpoint of this field comes near it.
 MAX_DOWNLOAD_BYTES = 8 << 30
@@ -42,7 +42,8 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "humact" / "downloads"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in chunks (model files and checkpoints are checked with it)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK), b""):
@@ -74,7 +75,7 @@ def fetch(url: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None, 
     target = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()
     target = target / name
     if target.is_file():
-        if sha256 is None or _sha256(target) == sha256:
+        if sha256 is None or sha256_file(target) == sha256:
             return target
         raise DownloadError(f"{target}: cached copy of {url} has the wrong sha256 (delete it to download again)")
     try:

@@ -55,6 +55,7 @@ from pathlib import Path
 
 from humact.errors import HumactError
 from humact.io.atomic import atomic_write
+from humact.io.download import sha256_file
 
 __all__ = [
     "MEDIAPIPE_VERSION", "MODEL_FILES", "HAND_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
@@ -224,14 +225,6 @@ def default_model_dir() -> Path:
     return Path.home() / ".cache" / "humact" / "models"
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fix_hint(model_dir: Path, extra: str = "") -> str:
     flag = "" if model_dir == default_model_dir() else f" --model-dir {model_dir}"
     return f"run `{SETUP_COMMAND}{flag}{extra}` to fetch them"
@@ -264,7 +257,7 @@ def find_models(model_dir: str | os.PathLike | None = None, *, verify: bool = Tr
         paths[key] = path
         if not path.is_file():
             missing.append(mf.name)
-        elif verify and (path.stat().st_size != mf.size or _sha256_file(path) != mf.sha256):
+        elif verify and (path.stat().st_size != mf.size or sha256_file(path) != mf.sha256):
             corrupt.append(mf.name)
     if missing or corrupt:
         parts = []
@@ -434,7 +427,7 @@ def find_model_file(path: str | os.PathLike | None, model_dir: str | os.PathLike
     found = (Path(model_dir).expanduser() if model_dir is not None else default_model_dir()) / name
     if not found.is_file():
         raise error(f"{what} {found} is missing; {hint}")
-    if known is not None and _sha256_file(found) not in known:
+    if known is not None and sha256_file(found) not in known:
         raise error(f"{what} {found} has an unknown sha256 (corrupt or another file); {hint}")
     return found
 

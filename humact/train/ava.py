@@ -84,16 +84,6 @@ def load_ava_data(cfg: TrainConfig, spec, *, train: bool, csv: str | None = None
                                lfb_window=d.ava_lfb_window, lfb_max_per_second=d.ava_lfb_max_per_second)
 
 
-def _sha256(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fill_bank(cfg: TrainConfig, datasets, *, log: Callable[[str], None] | None = None):
     """Pass 1 for training: the frozen detector `data.ava_bank_model` (weights `data.ava_bank_checkpoint`)
     writes its pooled RoI features (`lfb.pool_roi_features`, MMAction2's LFBInferHead) at every keyframe of
@@ -112,7 +102,9 @@ def fill_bank(cfg: TrainConfig, datasets, *, log: Callable[[str], None] | None =
     if detector_stream(d.ava_bank_model):
         raise ConfigError(f"data.ava_bank_model: the bank is filled by a short-term detector, not {d.ava_bank_model}")
     det = load_detector(d.ava_bank_model, ckpt)
-    sha = _sha256(ckpt)
+    from humact.io.download import sha256_file
+
+    sha = sha256_file(ckpt)
     channels = int(det.model.roi_head.bbox_head.in_channels)
     fingerprint = {"model": d.ava_bank_model, "checkpoint_sha256": sha, "short_side": det.spec.short_side,
                    "boxes": "proposals, else ground truth"}

@@ -72,7 +72,7 @@ __all__ = ["FeatureBank", "BankWriter", "lfb_infer_features", "pool_roi_features
 
 BANK_FORMAT = "humact.lfb v1"
 _DTYPES = {"float16": torch.float16, "float32": torch.float32}
-_VIDEO_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+-]{0,199}$")
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.,=+-]{0,199}$")
 
 
 # ------------------------------------------------------------------------------------------ the bank
@@ -81,7 +81,7 @@ _VIDEO_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.,=+-]{0,199}$")
 def _check_video_id(video: str) -> str:
     if not isinstance(video, str) or not _VIDEO_ID.match(video) or ".." in video:
         raise UsageError(f"feature bank: video id {video!r} must be 1-200 characters of letters, digits and "
-                         "_ . , = + - (not starting with . or -): it names a folder")
+                         "_ . , = + - (not starting with .; AVA ids such as -5KQ66BBWC4 start with -): it names a folder")
     return video
 
 
