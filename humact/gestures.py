@@ -174,7 +174,7 @@ def gestures_to_dict(result: GestureResult) -> dict[str, Any]:
      "top": [{"label", "score"}]}]}
     """
     from humact import __version__
-    from humact.io.results import _r
+    from humact.io.results import rounded
     from humact.perception.hands import HAND_LANDMARK_NAMES
 
     meta, hands = result.meta, result.hands
@@ -182,14 +182,14 @@ def gestures_to_dict(result: GestureResult) -> dict[str, Any]:
     for tid in np.unique(hands.track_id):
         rows = np.flatnonzero(hands.track_id == tid)
         rows = rows[np.argsort(hands.frame[rows], kind="stable")]
-        tracks.append({"track_id": int(tid), "frames": hands.frame[rows].tolist(), "boxes": _r(hands.xyxy[rows], 2),
-                       "scores": _r(hands.score[rows], 4), "handedness": _r(hands.handedness[rows], 4),
-                       "keypoints": _r(hands.keypoints[rows], 2), "world": _r(hands.world[rows], 4)})
+        tracks.append({"track_id": int(tid), "frames": hands.frame[rows].tolist(), "boxes": rounded(hands.xyxy[rows], 2),
+                       "scores": rounded(hands.score[rows], 4), "handedness": rounded(hands.handedness[rows], 4),
+                       "keypoints": rounded(hands.keypoints[rows], 2), "world": rounded(hands.world[rows], 4)})
     return {
         "schema": GESTURE_SCHEMA, "version": GESTURE_SCHEMA_VERSION, "humact_version": __version__,
         "backend": result.backend, "model": result.model, "labels": list(result.labels),
         "video": {"path": meta.path, "name": meta.name, "width": meta.width, "height": meta.height, "fps": meta.fps,
-                  "num_frames": meta.num_frames, "frame_times": _r(meta.frame_times, 6),
+                  "num_frames": meta.num_frames, "frame_times": rounded(meta.frame_times, 6),
                   "frames_decoded": result.frames_decoded},
         "partial": bool(result.partial), "warnings": [str(w) for w in result.warnings],
         "seconds": round(result.seconds, 3), "fps": round(result.fps, 2),
@@ -230,14 +230,15 @@ def _run(frames, pipeline: GesturePipeline, meta_of: Callable[[], VideoMeta], vi
     """The loop of one input: results collected, the annotated video written as frames come."""
     from humact.draw import draw_hands
     from humact.io.atomic import atomic_path
-    from humact.tasks import _nothing
+    import contextlib
+
     from humact.video import VideoWriter
 
     rows: list[HandDetections] = []
     preds: list[GesturePrediction] = []
     n = 0
     t0 = time.perf_counter()
-    with (atomic_path(video_path) if video_path is not None else _nothing()) as tmp:
+    with (atomic_path(video_path) if video_path is not None else contextlib.nullcontext()) as tmp:
         writer = None
 
         def show(index, t, rgb, hands, status):
@@ -323,13 +324,13 @@ def gesture_live(source: str | os.PathLike, out: str | os.PathLike, options: Ges
     stream's counters; `on_frame(index, time_s, rgb, hands, status)` is called after each frame
     (e.g. to show it)."""
     from humact.batch import BatchSummary, Job, output_paths, prepare_output_dir
-    from humact.tasks import _live_name
+    from humact.tasks import live_output_name
     from humact.video import VideoError, open_live
 
     o = options or GestureOptions()
     source = os.fspath(source)
     prepare_output_dir(out)
-    name = _live_name(source)
+    name = live_output_name(source)
     kinds = ("gestures",) + (("gesture_video",) if o.video is not False else ())
     job = Job(Path(source), Path(name), output_paths(out, name, kinds))
     pipeline = GesturePipeline(o)

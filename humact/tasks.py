@@ -13,6 +13,7 @@ a bar on a terminal and a few plain lines elsewhere (`humact.progress`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -42,14 +43,18 @@ class ExtractOptions:
     ray_workers: int | None = None  # Ray actors (default: one per cluster CPU)
 
 
-def _write_video(video: bool | None, source: str | os.PathLike) -> bool:
+def wants_video(video: bool | None, source: str | os.PathLike) -> bool:
+    """Whether a command writes annotated videos: `video` when the user said (--video / --no-video),
+    else only for a single file (a folder or an input list would write one per input)."""
     from humact.batch import LIST_SUFFIXES
 
     src = Path(source)
     return src.is_file() and src.suffix.lower() not in LIST_SUFFIXES if video is None else video
 
 
-def _run(jobs: list[Job], work, o: "ExtractOptions", command: str) -> BatchSummary:
+def run_batch(jobs: list[Job], work, o: "ExtractOptions", command: str) -> BatchSummary:
+    """`work` over `jobs` here (`batch.run_jobs`) or, with `o.ray`, on a Ray cluster
+    (`scale.ray_jobs.run_jobs_on_ray`): the one switch every batch command goes through."""
     if o.ray is not None:
         from humact.scale.ray_jobs import run_jobs_on_ray
 
@@ -58,7 +63,7 @@ def _run(jobs: list[Job], work, o: "ExtractOptions", command: str) -> BatchSumma
     return run_jobs(jobs, work, force=o.force, command=command)
 
 
-def _perceive(job: Job, desc: str, config, backend, progress: bool):
+def perceive(job: Job, desc: str, config, backend, progress: bool):
     """Perception of one input; a partial decode (a truncated file) is printed as one warning line and
     the result is marked partial, instead of Python's warning format."""
     import sys
@@ -102,7 +107,7 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
 
     o = options or ExtractOptions()
     config = o.config or ExtractConfig()
-    kinds = ("json", "pkl") + (("video",) if _write_video(o.video, source) else ())
+    kinds = ("json", "pkl") + (("video",) if wants_video(o.video, source) else ())
     prepare_output_dir(out)
     jobs = plan_jobs(source, out, kinds)
     classes: list[str] = []
@@ -116,7 +121,7 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
 
     def work(job: Job, desc: str) -> str:
         t0 = time.perf_counter()
-        result = _perceive(job, desc, config, backend(), o.progress)
+        result = perceive(job, desc, config, backend(), o.progress)
         label = classes.index(job.rel.parts[0]) if classes and len(job.rel.parts) > 1 else -1
         write_pyskl_pickle(result, job.outputs["pkl"], label=label)
         if "video" in job.outputs:
@@ -128,7 +133,7 @@ def extract(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         return (f"{job.rel}: {result.meta.num_frames} frames, {persons(result.tracks.num_persons)}, "
                 f"{fps:.1f} frames/s -> {job.outputs['json']}{partial}")
 
-    return _run(jobs, work, o, "humact extract")
+    return run_batch(jobs, work, o, "humact extract")
 
 
 def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractOptions | None = None, *,
@@ -154,7 +159,7 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         raise InputError(why)
     src = Path(source)
     from_json = src.is_file() and src.suffix == ".json"
-    kinds = ("json",) + (("video",) if _write_video(o.video, source) else ())
+    kinds = ("json",) + (("video",) if wants_video(o.video, source) else ())
     prepare_output_dir(out)
     if from_json:
         result0 = read_result_json(src)
@@ -169,7 +174,7 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
     backend = Lazy(make_backend, config)
 
     def work(job: Job, desc: str) -> str:
-        result = read_result_json(job.input) if from_json else _perceive(job, desc, config, backend(), o.progress)
+        result = read_result_json(job.input) if from_json else perceive(job, desc, config, backend(), o.progress)
         rec = recognizer()
         result.actions = rec.recognize_tracks(result.tracks, min_frames=min_frames,
                                                      frame_shape=(result.meta.height, result.meta.width))
@@ -193,7 +198,7 @@ def analyze(source: str | os.PathLike, out: str | os.PathLike, options: ExtractO
         lines.append(f"wrote {job.outputs['json']}")
         return "\n".join(lines)
 
-    return _run(jobs, work, o, "humact analyze")
+    return run_batch(jobs, work, o, "humact analyze")
 
 
 def is_live_source(source: str | os.PathLike) -> bool:
@@ -207,7 +212,8 @@ def is_live_source(source: str | os.PathLike) -> bool:
     return scheme in LIVE_SCHEMES or bool(re.fullmatch(r"/dev/video\d+|\d+", text))
 
 
-def _live_name(source: str) -> str:
+def live_output_name(source: str) -> str:
+    """The output name of a live source (a URL or device path made into a file name; "live" if empty)."""
     import re
 
     name = re.sub(r"^[a-z]+://", "", source.strip())
@@ -239,9 +245,9 @@ def extract_live_source(source: str | os.PathLike, out: str | os.PathLike, optio
     source = os.fspath(source)
     prepare_output_dir(out)
     kinds = ("json", "pkl") + (("video",) if o.video else ())
-    job = Job(Path(source), Path(_live_name(source)), output_paths(out, _live_name(source), kinds))
+    job = Job(Path(source), Path(live_output_name(source)), output_paths(out, live_output_name(source), kinds))
     t0 = time.perf_counter()
-    with warnings.catch_warnings(), (atomic_path(job.outputs["video"]) if o.video else _nothing()) as tmp:
+    with warnings.catch_warnings(), (atomic_path(job.outputs["video"]) if o.video else contextlib.nullcontext()) as tmp:
         warnings.simplefilter("ignore", PartialDecodeWarning)
         writer = None
 
@@ -272,11 +278,3 @@ def extract_live_source(source: str | os.PathLike, out: str | os.PathLike, optio
     summary.seconds = time.perf_counter() - t0
     print(summary.done[0][1])
     return summary
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -177,7 +177,7 @@ def test_video_labels_follow_the_nearest_keyframe_and_timeline_draws(tmp_path):
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _write_video(path, n=40, fps=10.0, w=80, h=64):
+def wants_video(path, n=40, fps=10.0, w=80, h=64):
     from humact.video import VideoWriter
 
     rng = np.random.default_rng(0)
@@ -192,7 +192,7 @@ def test_cli_with_an_ava_detector_and_ground_truth_boxes_writes_what_eval_ava_re
     from humact.io.checkpoints import reference_weights
 
     (tmp_path / "in").mkdir()
-    _write_video(tmp_path / "in" / "clip.mp4")
+    wants_video(tmp_path / "in" / "clip.mp4")
     (tmp_path / "gt.csv").write_text("clip,0001,0.1,0.1,0.6,0.9,12,0\nclip,0002,0.4,0.0,1.0,1.0,79,1\n")
     write_label_map(tmp_path / "l.pbtxt", LabelMap([12, 79], ["stand", "talk"]))
     model, _ = build_detector("slowonly_r50_4x16_ava")

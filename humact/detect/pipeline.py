@@ -116,7 +116,7 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
     from humact.detect.outputs import plot_timeline, write_ava_csv, write_detection_video
     from humact.io.results import write_result_json
     from humact.perception.pipeline import ExtractConfig, make_backend
-    from humact.tasks import ExtractOptions, _perceive, _run, _write_video
+    from humact.tasks import ExtractOptions, perceive, run_batch, wants_video
     from humact.types import ActionDetections, PoseTracks, VideoResult
     from humact.video import probe
 
@@ -165,17 +165,17 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
     if d.model_boxes and streams:
         raise UsageError("--boxes per --model: the extra streams (--lfb, --arm-rois, --flow, --audio) take one "
                          "detector and one box source")
-    perceive = d.skeleton or (d.boxes is None and not d.model_boxes) or bool(streams and d.streams.arm_rois)
+    needs_poses = d.skeleton or (d.boxes is None and not d.model_boxes) or bool(streams and d.streams.arm_rois)
     kinds = ("json", "csv") + (("timeline",) if d.timeline else ()) + \
-        (("video",) if _write_video(o.video, source) else ())
+        (("video",) if wants_video(o.video, source) else ())
     prepare_output_dir(out)
     jobs = plan_jobs(source, out, kinds)
     backend = Lazy(make_backend, config)  # built by the first input that needs it, once per process
 
     def work(job, desc: str) -> str:
         t0 = time.perf_counter()
-        if perceive:
-            result = _perceive(job, desc, config, backend(), o.progress)
+        if needs_poses:
+            result = perceive(job, desc, config, backend(), o.progress)
         else:
             meta = probe(job.input)
             result = VideoResult(meta=meta, tracks=PoseTracks.empty(meta.num_frames), backend="")
@@ -261,4 +261,4 @@ def detect(source: str | os.PathLike, out: str | os.PathLike, options=None, det:
         lines.append(f"wrote {', '.join(str(p) for p in job.outputs.values())} ({dt:.1f} s)")
         return "\n".join(lines)
 
-    return _run(jobs, work, o, "humact detect")
+    return run_batch(jobs, work, o, "humact detect")

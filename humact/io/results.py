@@ -75,7 +75,8 @@ class ResultFormatError(InputError):
     """A result file that does not follow the schema; the message names file and field."""
 
 
-def _r(a: np.ndarray, decimals: int) -> list:
+def rounded(a: np.ndarray, decimals: int) -> list:
+    """`a` as nested lists of floats rounded to `decimals` (how result JSONs store numbers)."""
     return np.round(np.asarray(a, dtype=np.float64), decimals).tolist()
 
 
@@ -98,16 +99,16 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "track_id": int(tid),
             "frames": frames.tolist(),
-            "boxes": _r(tracks.boxes[m, frames], 2),
-            "box_scores": _r(tracks.box_scores[m, frames], 4),
-            "keypoints": _r(tracks.keypoints[m, frames], 2),
-            "keypoint_scores": _r(tracks.keypoint_scores[m, frames], 4),
+            "boxes": rounded(tracks.boxes[m, frames], 2),
+            "box_scores": rounded(tracks.box_scores[m, frames], 4),
+            "keypoints": rounded(tracks.keypoints[m, frames], 2),
+            "keypoint_scores": rounded(tracks.keypoint_scores[m, frames], 4),
         }
         if result.parts is not None:
-            entry["part_boxes"] = _r(result.parts.boxes[m, frames], 2)
+            entry["part_boxes"] = rounded(result.parts.boxes[m, frames], 2)
             entry["part_valid"] = result.parts.valid[m, frames].tolist()
         if tracks.world_landmarks is not None:
-            entry["world_landmarks"] = _r(tracks.world_landmarks[m, frames], 4)
+            entry["world_landmarks"] = rounded(tracks.world_landmarks[m, frames], 4)
         if top is not None and int(tid) in action_row:
             row = action_row[int(tid)]
             entry["actions"] = [{"label": lab, "score": round(s, 4)} for lab, s in top[row]]
@@ -128,7 +129,7 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
             "height": meta.height,
             "fps": meta.fps,
             "num_frames": meta.num_frames,
-            "frame_times": _r(meta.frame_times, 6),
+            "frame_times": rounded(meta.frame_times, 6),
             "frames_decoded": result.frames_decoded,
             "frames_announced": result.frames_announced,
         },
@@ -153,7 +154,7 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
 
 
 def _detection_row(det: ActionDetections, r: int) -> dict[str, Any]:
-    return {"keyframe": int(det.keyframe[r]), "box": _r(det.boxes[r], 2),
+    return {"keyframe": int(det.keyframe[r]), "box": rounded(det.boxes[r], 2),
             "actions": [{"label": lab, "score": round(s, 4)} for lab, s in det.above(r)]}
 
 

@@ -314,7 +314,7 @@ def parse_videos(source: str | os.PathLike, out: str | os.PathLike, models: Pars
     from humact.io.atomic import atomic_write
     from humact.io.limits import read_json
     from humact.perception.pipeline import ExtractConfig, make_backend
-    from humact.tasks import _perceive
+    from humact.tasks import perceive
 
     _choose(models, states, action)
     if boxes not in (None, "detector", "geometric"):
@@ -336,7 +336,7 @@ def parse_videos(source: str | os.PathLike, out: str | os.PathLike, models: Pars
     backend = make_backend(config) if any(force or not j.done for j in jobs) else None
 
     def work(job, desc):
-        result = _perceive(job, desc, config, backend, progress)
+        result = perceive(job, desc, config, backend, progress)
         parse = parse_result(result, models, states=states, action=action, boxes=boxes, every=every,
                              name=Path(job.rel).stem)
         if "video" in job.outputs:

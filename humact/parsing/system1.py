@@ -92,10 +92,10 @@ def _load_backbone(model, checkpoint: str | os.PathLike) -> None:
     (the heads here have other classes)."""
     from humact.errors import CheckpointError
     from humact.io.checkpoints import load_strict
-    from humact.recognize.video import _read_weights
+    from humact.recognize.video import read_weights
     from humact.video_models.recognizer import checkpoint_filter_fn
 
-    raw, _ = _read_weights(checkpoint)
+    raw, _ = read_weights(checkpoint)
     sd = {k[len("backbone."):]: v for k, v in checkpoint_filter_fn(raw).items() if k.startswith("backbone.")}
     if not sd:
         raise CheckpointError(f"{checkpoint}: no backbone.* weights (not a recogniser checkpoint?)")

@@ -59,7 +59,7 @@ class VideoScores:
                 **({"streams": {k: v.tolist() for k, v in self.streams.items()}} if self.streams else {})}
 
 
-def _read_weights(checkpoint: str | os.PathLike) -> tuple[dict, dict]:
+def read_weights(checkpoint: str | os.PathLike) -> tuple[dict, dict]:
     """(state dict, meta) from an MMAction2 .pth (path or URL) or a humact .safetensors (+ .json)."""
     from humact.io.checkpoints import load_checkpoint, read_foreign
     from humact.io.download import fetch
@@ -117,7 +117,7 @@ class VideoRecognizer:
         except ValueError as e:
             raise InputError(f"--model: {e}") from None
         spec = entry.spec
-        raw, meta = _read_weights(checkpoint)
+        raw, meta = read_weights(checkpoint)
         mean, std = (raw.get(k) for k in ("data_preprocessor.mean", "data_preprocessor.std"))
         if mean is not None and std is not None and mean.numel() == 3 and std.numel() == 3:
             spec = dataclasses.replace(spec, mean=tuple(mean.flatten().tolist()), std=tuple(std.flatten().tolist()))
