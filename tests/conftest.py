@@ -30,3 +30,15 @@ def shared_file(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not found: the shared real data is absent")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small models train fastest so on a shared machine, where
+    several threads contend); restored afterwards. Use with `pytest.mark.usefixtures`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -8,15 +8,7 @@ from humact.parsing.detector import (JOINT_COLORS, DetectorConfig, PartDetector,
                                      detect_parts, detector_input, detector_loss, detector_step_loss, draw_dots,
                                      load_detector, save_detector, _collate)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models train fastest on one thread on a shared machine (and several threads contend)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_dots_add_the_joint_colour_where_visible():

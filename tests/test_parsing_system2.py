@@ -8,15 +8,7 @@ from humact.keypoints import PART_NAMES
 from humact.parsing.system2 import PartStateNet, System2, _collate, part_windows, system2_loss
 from humact.types import PoseTracks
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models train fastest on one thread on a shared machine (and several threads contend)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tracks(t=20):
