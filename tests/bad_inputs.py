@@ -404,7 +404,7 @@ def main() -> int:
     ap.add_argument("--only", default="")
     ap.add_argument("--timeout", type=float, default=300)
     args = ap.parse_args()
-    print(f"| case | exit | stderr lines | traceback | peak RSS MB | s | last stderr line |")
+    print("| case | exit | stderr lines | traceback | peak RSS MB | s | last stderr line |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for case in CASES:
         if args.only not in case.name:

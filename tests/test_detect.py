@@ -189,7 +189,6 @@ def wants_video(path, n=40, fps=10.0, w=80, h=64):
 def test_cli_with_an_ava_detector_and_ground_truth_boxes_writes_what_eval_ava_reads(tmp_path, capsys):
     from humact.video_models.ava import build_detector
     from humact.eval.ava import LabelMap, write_label_map
-    from humact.io.checkpoints import reference_weights
 
     (tmp_path / "in").mkdir()
     wants_video(tmp_path / "in" / "clip.mp4")

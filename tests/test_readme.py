@@ -13,7 +13,6 @@ import shlex
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from humact.cli import main
 from humact.perception import pipeline

@@ -6,7 +6,6 @@ import json
 import pickle
 
 import numpy as np
-import pytest
 
 from humact.cli import main
 from humact.config import config_from_dict, load_config
