@@ -73,15 +73,12 @@ MODELS = {
 }
 
 #: worker setup shared with benchmarks/detect.py: stubs, MMAction2 imports, the video's RGB frames
-PRELUDE = r'''
+PRELUDE = vb.MMACTION_STUB + r'''
 import json, sys, types
 import numpy as np, torch
 from torch import nn
 job = json.loads(open(sys.argv[1]).read())
 sys.path.insert(0, job["repo"])
-for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-    m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
-sys.modules["mmaction.models.localizers.drn.drn"].DRN = type("DRN", (), {})
 for name in ("mmdet", "mmdet.models", "mmdet.models.task_modules", "mmdet.models.task_modules.samplers"):
     m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
 sys.modules["mmdet.models.task_modules.samplers"].SamplingResult = object

@@ -47,11 +47,8 @@ BANK_PLAN = {  # video -> [(second, number of features)]; never more than max_pe
 }
 ROI_KEYS = [("vidA", 900), ("vidA", 908), ("vidB", 2), ("vidA", 960)]
 
-WORKER = r'''
+WORKER = vb.MMACTION_STUB + r'''
 import json, sys, types, tempfile, os, hashlib
-for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-    m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
-sys.modules["mmaction.models.localizers.drn.drn"].DRN = type("DRN", (), {})
 import torch
 from mmaction.utils import register_all_modules
 from mmaction.registry import MODELS

@@ -24,11 +24,8 @@ import video_backbones as vb  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
-RGBPOSE_WORKER = r'''
+RGBPOSE_WORKER = vb.MMACTION_STUB + r'''
 import sys, types, torch
-for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
-    m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
-sys.modules["mmaction.models.localizers.drn.drn"].DRN = type("DRN", (), {})
 from mmaction.utils import register_all_modules
 from mmaction.registry import MODELS
 register_all_modules()

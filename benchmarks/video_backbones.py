@@ -94,13 +94,19 @@ MODELS = {
 PIP_PACKAGES = ["mmengine==0.10.7", "mmcv-lite==2.1.0", "addict", "yapf", "platformdirs", "termcolor", "rich",
                 "markdown-it-py", "mdurl", "pygments", "pyyaml", "einops", "importlib_metadata", "lazy_importer"]
 
-WORKER = r'''
-# Persistent MMAction2 worker: builds the model, then answers one timed forward per "run" line on stdin,
-# so the caller can interleave MMAction2's runs with its own (fair under a fluctuating machine load).
-import json, sys, time, types
+#: Prepended to every MMAction2 worker script: MMAction2 1.2.0's wheel lacks `localizers/drn`, which
+#: its registry imports; an empty stand-in lets `register_all_modules()` run.
+MMACTION_STUB = r'''
+import sys, types
 for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
     m = types.ModuleType(name); m.__path__ = []; sys.modules[name] = m
 sys.modules["mmaction.models.localizers.drn.drn"].DRN = type("DRN", (), {})
+'''
+
+WORKER = MMACTION_STUB + r'''
+# Persistent MMAction2 worker: builds the model, then answers one timed forward per "run" line on stdin,
+# so the caller can interleave MMAction2's runs with its own (fair under a fluctuating machine load).
+import json, sys, time, types
 import torch
 from mmaction.utils import register_all_modules
 from mmaction.registry import MODELS
