@@ -24,12 +24,16 @@ def _style(h: int) -> tuple[int, float]:
 
 def draw_person(out: np.ndarray, box: np.ndarray, kp: np.ndarray, kscore: np.ndarray, track_id: int,
                 label: str | None = None, part_boxes: np.ndarray | None = None, *,
-                keypoint_threshold: float = 0.3) -> None:
+                keypoint_threshold: float = 0.3, filled: bool = False) -> None:
     """Draw one person in place on `out` (H, W, 3) uint8: box, part boxes ((P, 4), valid ones only),
-    COCO-17 skeleton of the keypoints scoring at least `keypoint_threshold`, and `#id label`."""
+    COCO-17 skeleton of the keypoints scoring at least `keypoint_threshold`, and `#id label`.
+    A `filled` row (interpolated, not seen) gets a box of a thin dashed line and no label box."""
     thick, font = _style(out.shape[0])
     color = track_color(int(track_id))
     x1, y1, x2, y2 = np.asarray(box).round().astype(int)
+    if filled:
+        _dashed_box(out, (x1, y1, x2, y2), color, max(1, thick // 2))
+        return
     cv2.rectangle(out, (x1, y1), (x2, y2), color, thick)
     if part_boxes is not None:
         for a1, b1, a2, b2 in np.asarray(part_boxes).round().astype(int):
@@ -46,6 +50,16 @@ def draw_person(out: np.ndarray, box: np.ndarray, kp: np.ndarray, kscore: np.nda
     ty = max(th + base, y1 - base)
     cv2.rectangle(out, (x1, ty - th - base), (x1 + tw, ty + base // 2), color, -1)
     cv2.putText(out, text, (x1, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick, cv2.LINE_AA)
+
+
+def _dashed_box(out: np.ndarray, box: tuple[int, int, int, int], color, thick: int, dash: int = 8) -> None:
+    x1, y1, x2, y2 = box
+    for a, b in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
+        n = max(1, int(np.hypot(b[0] - a[0], b[1] - a[1]) // dash))
+        for k in range(0, n, 2):
+            p = (round(a[0] + (b[0] - a[0]) * k / n), round(a[1] + (b[1] - a[1]) * k / n))
+            q = (round(a[0] + (b[0] - a[0]) * (k + 1) / n), round(a[1] + (b[1] - a[1]) * (k + 1) / n))
+            cv2.line(out, p, q, color, thick)
 
 
 def draw_frame(
@@ -72,7 +86,8 @@ def draw_frame(
             continue
         pb = parts.boxes[m, t][parts.valid[m, t]] if parts is not None else None
         draw_person(out, tracks.boxes[m, t], tracks.keypoints[m, t], tracks.keypoint_scores[m, t], int(tid),
-                    (labels or {}).get(int(tid)), pb, keypoint_threshold=keypoint_threshold)
+                    (labels or {}).get(int(tid)), pb, keypoint_threshold=keypoint_threshold,
+                    filled=tracks.filled is not None and bool(tracks.filled[m, t]))
     return out
 
 

@@ -177,8 +177,12 @@ class PoseTracks:
         keypoint_scores: (M, T, 17) float32; 0 where the person is absent.
         boxes: (M, T, 4) float32 pose-refined person boxes (xyxy, pixels); 0 where absent.
         box_scores: (M, T) float32 detection confidence; 0 where absent.
-        valid: (M, T) bool, True where the person was seen in that frame.
+        valid: (M, T) bool, True where the person was seen in that frame (or, where `filled`
+            says so, placed there by gap filling).
         world_landmarks: (M, T, 33, 3) float32 metric 3D landmarks, or None.
+        filled: (M, T) bool, True where the row was not seen but interpolated between two
+            frames where it was (`tracking.fill_gaps`: box and keypoints interpolated,
+            keypoint scores 0), or None when nothing was filled.
     """
 
     track_ids: np.ndarray
@@ -188,6 +192,7 @@ class PoseTracks:
     box_scores: np.ndarray
     valid: np.ndarray
     world_landmarks: np.ndarray | None = None
+    filled: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         m = len(self.track_ids)
@@ -200,6 +205,13 @@ class PoseTracks:
         self.valid = _check("valid", self.valid, (m, t), bool)
         if self.world_landmarks is not None:
             self.world_landmarks = _check("world_landmarks", self.world_landmarks, (m, t, 33, 3), np.float32)
+        if self.filled is not None:
+            self.filled = _check("filled", self.filled, (m, t), bool)
+
+    @property
+    def seen(self) -> np.ndarray:
+        """(M, T) bool: where each person was actually seen (`valid` without the filled rows)."""
+        return self.valid if self.filled is None else self.valid & ~self.filled
 
     @property
     def num_persons(self) -> int:

@@ -253,3 +253,21 @@ def test_one_tracked_person_is_singular(tmp_path, scripted, capsys):
     assert main(["extract", str(video), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "1 tracked person," in out and "people" not in out
+
+
+def test_fill_gaps_fills_a_short_miss_in_the_json_and_0_turns_it_off(tmp_path, scripted, capsys):
+    video = _video(tmp_path / "in" / "walk.mp4", n=12)
+    scripted.empty = {5, 6}      # missed for 0.2 s at 10 frames/s
+    assert main(["extract", str(video), "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    doc = json.loads((tmp_path / "a" / "walk.mp4.json").read_text())
+    (track,) = doc["tracks"]
+    assert track["frames"] == list(range(12)) and [i for i, f in enumerate(track["filled"]) if f] == [5, 6]
+    assert track["keypoint_scores"][5] == [0.0] * 17
+    anno = read_pyskl_pickle(tmp_path / "a" / "walk.mp4.pkl")     # PYSKL's "not there": zeros
+    assert (anno["keypoint"][0, 5:7] == 0).all() and (anno["keypoint"][0, 4] != 0).all()
+    assert main(["extract", str(video), "--out", str(tmp_path / "b"), "--no-progress", "--fill-gaps", "0"]) == 0
+    (track,) = json.loads((tmp_path / "b" / "walk.mp4.json").read_text())["tracks"]
+    assert 5 not in track["frames"] and "filled" not in track
+    capsys.readouterr()
+    assert main(["extract", str(video), "--out", str(tmp_path / "c"), "--fill-gaps", "-1"]) == 2
+    assert "--fill-gaps" in capsys.readouterr().err

@@ -461,8 +461,80 @@ def test_files_are_stitched_live_input_is_not_and_lasting_ids_count_people_seen_
     live = result_from_tracker(tracker, meta, config=config, backend="synthetic")
     whole = result_from_tracker(tracker, meta, config=config, backend="synthetic", stitch=True)
     assert live.tracks.num_persons == 2 and whole.tracks.num_persons == 1
-    assert whole.tracks.valid.sum() == 26
+    assert whole.tracks.seen.sum() == 26 and whole.tracks.valid.sum() == 30   # the 4 lost frames filled
+    assert whole.tracks.filled[0, 12:16].all() and whole.tracks.filled.sum() == 4
+    assert live.tracks.filled is None                                         # live input is never filled
     assert lasting_ids(live, seconds=1.0) == 2       # 12 and 14 frames, each >= 10
     assert lasting_ids(live, seconds=1.3) == 1
     off = result_from_tracker(tracker, meta, config=ExtractConfig(stitch_seconds=0.0), backend="s", stitch=True)
     assert off.tracks.num_persons == 2
+
+
+def _dense(seen_frames, num_frames=12, x0=100.0, dx=10.0):
+    """One person's PoseTracks seen on `seen_frames`, moving `dx` pixels a frame."""
+    from humact.types import PoseTracks
+
+    kp = np.zeros((1, num_frames, 17, 2), np.float32)
+    ks = np.zeros((1, num_frames, 17), np.float32)
+    boxes = np.zeros((1, num_frames, 4), np.float32)
+    bs = np.zeros((1, num_frames), np.float32)
+    valid = np.zeros((1, num_frames), bool)
+    for t in seen_frames:
+        x = x0 + dx * t
+        boxes[0, t] = [x, 50, x + 40, 150]
+        kp[0, t] = np.array([x + 20, 100])
+        ks[0, t] = 0.9
+        bs[0, t] = 0.8 - 0.01 * t
+        valid[0, t] = True
+    return PoseTracks(track_ids=np.array([0]), keypoints=kp, keypoint_scores=ks, boxes=boxes, box_scores=bs,
+                      valid=valid)
+
+
+def test_gaps_up_to_max_gap_are_interpolated_and_marked_filled_never_extrapolated():
+    from humact.perception.tracking import fill_gaps
+
+    tracks = _dense([1, 2, 6, 11])       # gaps: 3-5 (3 frames), 7-10 (4 frames); frames 0 and >11 outside
+    before = tracks.valid.copy()
+    out = fill_gaps(tracks, max_gap=3)
+    assert (tracks.valid == before).all() and tracks.filled is None      # the input is not changed
+    assert out.valid[0].tolist() == [False, True, True, True, True, True, True, False, False, False, False, True]
+    assert out.filled[0].tolist() == [False, False, False, True, True, True] + [False] * 6
+    assert out.seen[0].tolist() == before[0].tolist()
+    # Linear between frames 2 and 6: the box moves 10 px a frame, as the person did.
+    np.testing.assert_allclose(out.boxes[0, 3:6, 0], [130, 140, 150])
+    np.testing.assert_allclose(out.keypoints[0, 4, :, 0], 160)
+    assert (out.keypoint_scores[0, 3:6] == 0).all()                        # nothing was measured there
+    assert out.box_scores[0, 3:6] == pytest.approx([0.74] * 3)            # the lower of the two ends
+    assert fill_gaps(tracks, max_gap=4).filled[0, 7:11].all()
+    assert fill_gaps(tracks, max_gap=0).filled is None
+    with pytest.raises(ValueError):
+        fill_gaps(tracks, max_gap=-1)
+
+
+def test_filled_rows_survive_the_json_result_and_are_not_found_people(tmp_path):
+    from humact.io.results import read_result_json, write_result_json
+    from humact.perception.pipeline import empty_tracks_count, lasting_ids
+    from humact.perception.tracking import fill_gaps
+    from humact.types import VideoMeta, VideoResult
+
+    meta = VideoMeta(path="synthetic", width=640, height=360, fps=10.0, num_frames=12,
+                     frame_times=np.arange(12) / 10.0)
+    result = VideoResult(meta=meta, tracks=fill_gaps(_dense(list(range(0, 4)) + list(range(8, 12))), max_gap=5),
+                         parts=None, backend="synthetic")
+    assert empty_tracks_count(result) == 4 and lasting_ids(result, seconds=1.0) == 0    # 8 frames seen, not 12
+    write_result_json(result, tmp_path / "r.json")
+    back = read_result_json(tmp_path / "r.json")
+    assert back.tracks.valid.sum() == 12 and back.tracks.filled[0].tolist() == [False] * 4 + [True] * 4 + [False] * 4
+
+
+def test_a_filled_row_is_drawn_as_a_thin_dashed_box_without_a_label():
+    import dataclasses as dc
+
+    from humact.draw import draw_frame
+
+    tracks = _dense([0, 2], num_frames=3)
+    tracks = dc.replace(tracks, valid=np.ones((1, 3), bool), filled=np.array([[False, True, False]]),
+                        boxes=np.tile(np.float32([[20, 20, 120, 180]]), (1, 3, 1)))
+    blank = np.zeros((200, 160, 3), np.uint8)
+    seen, filled = (int((draw_frame(blank, t, tracks) != 0).any(-1).sum()) for t in (0, 1))
+    assert 0 < filled < seen / 2          # no label, no keypoints, half the line drawn

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from humact.commands import positive_int
+from humact.commands import positive_int, seconds
 
 
 def add_perception_flags(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,12 @@ def add_perception_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector-model", metavar="PATH", default=None,
                    help="YOLOX ONNX file for --backend yolox (default: the one `humact setup --detector yolox` fetched)")
     p.add_argument("--smooth", action="store_true", help="One-Euro filter the tracked keypoints over time")
+    p.add_argument("--stitch-seconds", type=seconds, default=2.0, metavar="S",
+                   help="files: join a track that ends and one that starts within S seconds at the same place, "
+                        "size and torso colour into one id (0 = off; default: %(default)s)")
+    p.add_argument("--fill-gaps", type=seconds, default=1.0, metavar="S",
+                   help="files: interpolate a track's rows over gaps of up to S seconds between two sightings, "
+                        "marked \"filled\" in the JSON with keypoint scores 0 (0 = off; default: %(default)s)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run one task per input on a Ray cluster: alone, the cluster RAY_ADDRESS names or "
                         "`ray start` made here, else a new local one; or a cluster's ADDRESS (inputs and "
@@ -60,7 +66,8 @@ def options_from_args(args: argparse.Namespace):
                           ray_workers=args.ray_workers,
                           config=ExtractConfig(detect_every=args.detect_every, threads=args.threads,
                                                backend=args.backend, detector_model=args.detector_model,
-                                               smoothing="one-euro" if args.smooth else None))
+                                               smoothing="one-euro" if args.smooth else None,
+                                               stitch_seconds=args.stitch_seconds, fill_seconds=args.fill_gaps))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

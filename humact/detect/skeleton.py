@@ -22,8 +22,10 @@ def _window(tracks: PoseTracks, rows: list[int], lo: int, hi: int) -> PoseTracks
     """Tracks `rows`, frames [lo, hi)."""
     sel = np.asarray(rows, np.int64)
     wl = tracks.world_landmarks[sel, lo:hi] if tracks.world_landmarks is not None else None
+    filled = tracks.filled[sel, lo:hi] if tracks.filled is not None else None
     return PoseTracks(tracks.track_ids[sel], tracks.keypoints[sel, lo:hi], tracks.keypoint_scores[sel, lo:hi],
-                      tracks.boxes[sel, lo:hi], tracks.box_scores[sel, lo:hi], tracks.valid[sel, lo:hi], wl)
+                      tracks.boxes[sel, lo:hi], tracks.box_scores[sel, lo:hi], tracks.valid[sel, lo:hi], wl,
+                      filled)
 
 
 def skeleton_keyframe_scores(recognizer, tracks: PoseTracks, meta: VideoMeta, keyframes: Keyframes,

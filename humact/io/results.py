@@ -20,6 +20,7 @@ JSON result, schema `humact.result` version 1 (one file per video)::
          "part_boxes": [[[x1, y1, x2, y2] * 10], ...],   # n x 10 (present when parts were computed)
          "part_valid": [[bool * 10], ...],               # n x 10
          "world_landmarks": [[[x, y, z] * 33], ...],     # n x 33 x 3 metres (optional)
+         "filled": [bool, ...],                # n: interpolated, not seen (optional; `tracking.fill_gaps`)
          "actions": [{"label": str, "score": float}, ...],  # top-5, best first (optional)
          "no_actions": str,                    # why a track has no actions ("actions" is then [])
          "keyframe_actions": [                 # optional (`humact detect`): this person at each keyframe
@@ -109,6 +110,8 @@ def result_to_dict(result: VideoResult) -> dict[str, Any]:
             entry["part_valid"] = result.parts.valid[m, frames].tolist()
         if tracks.world_landmarks is not None:
             entry["world_landmarks"] = rounded(tracks.world_landmarks[m, frames], 4)
+        if tracks.filled is not None and tracks.filled[m, frames].any():
+            entry["filled"] = tracks.filled[m, frames].tolist()
         if top is not None and int(tid) in action_row:
             row = action_row[int(tid)]
             entry["actions"] = [{"label": lab, "score": round(s, 4)} for lab, s in top[row]]
@@ -267,6 +270,7 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
     )
     parts = PartBoxes(np.zeros((m, n, len(names), 4), np.float32), np.zeros((m, n, len(names)), bool), names)
     world = np.zeros((m, n, 33, 3), np.float32) if has_world else None
+    filled = np.zeros((m, n), bool) if any("filled" in e for e in entries) else None
     scores = np.zeros((m, len(labels)), np.float32) if labels is not None else None
     reasons: list[str] = []
     p = len(names)
@@ -291,6 +295,8 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
             parts.valid[i, fr] = arr("part_valid", bool, (k, p))
         if world is not None and "world_landmarks" in e:
             world[i, fr] = arr("world_landmarks", np.float32, (k, 33, 3))
+        if filled is not None and "filled" in e:
+            filled[i, fr] = arr("filled", bool, (k,))
         if "actions" in e:
             top = _typed(e["actions"], (list,), "a list", source, where + "actions")
             if col is None:
@@ -303,6 +309,7 @@ def result_from_dict(doc: dict[str, Any], source: str = "<dict>") -> VideoResult
         else:
             reasons.append("" if e.get("actions") else "no actions recorded")
     tracks.world_landmarks = world
+    tracks.filled = filled
     detections = _detections_from_dict(doc, entries, track_ids, source) if "detections" in doc else None
     actions = None
     if labels is not None:
@@ -397,8 +404,13 @@ def read_result_json(path: str | os.PathLike) -> VideoResult:
 
 
 def to_pyskl(result: VideoResult, label: int = -1) -> dict[str, Any]:
-    """PYSKL's per-video annotation dict for `result` (label -1 = unlabelled)."""
+    """PYSKL's per-video annotation dict for `result` (label -1 = unlabelled).
+
+    A person-frame without a measured keypoint (absent, filled by `fill_gaps`, or a detector's
+    box-only row) is all zeros, PYSKL's "not there"."""
     meta, tracks = result.meta, result.tracks
+    keypoints = tracks.keypoints.astype(np.float32)   # a copy
+    keypoints[tracks.keypoint_scores.max(-1) <= 0] = 0.0
     return {
         "frame_dir": meta.name,
         "filename": os.path.abspath(meta.path) if os.path.isfile(meta.path) else meta.path,
@@ -406,7 +418,7 @@ def to_pyskl(result: VideoResult, label: int = -1) -> dict[str, Any]:
         "img_shape": (meta.height, meta.width),
         "original_shape": (meta.height, meta.width),
         "total_frames": meta.num_frames,
-        "keypoint": tracks.keypoints.astype(np.float32),
+        "keypoint": keypoints,
         "keypoint_score": tracks.keypoint_scores.astype(np.float32),
     }
 

@@ -70,7 +70,7 @@ def perceive_frames(folder: str | os.PathLike, *, config=None, backend=None, fps
     config = config or ExtractConfig()
     backend = backend or make_backend(config)
     backend.reset()
-    tracker = make_tracker(config, fps)
+    tracker = make_tracker(config, fps, backend)
     size = None
     for t, f in enumerate(files):
         _, rgb = next(read_frames(f))

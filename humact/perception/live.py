@@ -61,7 +61,7 @@ class LiveExtraction:
         self.config = config
         self.backend = backend
         self.backend.reset()
-        self.tracker = make_tracker(config, getattr(stream, 'fps', None))
+        self.tracker = make_tracker(config, getattr(stream, 'fps', None), backend)
         self.on_frame = on_frame
         self.max_frames = max_frames
         self.frames_processed = 0

@@ -66,6 +66,9 @@ class ExtractConfig:
         stitch_seconds: for files, a track that ends and one that starts within this many
             seconds at the same place, size and torso colour become one id
             (`tracking.stitch_tracklets`; 0 = off; live input never stitches).
+        fill_seconds: for files, a track missed for at most this many seconds between two
+            frames where it was seen gets interpolated rows there, marked `filled`
+            (`tracking.fill_gaps`; 0 = off; live input never fills).
         smoothing: "one-euro" to filter the tracked keypoints (`smoothing.py`), or None.
     """
 
@@ -82,6 +85,7 @@ class ExtractConfig:
     max_shift: float = 0.5
     max_area_ratio: float = 3.0
     stitch_seconds: float = 2.0
+    fill_seconds: float = 1.0
     smoothing: str | None = None
 
 
@@ -148,7 +152,7 @@ def extract_video(
     meta = meta or probe(path)
     backend = backend or make_backend(config)
     backend.reset()
-    tracker = make_tracker(config, meta.fps)
+    tracker = make_tracker(config, meta.fps, backend)
     report = DecodeReport()
     clock = time.perf_counter
     t_prev = clock()
@@ -181,12 +185,14 @@ def extract_video(
     return result
 
 
-def make_tracker(config: ExtractConfig, fps: float | None) -> Tracker:
-    """The tracker `config` asks for, its lost-track patience in frames at `fps` (30 when unknown)."""
+def make_tracker(config: ExtractConfig, fps: float | None, backend: PoseBackend | None = None) -> Tracker:
+    """The tracker `config` asks for, its lost-track patience in frames at `fps` (30 when unknown);
+    rows below the backend's `track_start_score` (if it has one) only continue tracks."""
     from humact.perception.tracking import Tracker
 
     fps = fps if fps and fps > 0 else 30.0
     return Tracker(max_lost_frames=max(1, int(round(config.max_lost_seconds * fps))),
+                   new_track_score=float(getattr(backend, "track_start_score", 0.0)),
                    keypoint_threshold=config.keypoint_threshold, appearance_weight=config.appearance_weight,
                    max_shift=config.max_shift, max_area_ratio=config.max_area_ratio)
 
@@ -217,9 +223,10 @@ def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractCon
     """The `VideoResult` of the frames given to `tracker`: dense tracks and part boxes.
 
     With `stitch` (whole files: the future is known), tracks of one person lost for up to
-    `config.stitch_seconds` are joined first (`tracking.stitch_tracklets`)."""
+    `config.stitch_seconds` are joined first (`tracking.stitch_tracklets`), then each track's
+    gaps of up to `config.fill_seconds` are filled (`tracking.fill_gaps`)."""
     from humact.perception.parts import part_boxes
-    from humact.perception.tracking import stitch_tracklets
+    from humact.perception.tracking import fill_gaps, stitch_tracklets
     from humact.types import PoseTracks
 
     fps = meta.fps if meta.fps and meta.fps > 0 else 30.0
@@ -230,6 +237,8 @@ def result_from_tracker(tracker: Tracker, meta: VideoMeta, *, config: ExtractCon
         rows = stitch_tracklets(rows, max_gap=int(round(config.stitch_seconds * fps)),
                                 histograms=tracker.history_histograms())
     tracks = PoseTracks.from_detections(rows, meta.num_frames)
+    if stitch and config.fill_seconds > 0:
+        tracks = fill_gaps(tracks, max_gap=int(round(config.fill_seconds * fps)))
     if config.smoothing is not None:
         from humact.perception.smoothing import smooth_tracks
 
@@ -264,14 +273,15 @@ def write_annotated_video(
 
 
 def empty_tracks_count(result: VideoResult) -> int:
-    """Number of frames in which nobody was found."""
-    return int(np.sum(~result.tracks.valid.any(axis=0))) if result.tracks.num_persons else result.meta.num_frames
+    """Number of frames in which nobody was found (filled rows are not found people)."""
+    return int(np.sum(~result.tracks.seen.any(axis=0))) if result.tracks.num_persons else result.meta.num_frames
 
 
 def lasting_ids(result: VideoResult, seconds: float = 1.0) -> int:
     """Number of track ids seen on at least `seconds` worth of frames (at the video's frame
-    rate, 30 when unknown): people, not the short fragments a tracker leaves behind."""
+    rate, 30 when unknown; filled rows not counted): people, not the short fragments a tracker
+    leaves behind."""
     fps = result.meta.fps if result.meta.fps and result.meta.fps > 0 else 30.0
     if not result.tracks.num_persons:
         return 0
-    return int((result.tracks.valid.sum(axis=1) >= max(1, int(round(seconds * fps)))).sum())
+    return int((result.tracks.seen.sum(axis=1) >= max(1, int(round(seconds * fps)))).sum())

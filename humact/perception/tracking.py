@@ -56,10 +56,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from humact.perception.boxes import COCO17_SIGMAS, box_area, box_iou, oks_matrix
-from humact.types import Detections
+from humact.types import Detections, PoseTracks
 
 __all__ = ["COCO17_SIGMAS", "oks_matrix", "torso_histogram", "Tracker", "track", "prune_short_tracks",
-           "stitch_tracklets"]
+           "stitch_tracklets", "fill_gaps"]
 
 #: Hue x saturation bins of the torso histogram.
 HIST_BINS = (12, 8)
@@ -518,3 +518,42 @@ def stitch_tracklets(det: Detections, *, max_gap: int, histograms: np.ndarray | 
     merged = np.array([root.get(int(i), int(i)) if i >= 0 else -1 for i in ids], np.int64)
     return prune_short_tracks(dataclasses.replace(det, track_id=merged), min_track_length=1)
 
+
+
+def fill_gaps(tracks: PoseTracks, *, max_gap: int) -> PoseTracks:
+    """Offline: a person missed for at most `max_gap` frames between two frames where the same
+    track was seen gets rows on the missed frames, interpolated linearly between those two
+    (the offline interpolation of MOT trackers, e.g. ByteTrack's): box and keypoint positions
+    interpolated, box score the lower of the two ends, keypoint scores 0 (no keypoint was
+    measured there, so skeleton models, part boxes and smoothing treat them as unseen), and
+    `filled` True. Nothing is extrapolated past a track's first or last frame.
+
+    Args:
+        tracks: dense tracks (e.g. `PoseTracks.from_detections` of a whole file).
+        max_gap: most consecutive missed frames filled (0 = none).
+    Returns:
+        New `PoseTracks` (the input is not changed) with `filled` set.
+    """
+    if max_gap < 0:
+        raise ValueError(f"max_gap: expected >= 0, got {max_gap}")
+    filled = np.zeros_like(tracks.valid) if tracks.filled is None else tracks.filled.copy()
+    kp, ks = tracks.keypoints.copy(), tracks.keypoint_scores.copy()
+    bx, bs, valid = tracks.boxes.copy(), tracks.box_scores.copy(), tracks.valid.copy()
+    if max_gap > 0:
+        for m in range(tracks.num_persons):
+            seen = np.flatnonzero(tracks.valid[m])
+            for a, b in zip(seen[:-1], seen[1:]):
+                gap = int(b - a - 1)
+                if gap == 0 or gap > max_gap:
+                    continue
+                w = (np.arange(1, gap + 1, dtype=np.float32) / (gap + 1))[:, None]
+                fr = slice(a + 1, b)
+                bx[m, fr] = (1 - w) * tracks.boxes[m, a] + w * tracks.boxes[m, b]
+                kp[m, fr] = (1 - w[..., None]) * tracks.keypoints[m, a] + w[..., None] * tracks.keypoints[m, b]
+                ks[m, fr] = 0.0
+                bs[m, fr] = min(tracks.box_scores[m, a], tracks.box_scores[m, b])
+                valid[m, fr] = True
+                filled[m, fr] = True
+    return PoseTracks(track_ids=tracks.track_ids.copy(), keypoints=kp, keypoint_scores=ks, boxes=bx, box_scores=bs,
+                      valid=valid, world_landmarks=None if tracks.world_landmarks is None else tracks.world_landmarks,
+                      filled=filled if filled.any() else None)
