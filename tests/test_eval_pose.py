@@ -154,3 +154,17 @@ def test_the_default_backend_scores_at_least_0_55_ap_on_the_shared_coco_images(t
         write_result_json(extract_video(img, backend=backend), tmp_path / f"{img.name}.json")
     r = evaluate_pose_dir(folder / "test_coco.json", tmp_path)
     assert r.ap >= 0.55 and r.found >= 10
+
+
+def test_a_box_only_person_is_no_keypoint_prediction(tmp_path):
+    """A detector box the pose model found no pose in (every keypoint score 0) is not scored as a pose."""
+    people = [_person(10, 10)]
+    gt = load_coco_gt(_gt(tmp_path, people))
+    pred = _result(tmp_path, [people[0], _person(120, 15)], [0.9, 0.8])
+    from humact.io.results import read_result_json
+
+    res = read_result_json(pred / "img7.json")
+    res.tracks.keypoint_scores[1] = 0.0
+    write_result_json(res, pred / "img7.json")
+    out = results_to_coco(pred, gt)
+    assert len(out) == 1 and out[0]["score"] == pytest.approx(0.9 * 0.9, rel=1e-3)

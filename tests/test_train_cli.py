@@ -252,3 +252,32 @@ def test_zero_clips_is_a_one_line_usage_error_not_the_default(trained, capsys):
     assert main(["test", str(trained / "model.safetensors"), "--clips", "0", "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--clips" in err and "expected an integer >= 1, got 0" in err
+
+
+def test_frames_with_a_box_but_no_keypoint_are_not_posed_frames(tmp_path):
+    """A detector's box-only rows (keypoint scores 0) give the skeleton model nothing: a track with
+    fewer posed frames than --min-frames gets no actions, and box-only frames are cut out."""
+    from humact.recognize.skeleton import Recognizer
+    from humact.types import PoseTracks
+
+    rec = Recognizer.from_checkpoint(_jhmdb_checkpoint(tmp_path / "m.safetensors"))
+    kp = _person("wave", np.random.default_rng(0))
+    t = kp.shape[1]
+    ks = np.ones((1, t, 17), np.float32)
+    ks[0, 5:] = 0.0                                  # seen on every frame, posed on 5
+
+    def tracks(k, s):
+        return PoseTracks(track_ids=np.array([0]), keypoints=k, keypoint_scores=s,
+                          boxes=np.zeros((1, t, 4)), box_scores=np.ones((1, t)), valid=np.ones((1, t), bool))
+
+    out = rec.recognize_tracks(tracks(kp, ks), min_frames=8)
+    assert "seen on 5 frames, fewer than the 8 needed" in out.reasons[0] and not out.scores.any()
+    # Box-only frames inserted between posed frames change nothing: they are cut out first.
+    ks2 = np.ones((1, t + 4, 17), np.float32)
+    ks2[0, 10:14] = 0.0
+    kp2 = np.concatenate([kp[:, :10], np.zeros((1, 4, 17, 2), np.float32), kp[:, 10:]], axis=1)
+    t2 = t + 4
+    with_gap = PoseTracks(track_ids=np.array([0]), keypoints=kp2, keypoint_scores=ks2, boxes=np.zeros((1, t2, 4)),
+                          box_scores=np.ones((1, t2)), valid=np.ones((1, t2), bool))
+    np.testing.assert_allclose(rec.recognize_tracks(with_gap).scores, rec.recognize_tracks(tracks(kp, np.ones((1, t, 17)))).scores,
+                               atol=1e-6)

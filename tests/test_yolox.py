@@ -190,3 +190,68 @@ def test_the_assistant_scans_less_often_while_its_scans_find_nobody():
 def test_the_assistant_keeps_scanning_every_10_frames_while_scans_find_people():
     # Each scan finds people, whom the assistant then loses at once: every 10 frames.
     assert _scan_frames("scan") == list(range(0, 110, 10))
+
+
+def _pose_rows(boxes):
+    """Detections of poses whose keypoints fill each box (scores 0.9)."""
+    from humact.types import Detections
+
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    kp = np.stack([np.stack([np.linspace(b[0], b[2], 17), np.linspace(b[1], b[3], 17)], 1) for b in boxes]) \
+        if len(boxes) else np.zeros((0, 17, 2))
+    return Detections(frame=np.zeros(len(boxes), np.int64), xyxy=boxes, score=np.full(len(boxes), 0.9),
+                      keypoints=kp, keypoint_scores=np.full((len(boxes), 17), 0.9))
+
+
+def test_a_detector_box_no_pose_accounts_for_becomes_a_box_only_row():
+    from humact.perception.topdown import box_only_rows
+
+    boxes = np.array([[0, 0, 100, 200], [200, 0, 340, 250], [400, 0, 500, 200]], np.float32)
+    # Pose 1 is box 0's (IoU 0.8); pose 2 is a small person standing inside box 1 (a background
+    # person behind a close-up): it does not account for the large box.
+    poses = _pose_rows([[0, 10, 100, 200], [210, 10, 240, 60]])
+    rows = box_only_rows(boxes, np.array([0.9, 0.4, 0.2], np.float32), poses, 7, max_rows=10)
+    assert rows.xyxy.tolist() == boxes[1:].tolist() and rows.score.tolist() == pytest.approx([0.4, 0.2])
+    assert (rows.keypoint_scores == 0).all() and (rows.frame == 7).all() and rows.landmarks is not None
+    assert len(box_only_rows(boxes, np.ones(3), poses, 7, max_rows=1)) == 1
+    # A cut-off person's landmark box spreads beyond the detector box and covers it: the pose's.
+    assert len(box_only_rows(boxes[1:2], np.ones(1), _pose_rows([[150, 0, 340, 256]]), 0, max_rows=5)) == 0
+
+
+class _Boxes:
+    """A fake person detector: the same boxes and scores on every frame."""
+
+    def __init__(self, xyxy, score):
+        from humact.perception.yolox import PersonBoxes
+
+        self.out = PersonBoxes(np.asarray(xyxy, np.float32), np.asarray(score, np.float32))
+
+    def __call__(self, frame):
+        return self.out
+
+
+def test_low_score_boxes_get_no_landmark_pass_and_only_continue_tracks():
+    from humact.perception.model_files import ModelFilesMissing
+    from humact.perception.pipeline import ExtractConfig, make_tracker
+    from humact.perception.topdown import TopDownBackend
+
+    try:
+        backend = TopDownBackend(detector=_Boxes([[10, 10, 60, 90], [100, 10, 150, 90]], [0.9, 0.15]),
+                                 min_box_score=0.3, low_box_score=0.1, detect_every=5)
+    except ModelFilesMissing as e:
+        pytest.skip(f"model files missing: {e}")
+    calls = []
+    backend.landmark_model = lambda frame, roi: calls.append(roi) or None    # finds nobody, counts its passes
+    frame = np.zeros((100, 160, 3), np.uint8)
+    det = backend(frame, 0)
+    assert det.score.tolist() == pytest.approx([0.9, 0.15]) and (det.keypoint_scores == 0).all()
+    assert {round(r.cx) for r in calls} == {35}            # only the 0.9 box was given to the landmark model
+    # Box-only people can only be followed by the detector: it runs on the next frame too, and the
+    # box that gave no pose is not tried again until the next scheduled detector frame.
+    calls.clear()
+    assert len(backend(frame, 1)) == 2 and calls == []
+    tracker = make_tracker(ExtractConfig(), 30.0, backend)
+    assert tracker.new_track_score == pytest.approx(0.3)
+    assert TopDownBackend(detector=_Boxes(np.zeros((0, 4)), []), keep_boxes=False).low_box_score == 0.3
+    with pytest.raises(ValueError, match="low_box_score"):
+        TopDownBackend(detector=_Boxes(np.zeros((0, 4)), []), min_box_score=0.3, low_box_score=0.5)

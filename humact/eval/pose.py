@@ -154,6 +154,8 @@ def results_to_coco(pred_dir: str | os.PathLike, gt, *, keypoint_threshold: floa
         for m in np.flatnonzero(tracks.valid[:, 0]):
             kp = tracks.keypoints[m, 0].astype(np.float64)
             ks = tracks.keypoint_scores[m, 0].astype(np.float64)
+            if not ks.any():
+                continue   # a box-only person (a detector box the pose model found no pose in): no keypoints to score
             good = ks > keypoint_threshold
             pose_score = float(ks[good].mean()) if good.any() else 0.0
             flat = np.concatenate([kp, ks[:, None]], axis=1).reshape(-1)

@@ -33,7 +33,7 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
+__all__ = ["TopDownBackend", "box_only_rows", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
@@ -83,12 +83,21 @@ class TopDownBackend:
         num_threads: threads of each runtime.
         detect_every: run the detector on frame 0 and then every N frames (and whenever
             nobody is followed); in between people are followed with their landmark ROI.
-        min_box_score: detector person-score threshold.
+        min_box_score: detector person score from which a box gets landmark passes and
+            may start a track (`track_start_score`).
+        low_box_score: boxes from this score up to `min_box_score` get no landmark pass;
+            with `keep_boxes` they are box-only rows that can only continue a track (the
+            tracker's `new_track_score`): ByteTrack's use of low-score boxes, which are
+            mostly people partly hidden or cut off, not new people.
         refine_passes: landmark passes in the landmarks' own ROI after the first pass in
             a box ROI (0 = keep the box ROI's pose).
         follow_iou: a detector box whose IoU with a followed person's landmark box exceeds
             this is that person (no new landmark pass).
         min_presence: BlazePose pose presence threshold.
+        keep_boxes: a detector box that no pose of this frame covers is still a person:
+            a row with the detector's box and score and no keypoint (scores 0). People
+            cut off by the frame (a close-up whose body is mostly outside it) give the
+            detector a box but the landmark model no pose; `docs/yolox.md` measures it.
         max_persons, merge_distance, merge_iou, outside_score_cap: as in `BlazePoseBackend`.
 
     Attributes:
@@ -99,20 +108,27 @@ class TopDownBackend:
 
     def __init__(self, *, detector=None, detector_model: str | os.PathLike | None = None,
                  model_dir: str | os.PathLike | None = None, num_threads: int = 2, detect_every: int = 1,
-                 min_box_score: float = 0.3, refine_passes: int = 1, follow_iou: float = 0.5,
+                 min_box_score: float = 0.3, low_box_score: float = 0.1, refine_passes: int = 1, follow_iou: float = 0.5,
                  min_presence: float = 0.5, max_persons: int = 20, merge_distance: float = 0.1,
-                 merge_iou: float = 0.65, outside_score_cap: float = 0.1, verify_models: bool = True) -> None:
+                 merge_iou: float = 0.65, outside_score_cap: float = 0.1, keep_boxes: bool = True,
+                 verify_models: bool = True) -> None:
         from humact.perception.model_files import find_detector, find_models
 
         if detect_every < 1:
             raise ValueError(f"detect_every: expected an integer >= 1, got {detect_every}")
         if refine_passes < 0:
             raise ValueError(f"refine_passes: expected >= 0, got {refine_passes}")
+        if not 0 <= low_box_score <= min_box_score:
+            raise ValueError(f"low_box_score: expected in [0, min_box_score = {min_box_score}], got {low_box_score}")
+        self.min_box_score = float(min_box_score)
+        self.low_box_score = float(low_box_score) if keep_boxes else float(min_box_score)
+        #: The tracker starts tracks only from rows scoring at least this (`pipeline.make_tracker`).
+        self.track_start_score = self.min_box_score
         if detector is None:
             from humact.perception.yolox import YoloxDetector
 
             path = find_detector(model_dir, path=detector_model, verify=verify_models)
-            detector = YoloxDetector(path, num_threads=num_threads, min_score=min_box_score)
+            detector = YoloxDetector(path, num_threads=num_threads, min_score=self.low_box_score)
         self.detector = detector
         paths = find_models(model_dir, verify=verify_models, files={"landmarks": _landmark_file()})
         self.landmark_model = LandmarkModel(paths["landmarks"], num_threads=num_threads, min_presence=min_presence)
@@ -123,13 +139,16 @@ class TopDownBackend:
         self.merge_distance = float(merge_distance)
         self.merge_iou = float(merge_iou)
         self.outside_score_cap = float(outside_score_cap)
+        self.keep_boxes = bool(keep_boxes)
         self._persons: list[Person] = []
         self._frames_seen = 0
+        self._box_only = np.zeros((0, 4), np.float32)   # last frame's box-only persons
         self.times: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
 
     def reset(self) -> None:
         self._persons = []
         self._frames_seen = 0
+        self._box_only = np.zeros((0, 4), np.float32)
 
     def pose_in_box(self, frame: np.ndarray, box: np.ndarray) -> Person | None:
         """Landmarks of the person in `box`: a pass in each of the box's ROIs
@@ -169,13 +188,23 @@ class TopDownBackend:
                 found.append(p)
         t1 = clock()
         self.times["landmarks"] += t1 - t0
-        if not found or self._frames_seen % self.detect_every == 0:
+        boxes = None
+        # A box-only person (no pose) can only be followed by the detector: it runs again on
+        # the frame after one, whatever `detect_every` says.
+        scheduled = self._frames_seen % self.detect_every == 0
+        if not found or scheduled or len(self._box_only):
             boxes = self.detector(frame)
+            keep = boxes.score >= self.low_box_score
+            boxes = type(boxes)(xyxy=boxes.xyxy[keep], score=boxes.score[keep])
             t2 = clock()
             self.times["detect"] += t2 - t1
             followed = list(found)
-            for box in boxes.xyxy:
+            for box in boxes.xyxy[boxes.score >= self.min_box_score]:
                 if self._is_followed(box, followed):
+                    continue
+                # A box where the landmark model found no pose on the previous frame is
+                # tried again only on the scheduled detector frames (2-3 passes a try).
+                if not scheduled and len(self._box_only) and (box_iou(box, self._box_only)[0] > self.follow_iou).any():
                     continue
                 p = self.pose_in_box(frame, box)
                 if p is not None:
@@ -185,7 +214,49 @@ class TopDownBackend:
         self._frames_seen += 1
         self._persons = merge_persons(found, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
                                       max_persons=self.max_persons)
-        return to_detections(self._persons, frame_index, w, h, outside_score_cap=self.outside_score_cap)
+        det = to_detections(self._persons, frame_index, w, h, outside_score_cap=self.outside_score_cap)
+        self._box_only = np.zeros((0, 4), np.float32)
+        if self.keep_boxes and boxes is not None and len(boxes):
+            extra = box_only_rows(boxes.xyxy, boxes.score, det, frame_index, max_rows=self.max_persons - len(det))
+            self._box_only = extra.xyxy
+            det = Detections.merge([det, extra])
+        return det
+
+
+#: A detector box is some pose's when their IoU is above this, or when the pose's box covers
+#: this share of the detector box (a cut-off person's landmark box spreads beyond it).
+BOX_POSE_IOU = 0.3
+BOX_POSE_COVER = 0.6
+
+
+def box_only_rows(xyxy: np.ndarray, score: np.ndarray, poses: Detections, frame_index: int, *,
+                  max_rows: int) -> Detections:
+    """Rows for the detector boxes that none of `poses` accounts for: the box and its score,
+    keypoints at the box centre with score 0 (no keypoint found), landmarks zero. A small
+    pose inside a large box (a person behind a close-up) does not account for it."""
+    keep = []
+    for i, box in enumerate(np.asarray(xyxy, np.float32)):
+        if len(keep) >= max(max_rows, 0):
+            break
+        if len(poses):
+            pb = poses.xyxy
+            iw = np.clip(np.minimum(box[2], pb[:, 2]) - np.maximum(box[0], pb[:, 0]), 0, None)
+            ih = np.clip(np.minimum(box[3], pb[:, 3]) - np.maximum(box[1], pb[:, 1]), 0, None)
+            cover = iw * ih / max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
+            if (box_iou(box, pb)[0] > BOX_POSE_IOU).any() or (cover >= BOX_POSE_COVER).any():
+                continue
+        keep.append(i)
+    n = len(keep)
+    if n == 0:
+        return Detections.empty(with_landmarks=True)
+    boxes = np.asarray(xyxy, np.float32)[keep]
+    centre = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], 1)
+    return Detections(frame=np.full(n, frame_index, np.int64), xyxy=boxes,
+                      score=np.asarray(score, np.float32)[keep],
+                      keypoints=np.repeat(centre[:, None, :], 17, axis=1).astype(np.float32),
+                      keypoint_scores=np.zeros((n, 17), np.float32),
+                      landmarks=np.zeros((n, 33, 3), np.float32), landmark_scores=np.zeros((n, 33), np.float32),
+                      world_landmarks=np.zeros((n, 33, 3), np.float32))
 
 
 def _landmark_file():

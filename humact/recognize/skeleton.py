@@ -223,8 +223,9 @@ class Recognizer:
 
         Each track is cut to the frames it was seen in; for a "jhmdb15" model its joints are derived
         with `coco17_to_jhmdb15`; the model's recipe then normalises and samples them exactly as its
-        training data was. Tracks seen on fewer than `min_frames` frames get no actions and a reason.
-        `frame_shape` (h, w) is the video's, for recipes that normalise by the frame.
+        training data was. Tracks posed on fewer than `min_frames` frames get no actions and a reason;
+        a frame where the track has a box but no keypoint (a detector's box-only person, score 0
+        everywhere) is not a posed frame. `frame_shape` (h, w) is the video's, for recipes that normalise by the frame.
         """
         if zoo.get(self.kind).input == "rgbpose":
             raise InputError(f"{self.name}: {self.kind} recognises a whole video from its frames and poses, not "
@@ -239,7 +240,7 @@ class Recognizer:
         reasons = []
         with_score = self.model_in_channels() == 3 or zoo.get(self.kind).input == "heatmap"
         for m in range(tracks.num_persons):
-            seen = tracks.valid[m]
+            seen = tracks.valid[m] & (tracks.keypoint_scores[m].max(-1) > 0)
             if seen.sum() < min_frames:
                 reasons.append(f"seen on {int(seen.sum())} frames, fewer than the {min_frames} needed")
                 continue
