@@ -67,6 +67,11 @@ def _wrestlers(result, *, filled: bool = False) -> tuple[np.ndarray, np.ndarray]
     return (big & (cx < m.width / 2)).any(0), (big & (cx >= m.width / 2)).any(0)
 
 
+def _both_wrestlers(result) -> tuple[int, int]:
+    """Frames with both wrestlers: seen, and counting filled rows."""
+    return tuple(int(np.logical_and(*_wrestlers(result, filled=f)).sum()) for f in (False, True))
+
+
 def test_hug_both_people_are_found_on_all_72_frames(hug):
     assert hug.meta.num_frames == 72
     assert (_people_per_frame(hug) >= 2).sum() == 72
@@ -131,17 +136,15 @@ def test_armwrestling_gap_filling_adds_rows_only_between_two_sightings_of_a_trac
     for p in range(t.num_persons):
         f = np.flatnonzero(t.seen[p])
         assert not t.filled[p, : f[0]].any() and not t.filled[p, f[-1] + 1:].any()
-    left, right = _wrestlers(arm)
-    fl, fr = _wrestlers(arm, filled=True)
-    assert (left & right).sum() >= 50 and (fl & fr).sum() >= 120
+    seen, filled = _both_wrestlers(arm)
+    assert seen >= 50 and filled >= 120
 
 
 @pytest.mark.xfail(strict=True, reason="issue target not reached by the default: both wrestlers seen on 56 "
                                        "of 280 frames (133 with filled gaps); MoveNet scores the cut-off "
                                        "close-ups below 0.1 and the right wrestler is mostly out of the frame")
 def test_armwrestling_both_wrestlers_are_found_on_at_least_220_frames(arm):
-    left, right = _wrestlers(arm)
-    assert (left & right).sum() >= 220
+    assert _both_wrestlers(arm)[0] >= 220
 
 
 @pytest.mark.xfail(strict=True, reason="issue target not reached by the default: 11 ids, 6 seen >= 1 s, of "
@@ -164,9 +167,8 @@ def test_armwrestling_yolox_finds_the_right_wrestler_as_one_track_from_its_boxes
 def test_armwrestling_yolox_both_wrestlers_on_220_frames_with_filled_gaps(arm_yolox):
     """Measured: someone on 280 frames; both wrestlers seen on 211, 227 with filled gaps."""
     assert (_people_per_frame(arm_yolox) >= 1).sum() >= 270
-    left, right = _wrestlers(arm_yolox)
-    fl, fr = _wrestlers(arm_yolox, filled=True)
-    assert (left & right).sum() >= 200 and (fl & fr).sum() >= 220
+    seen, filled = _both_wrestlers(arm_yolox)
+    assert seen >= 200 and filled >= 220
 
 
 @pytest.mark.xfail(strict=True, reason="issue target not reached by `yolox`: 21 ids, 14 seen >= 1 s: YOLOX "
