@@ -255,3 +255,19 @@ def test_low_score_boxes_get_no_landmark_pass_and_only_continue_tracks():
     assert TopDownBackend(detector=_Boxes(np.zeros((0, 4)), []), keep_boxes=False).low_box_score == 0.3
     with pytest.raises(ValueError, match="low_box_score"):
         TopDownBackend(detector=_Boxes(np.zeros((0, 4)), []), min_box_score=0.3, low_box_score=0.5)
+
+
+def test_a_pose_is_held_to_its_detector_box():
+    """The landmark ROI is 1.25-2.5 times the box: joints the model puts far outside the box it came
+    from (a cut-off person's unseen hips on the table) are capped, and the row takes the detector box."""
+    from humact.perception.topdown import within_boxes
+
+    pose = _pose_rows([[0, 0, 300, 250]])            # keypoints spread from x 0 to 300
+    box = np.array([[0, 0, 200, 250]], np.float32)    # the detector's box of that person
+    out = within_boxes(pose, box, margin=0.15, score_cap=0.1)
+    far = pose.keypoints[0, :, 0] > 230               # beyond 200 + 0.15 x 200
+    assert far.any() and (out.keypoint_scores[0, far] == pytest.approx(0.1)) and (out.keypoint_scores[0, ~far] == 0.9).all()
+    assert out.xyxy[0].tolist() == box[0].tolist() and pose.xyxy[0].tolist() == [0, 0, 300, 250]   # input unchanged
+    # A pose no detector box matches is left alone.
+    alone = within_boxes(pose, np.array([[400, 0, 450, 50]], np.float32), margin=0.15, score_cap=0.1)
+    assert alone.xyxy[0].tolist() == [0, 0, 300, 250] and (alone.keypoint_scores == 0.9).all()

@@ -111,7 +111,7 @@ class TopDownBackend:
                  min_box_score: float = 0.3, low_box_score: float = 0.1, refine_passes: int = 1, follow_iou: float = 0.5,
                  min_presence: float = 0.5, max_persons: int = 20, merge_distance: float = 0.1,
                  merge_iou: float = 0.65, outside_score_cap: float = 0.1, keep_boxes: bool = True,
-                 verify_models: bool = True) -> None:
+                 box_margin: float | None = 0.15, verify_models: bool = True) -> None:
         from humact.perception.model_files import find_detector, find_models
 
         if detect_every < 1:
@@ -140,6 +140,7 @@ class TopDownBackend:
         self.merge_iou = float(merge_iou)
         self.outside_score_cap = float(outside_score_cap)
         self.keep_boxes = bool(keep_boxes)
+        self.box_margin = box_margin
         self._persons: list[Person] = []
         self._frames_seen = 0
         self._box_only = np.zeros((0, 4), np.float32)   # last frame's box-only persons
@@ -215,12 +216,42 @@ class TopDownBackend:
         self._persons = merge_persons(found, merge_distance=self.merge_distance, merge_iou=self.merge_iou,
                                       max_persons=self.max_persons)
         det = to_detections(self._persons, frame_index, w, h, outside_score_cap=self.outside_score_cap)
+        if self.box_margin is not None and boxes is not None and len(boxes):
+            det = within_boxes(det, boxes.xyxy, margin=self.box_margin, score_cap=self.outside_score_cap)
         self._box_only = np.zeros((0, 4), np.float32)
         if self.keep_boxes and boxes is not None and len(boxes):
             extra = box_only_rows(boxes.xyxy, boxes.score, det, frame_index, max_rows=self.max_persons - len(det))
             self._box_only = extra.xyxy
             det = Detections.merge([det, extra])
         return det
+
+
+def within_boxes(poses: Detections, xyxy: np.ndarray, *, margin: float, score_cap: float) -> Detections:
+    """Each pose held to the detector box it came from: the box of highest IoU with the pose's
+    (at least `BOX_POSE_IOU`, or covering `BOX_POSE_COVER` of the detector box) becomes the row's
+    box, and keypoints outside it grown by `margin` of its size get their score capped at
+    `score_cap` (a landmark ROI is 1.25-2.5 times the box, and the model places a cut-off
+    person's unseen joints on the table or the next person). Rows matching no box are unchanged."""
+    if not len(poses) or not len(xyxy):
+        return poses
+    xyxy = np.asarray(xyxy, np.float32)
+    out = poses[np.arange(len(poses))]   # a copy
+    for i in range(len(out)):
+        pb = out.xyxy[i]
+        iou = box_iou(pb, xyxy)[0]
+        iw = np.clip(np.minimum(pb[2], xyxy[:, 2]) - np.maximum(pb[0], xyxy[:, 0]), 0, None)
+        ih = np.clip(np.minimum(pb[3], xyxy[:, 3]) - np.maximum(pb[1], xyxy[:, 1]), 0, None)
+        cover = iw * ih / np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
+        ok = (iou > BOX_POSE_IOU) | (cover >= BOX_POSE_COVER)
+        if not ok.any():
+            continue
+        b = xyxy[int(np.argmax(np.where(ok, iou, -1.0)))]
+        mx, my = margin * (b[2] - b[0]), margin * (b[3] - b[1])
+        kp = out.keypoints[i]
+        outside = (kp[:, 0] < b[0] - mx) | (kp[:, 0] > b[2] + mx) | (kp[:, 1] < b[1] - my) | (kp[:, 1] > b[3] + my)
+        out.keypoint_scores[i, outside] = np.minimum(out.keypoint_scores[i, outside], score_cap)
+        out.xyxy[i] = b
+    return out
 
 
 #: A detector box is some pose's when their IoU is above this, or when the pose's box covers
