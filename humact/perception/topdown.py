@@ -33,7 +33,7 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "box_only_rows", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
+__all__ = ["TopDownBackend", "box_only_rows", "within_boxes", "pose_box_match", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
@@ -236,16 +236,9 @@ def within_boxes(poses: Detections, xyxy: np.ndarray, *, margin: float, score_ca
         return poses
     xyxy = np.asarray(xyxy, np.float32)
     out = poses[np.arange(len(poses))]   # a copy
-    for i in range(len(out)):
-        pb = out.xyxy[i]
-        iou = box_iou(pb, xyxy)[0]
-        iw = np.clip(np.minimum(pb[2], xyxy[:, 2]) - np.maximum(pb[0], xyxy[:, 0]), 0, None)
-        ih = np.clip(np.minimum(pb[3], xyxy[:, 3]) - np.maximum(pb[1], xyxy[:, 1]), 0, None)
-        cover = iw * ih / np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
-        ok = (iou > BOX_POSE_IOU) | (cover >= BOX_POSE_COVER)
-        if not ok.any():
-            continue
-        b = xyxy[int(np.argmax(np.where(ok, iou, -1.0)))]
+    iou, match = pose_box_match(out.xyxy, xyxy)
+    for i in np.flatnonzero(match.any(1)):
+        b = xyxy[int(np.argmax(np.where(match[i], iou[i], -1.0)))]
         mx, my = margin * (b[2] - b[0]), margin * (b[3] - b[1])
         kp = out.keypoints[i]
         outside = (kp[:, 0] < b[0] - mx) | (kp[:, 0] > b[2] + mx) | (kp[:, 1] < b[1] - my) | (kp[:, 1] > b[3] + my)
@@ -260,23 +253,26 @@ BOX_POSE_IOU = 0.3
 BOX_POSE_COVER = 0.6
 
 
+def pose_box_match(pose_xyxy: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(iou (n, m), match (n, m)): pose box i and detector box j are one person when their IoU is
+    above `BOX_POSE_IOU` or pose box i covers `BOX_POSE_COVER` of detector box j."""
+    a = np.asarray(pose_xyxy, np.float32)[:, None, :]
+    b = np.asarray(box_xyxy, np.float32)[None, :, :]
+    iou = box_iou(a[:, 0], b[0])
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    cover = iw * ih / np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-6)
+    return iou, (iou > BOX_POSE_IOU) | (cover >= BOX_POSE_COVER)
+
+
 def box_only_rows(xyxy: np.ndarray, score: np.ndarray, poses: Detections, frame_index: int, *,
                   max_rows: int) -> Detections:
     """Rows for the detector boxes that none of `poses` accounts for: the box and its score,
     keypoints at the box centre with score 0 (no keypoint found), landmarks zero. A small
     pose inside a large box (a person behind a close-up) does not account for it."""
-    keep = []
-    for i, box in enumerate(np.asarray(xyxy, np.float32)):
-        if len(keep) >= max(max_rows, 0):
-            break
-        if len(poses):
-            pb = poses.xyxy
-            iw = np.clip(np.minimum(box[2], pb[:, 2]) - np.maximum(box[0], pb[:, 0]), 0, None)
-            ih = np.clip(np.minimum(box[3], pb[:, 3]) - np.maximum(box[1], pb[:, 1]), 0, None)
-            cover = iw * ih / max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
-            if (box_iou(box, pb)[0] > BOX_POSE_IOU).any() or (cover >= BOX_POSE_COVER).any():
-                continue
-        keep.append(i)
+    xyxy = np.asarray(xyxy, np.float32)
+    owned = pose_box_match(poses.xyxy, xyxy)[1].any(0) if len(poses) else np.zeros(len(xyxy), bool)
+    keep = np.flatnonzero(~owned)[:max(max_rows, 0)].tolist()
     n = len(keep)
     if n == 0:
         return Detections.empty(with_landmarks=True)
