@@ -186,6 +186,38 @@ def test_real_videos_decode_with_their_announced_frame_counts(shared):
         assert sum(1 for _ in read_frames(media / name, step=7)) == len(range(0, n, 7))
 
 
+def _pyav_rgb(path) -> list[np.ndarray]:
+    """Every frame as PyAV converts it on its own (a fresh swscale context per frame)."""
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_decoded_pixels_are_pyavs_own_rgb_conversion(tmp_path):
+    # read_frames keeps one swscale context per stream: the pixels must stay PyAV's own.
+    rng = np.random.default_rng(1)
+    path = tmp_path / "noise.mp4"
+    with VideoWriter(path, width=W, height=H, fps=25) as w:
+        for k in range(6):
+            w.write(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    ours = [rgb for _, rgb in read_frames(path)]
+    theirs = _pyav_rgb(path)
+    assert len(ours) == len(theirs) == 6
+    for a, b in zip(ours, theirs):
+        assert a.shape == (H, W, 3) and a.dtype == np.uint8
+        np.testing.assert_array_equal(a, b)
+    # frames kept across iterations are independent copies, not one reused buffer
+    assert not np.array_equal(ours[0], ours[1])
+
+
+def test_real_videos_decode_to_pyavs_own_rgb_pixels(shared):
+    for name in ("ntu_hug_1080p.avi", "armwrestling_340x256.mp4"):
+        path = shared / "data" / "media" / name
+        theirs = _pyav_rgb(path)
+        ours = dict(read_frames(path, indices=[0, 1, 40, len(theirs) - 1]))
+        for i, rgb in ours.items():
+            np.testing.assert_array_equal(rgb, theirs[i], err_msg=f"{name} frame {i}")
+
+
 # --- truncated and corrupt files -------------------------------------------------------------
 
 
