@@ -367,8 +367,9 @@ def _wanted(num_frames: int, start: int, stop: int | None, step: int, indices: I
 def _rgb_converter():
     """A function frame -> (H, W, 3) uint8 RGB that keeps one swscale context for a whole
     stream. `frame.to_ndarray(format="rgb24")` sets one up for every frame; reusing it gives
-    the same pixels (checked bit for bit on the shared videos) 1-1.5 ms sooner per 1080p frame
-    (`tests/test_video.py` checks the pixels; `benchmarks/perception.py` on the 1080p hug video: decode 5.4-6.1 against 8.9-9.3 ms a frame, 2 threads)."""
+    the same pixels (`tests/test_video.py` checks them bit for bit) sooner: decoding plus
+    conversion of the 1080p hug video took 5.4-6.1 against 8.9-9.3 ms a frame
+    (`benchmarks/perception.py`, 2 threads)."""
     from av.video.reformatter import VideoReformatter
 
     reformatter = VideoReformatter()
