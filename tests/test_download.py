@@ -56,6 +56,24 @@ def test_a_wrong_checksum_leaves_no_file_behind(server, tmp_path):
     assert not list((tmp_path / "cache").iterdir())
 
 
+def test_any_of_several_published_digests_is_accepted_and_replace_downloads_again(server, tmp_path):
+    root, base = server
+    old, new = b"export one" * 100, b"export two" * 100
+    digests = {hashlib.sha256(old).hexdigest(), hashlib.sha256(new).hexdigest()}
+    (root / "m.onnx").write_bytes(old)
+    got = fetch(f"{base}/m.onnx", dest_dir=tmp_path / "c", sha256=digests, progress=False)
+    assert got.read_bytes() == old
+    (root / "m.onnx").write_bytes(new)
+    assert fetch(f"{base}/m.onnx", dest_dir=tmp_path / "c", sha256=digests, progress=False).read_bytes() == old
+    assert fetch(f"{base}/m.onnx", dest_dir=tmp_path / "c", sha256=digests, progress=False,
+                 replace=True).read_bytes() == new
+    # a replacement that fails its check leaves the verified copy in place
+    (root / "m.onnx").write_bytes(b"tampered")
+    with pytest.raises(DownloadError, match="is not the expected one of"):
+        fetch(f"{base}/m.onnx", dest_dir=tmp_path / "c", sha256=digests, progress=False, replace=True)
+    assert got.read_bytes() == new and [p.name for p in (tmp_path / "c").iterdir()] == ["m.onnx"]
+
+
 def test_a_missing_file_or_no_network_is_one_clear_error(server, tmp_path):
     _, base = server
     with pytest.raises(DownloadError, match="404|Not Found"):

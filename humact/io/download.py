@@ -16,6 +16,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Collection
 
 from humact.errors import InputError
 from humact.io.atomic import atomic_path
@@ -52,16 +53,19 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def fetch(url: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None, name: str | None = None,
-          sha256: str | None = None, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = 60.0,
-          progress: bool = True) -> Path:
+          sha256: str | Collection[str] | None = None, max_bytes: int = MAX_DOWNLOAD_BYTES,
+          timeout: float = 60.0, progress: bool = True, replace: bool = False) -> Path:
     """The local file of `url`: downloaded into `dest_dir` (default `cache_dir()`) unless already there.
 
     Args:
         url: http(s) or file URL; a path that is not a URL is returned unchanged.
         dest_dir, name: where the file goes (default: the cache, the URL's last path component).
-        sha256: the expected hex digest; a cached or downloaded file that differs is refused
-            (and a bad download removed).
+        sha256: the expected hex digest, or the digests accepted (a file published in more
+            than one export); a cached or downloaded file that differs is refused (and a bad
+            download removed).
         max_bytes: refuse a file larger than this (announced or received).
+        replace: download again even when the file is already there (it is replaced only
+            once the new one is complete and verified).
     Raises:
         DownloadError naming the URL: no network, HTTP error, too large, wrong checksum.
     """
@@ -74,8 +78,9 @@ def fetch(url: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None, 
         raise DownloadError(f"{url}: the URL names no file")
     target = Path(dest_dir).expanduser() if dest_dir is not None else cache_dir()
     target = target / name
-    if target.is_file():
-        if sha256 is None or sha256_file(target) == sha256:
+    accepted = None if sha256 is None else {sha256} if isinstance(sha256, str) else set(sha256)
+    if target.is_file() and not replace:
+        if accepted is None or sha256_file(target) in accepted:
             return target
         raise DownloadError(f"{target}: cached copy of {url} has the wrong sha256 (delete it to download again)")
     try:
@@ -112,6 +117,8 @@ def fetch(url: str | os.PathLike, *, dest_dir: str | os.PathLike | None = None, 
                 shown.update(len(block))
             if total is not None and received != total:
                 raise DownloadError(f"{url}: received {received} of {total} bytes")
-            if sha256 is not None and digest.hexdigest() != sha256:
-                raise DownloadError(f"{url}: sha256 {digest.hexdigest()} is not the expected {sha256}")
+            if accepted is not None and digest.hexdigest() not in accepted:
+                expected = sha256 if isinstance(sha256, str) else "one of " + ", ".join(sorted(accepted))
+                raise DownloadError(f"{url}: sha256 {digest.hexdigest()} ({received} bytes) is not the expected "
+                                    f"{expected}")
     return target

