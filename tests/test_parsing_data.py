@@ -151,6 +151,39 @@ def test_perceive_frame_folder_matches_the_video(tmp_path, shared):
         perceive_frames(folder, config=cfg)
 
 
+def test_a_frame_folder_gets_the_offline_passes_of_a_file(tmp_path):
+    """A person missed on one frame of a folder keeps one id, and that frame is filled, as in a file."""
+    from PIL import Image
+
+    from humact.parsing.tracks import perceive_frames
+    from humact.perception.pipeline import ExtractConfig
+    from humact.types import Detections
+
+    class MissesFrame4:
+        name = "misses-frame-4"
+
+        def reset(self):
+            pass
+
+        def __call__(self, frame, t):
+            if t == 4:
+                return Detections.empty()
+            h, w = frame.shape[:2]
+            kp = np.stack([np.linspace(0.3, 0.7, 17) * w, np.linspace(0.2, 0.9, 17) * h + t], -1).astype(np.float32)
+            return Detections(frame=[t], xyxy=[[*kp.min(0), *kp.max(0)]], score=[0.9], keypoints=kp[None],
+                              keypoint_scores=np.full((1, 17), 0.9, np.float32))
+
+    for i in range(10):
+        Image.fromarray(np.full((64, 48, 3), 20 * i, np.uint8)).save(tmp_path / f"img_{i + 1:05d}.jpg")
+    r = perceive_frames(tmp_path, config=ExtractConfig(), backend=MissesFrame4())
+    assert r.tracks.num_persons == 1
+    assert r.tracks.valid[0].all() and r.tracks.filled is not None
+    assert np.flatnonzero(r.tracks.filled[0]).tolist() == [4]
+    assert not r.tracks.seen[0, 4] and r.tracks.seen[0].sum() == 9
+    # the filled row lies between its neighbours, as interpolation puts it
+    assert r.tracks.boxes[0, 3, 1] < r.tracks.boxes[0, 4, 1] < r.tracks.boxes[0, 5, 1]
+
+
 def test_tps_dataset_reader_keeps_the_reader_contract():
     """Mutated TPS folders (both layouts) give a dataset or a HumactError naming a file, never a crash."""
     from hypothesis import given

@@ -51,8 +51,10 @@ def perceive(video, cache: str | os.PathLike | None = None, *, config=None, back
 def perceive_frames(folder: str | os.PathLike, *, config=None, backend=None, fps: float = FRAME_FOLDER_FPS) -> VideoResult:
     """Perception over a frame folder (img_%05d.jpg from 1, as mmaction2's build_rawframes writes):
     the pipeline's per-frame steps (`pipeline.refine_and_track`, then `result_from_tracker`) on each
-    image in order. The folder holds no timing: frames are `fps` apart (the release's Kinetics clips
-    are mostly 30 fps); a gap in the numbering is an InputError naming the missing frame."""
+    image in order, and, the folder being whole like a file, the same offline passes as a file
+    (`result_from_tracker(stitch=True)`: tracklets of one person joined, short gaps filled). The
+    folder holds no timing: frames are `fps` apart (the release's Kinetics clips are mostly 30 fps);
+    a gap in the numbering is an InputError naming the missing frame."""
     from humact.io.limits import check_limit, MAX_FRAMES
     from humact.perception.pipeline import ExtractConfig, make_backend, make_tracker, refine_and_track, \
         result_from_tracker
@@ -77,7 +79,8 @@ def perceive_frames(folder: str | os.PathLike, *, config=None, backend=None, fps
         size = size or (rgb.shape[1], rgb.shape[0])
         refine_and_track(backend(rgb, t), tracker, config=config, image_size=size, frame=t, image=rgb)
     meta = VideoMeta(str(folder), size[0], size[1], fps, len(files), np.arange(len(files), dtype=np.float64) / fps)
-    return result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend))
+    return result_from_tracker(tracker, meta, config=config, backend=getattr(backend, "name", config.backend),
+                               stitch=True)
 
 
 def match_humans(tracks: PoseTracks, frame: int, humans: list[dict], thr: float = HUMAN_IOU) -> dict[int, int]:
