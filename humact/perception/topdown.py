@@ -33,7 +33,8 @@ from humact.perception.blazepose import LandmarkModel, Person, Roi, merge_person
 from humact.perception.boxes import box_iou
 from humact.types import Detections
 
-__all__ = ["TopDownBackend", "box_only_rows", "within_boxes", "pose_box_match", "LandmarkAssist", "roi_from_box", "roi_hypotheses", "same_body"]
+__all__ = ["TopDownBackend", "box_only_rows", "within_boxes", "pose_box_match", "LandmarkAssist", "roi_from_box",
+           "roi_hypotheses", "same_body"]
 
 #: The square ROI's side over the box's long side: the box is tight on the body; BlazePose's
 #: ROIs leave 25 % around it (ROI_SCALE) and the landmark model wants the limbs inside.
